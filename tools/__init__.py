@@ -1,0 +1,1 @@
+"""The `racer` command line and scripts: flash, analyze, bench. May import anything, lazily."""

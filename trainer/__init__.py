@@ -1,0 +1,1 @@
+"""Training: reward-function API, PPO in TensorFlow, evaluation, TFLite export and parity."""
