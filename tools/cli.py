@@ -3,7 +3,7 @@
 `racer --help` and the car-side subcommands (drive, calibrate, models, firmware) must
 start without TensorFlow, albumentations or gymnasium, so nothing heavy is imported here.
 Each subcommand lives in its own module `tools/cmd_<name>.py` exposing
-`main(argv: list[str]) -> int`.
+`main(argv: list[str]) -> int`; the first line of its docstring is its help line.
 
 Errors: any exception carrying an integer `exit_code` attribute (every package's
 `errors.py` base class has one) is bad input or a refused operation; it is printed as one
@@ -13,29 +13,51 @@ traceback unless `--debug` is given.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import os
 import sys
+from pathlib import Path
 
-# name -> (module, one-line help). Order is the order `racer --help` shows.
-COMMANDS: dict[str, tuple[str, str]] = {
-    "tracks": ("tools.cmd_tracks", "list, show, inspect and import tracks"),
-    "sim": ("tools.cmd_sim", "view the simulator: MP4 of a pure-pursuit lap, preset grids"),
-    "new": ("tools.cmd_new", "guided wizard that creates a model folder"),
-    "train": ("tools.cmd_train", "train a policy with PPO from camera pixels"),
-    "eval": ("tools.cmd_eval", "time-trial evaluation of a run or bundle"),
-    "export": ("tools.cmd_export", "convert a run to a TFLite model bundle"),
-    "keys": ("tools.cmd_keys", "make ed25519 keys for signing bundles"),
-    "models": ("tools.cmd_models", "the car's model store: list, install, activate, rollback"),
-    "flash": ("tools.cmd_flash", "install a bundle on a car over SSH or into a store"),
-    "firmware": ("tools.cmd_firmware", "build and flash the MicroPython motor-controller firmware"),
-    "drive": ("tools.cmd_drive", "drive the car (console, headless, or hardware-in-the-loop sim)"),
-    "calibrate": ("tools.cmd_calibrate", "calibrate steering, throttle, speed, battery, camera"),
-    "analyze": ("tools.cmd_analyze", "HTML report with plots from training or car logs"),
-    "compare": ("tools.cmd_compare", "compare training runs side by side"),
-    "race": ("tools.cmd_race", "time-trial race of several models with a leaderboard"),
-    "bench": ("tools.cmd_bench", "benchmarks: sim, train, car"),
-}
+# The order `racer --help` shows; commands are the modules tools/cmd_<name>.py that exist,
+# each described by the first line of its docstring (read without importing it).
+ORDER = (
+    "tracks",
+    "sim",
+    "new",
+    "train",
+    "eval",
+    "export",
+    "keys",
+    "models",
+    "flash",
+    "firmware",
+    "drive",
+    "calibrate",
+    "analyze",
+    "compare",
+    "race",
+    "bench",
+)
+
+
+def _discover() -> dict[str, tuple[str, str]]:
+    """name -> (module, one-line help) for every tools/cmd_<name>.py."""
+    found: dict[str, tuple[str, str]] = {}
+    for path in sorted(Path(__file__).parent.glob("cmd_*.py")):
+        name = path.stem.removeprefix("cmd_")
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        doc = (ast.get_docstring(tree) or "").strip().splitlines()
+        help_ = doc[0] if doc else ""
+        # docstrings read "`racer NAME ...`: what it does." -> keep what it does
+        if help_.startswith("`") and "`:" in help_:
+            help_ = help_.split("`:", 1)[1].strip()
+        found[name] = (f"tools.cmd_{name}", help_.rstrip("."))
+    rank = {n: i for i, n in enumerate(ORDER)}
+    return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(ORDER)), kv[0])))
+
+
+COMMANDS: dict[str, tuple[str, str]] = _discover()
 
 
 def _usage() -> str:
