@@ -16,3 +16,40 @@ class MetadataError(VehicleError):
 
 class ObservationError(VehicleError):
     """A camera frame cannot be turned into the model's observation."""
+
+
+class ModelError(VehicleError):
+    """A TFLite model is missing, corrupt, or its signature disagrees with its metadata."""
+
+
+class InferenceBackendError(ModelError):
+    """No TFLite interpreter (ai_edge_litert, tflite_runtime, TensorFlow) can be imported."""
+
+
+class CameraError(VehicleError):
+    """A camera cannot be opened, stopped delivering frames, or returned a broken frame."""
+
+
+class CameraStalled(CameraError):
+    """No frame arrived within the camera's timeout."""
+
+
+class LinkError(VehicleError):
+    """The serial link to the motor controller is broken (port gone, closed, unusable)."""
+
+
+class LinkTimeout(LinkError):
+    """The motor controller stopped answering: nothing valid received within the timeout."""
+
+
+class ProtocolError(LinkError):
+    """The motor controller answered with something the protocol does not allow
+    (wrong firmware version, a refused command)."""
+
+
+class PulseError(VehicleError):
+    """A pulse calibration or a speed curve is out of range or inconsistent."""
+
+
+class DriveError(VehicleError):
+    """The drive loop refuses to start (model and calibration disagree, bad options)."""
