@@ -239,9 +239,7 @@ def parse_metadata(data: Any, source: str = "model_metadata") -> ModelMetadata:
     space = _parse_action_space(data["action_space"], kind, source)
     algo = str(data.get("training_algorithm", "clipped_ppo")).strip().lower()
     if algo not in ("clipped_ppo", "sac"):
-        raise MetadataError(
-            f"{source}: training_algorithm {algo!r} is not 'clipped_ppo' or 'sac'"
-        )
+        raise MetadataError(f"{source}: training_algorithm {algo!r} is not 'clipped_ppo' or 'sac'")
     if algo == "sac" and kind != "continuous":
         raise MetadataError(f"{source}: training_algorithm 'sac' needs a continuous action space")
     network = str(data.get("neural_network", "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW")).strip()
