@@ -1,0 +1,126 @@
+"""Import and export of AWS DeepRacer's `calibration.json` (deepracer-compat.md 6.2).
+
+DeepRacer stores `{"version": ..., "Calibration": {"Servo": {...}, "Motor": {...}}}` where
+each channel has integer `min`, `mid`, `max` in NANOSECONDS of PWM duty and `polarity` +-1;
+the servo node refuses anything but min < mid < max. openracer keeps microseconds, so an
+import rounds to the nearest microsecond (the factory motor max 1 603 500 ns becomes
+1604 us, half a microsecond off, far below what an ESC resolves) and an export writes
+whole microseconds as nanoseconds (`vehicle.pulses.ChannelCalibration` does the unit
+conversion both ways). Only the pulse widths travel: steering angles, the
+speed curve, battery compensation and camera settings have no DeepRacer equivalent and are
+kept from the calibration passed to `import_deepracer`.
+
+Runs on the car: no Textual, no training stack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from calibration.errors import CalibrationValueError, DeepRacerFormatError
+from calibration.model import Calibration, SteeringCalibration, ThrottleCalibration, make_channel
+
+DEEPRACER_VERSION = "1.0"
+"""The `version` written on export (DeepRacer's servo node writes a string version)."""
+FACTORY_SERVO_NS = {"min": 1_200_000, "mid": 1_450_000, "max": 1_700_000, "polarity": 1}
+"""DeepRacer factory steering defaults (servo_mgr.hpp)."""
+FACTORY_MOTOR_NS = {"min": 1_311_000, "mid": 1_446_000, "max": 1_603_500, "polarity": -1}
+"""DeepRacer factory ESC defaults (servo_mgr.hpp)."""
+
+
+def _channel(data: dict[str, Any], key: str, source: str) -> dict[str, int]:
+    chan = data.get(key)
+    if not isinstance(chan, dict):
+        raise DeepRacerFormatError(
+            f"{source}: 'Calibration.{key}' is missing or not an object; a DeepRacer "
+            'calibration.json looks like {"Calibration": {"Servo": {"min": ..., "mid": ..., '
+            '"max": ..., "polarity": 1}, "Motor": {...}}}'
+        )
+    out: dict[str, int] = {}
+    for name in ("min", "mid", "max", "polarity"):
+        value = chan.get(name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+            raise DeepRacerFormatError(
+                f"{source}: Calibration.{key}.{name} = {value!r} is not an integer "
+                "(DeepRacer stores nanoseconds as integers)"
+            )
+        out[name] = int(value)
+    if not out["min"] < out["mid"] < out["max"]:
+        raise DeepRacerFormatError(
+            f"{source}: Calibration.{key} has min {out['min']} ns, mid {out['mid']} ns, "
+            f"max {out['max']} ns; DeepRacer (and openracer) need min < mid < max"
+        )
+    return out
+
+
+def _us(chan: dict[str, int]) -> tuple[int, int, int, int]:
+    # the rounding of `ChannelCalibration.from_deepracer_ns` (1 603 500 ns -> 1604 us)
+    return (
+        round(chan["min"] / 1000),
+        round(chan["mid"] / 1000),
+        round(chan["max"] / 1000),
+        chan["polarity"],
+    )
+
+
+def from_deepracer_dict(
+    data: Any, *, base: Calibration | None = None, source: str = "calibration.json"
+) -> Calibration:
+    """The calibration described by a parsed DeepRacer `calibration.json`, with every field
+    DeepRacer does not have taken from `base` (defaults when None)."""
+    if not isinstance(data, dict) or not isinstance(data.get("Calibration"), dict):
+        raise DeepRacerFormatError(
+            f"{source}: no 'Calibration' object at the top level; is this DeepRacer's "
+            "/opt/aws/deepracer/calibration.json?"
+        )
+    servo = _channel(data["Calibration"], "Servo", source)
+    motor = _channel(data["Calibration"], "Motor", source)
+    base = base or Calibration()
+    try:
+        steering = SteeringCalibration(
+            make_channel("steering", *_us(servo)),
+            left_deg=base.steering.left_deg,
+            right_deg=base.steering.right_deg,
+        )
+        throttle = ThrottleCalibration(make_channel("throttle", *_us(motor)))
+    except CalibrationValueError as exc:
+        raise DeepRacerFormatError(f"{source}: {exc}") from exc
+    return replace(base, steering=steering, throttle=throttle)
+
+
+def to_deepracer_dict(cal: Calibration) -> dict[str, Any]:
+    """DeepRacer's `calibration.json` layout for `cal` (nanoseconds, polarity)."""
+
+    return {
+        "version": DEEPRACER_VERSION,
+        "Calibration": {
+            "Servo": cal.steering.channel.to_deepracer_ns(),
+            "Motor": cal.throttle.channel.to_deepracer_ns(),
+        },
+    }
+
+
+def import_deepracer(path: Path, *, base: Calibration | None = None) -> Calibration:
+    """Read DeepRacer's `calibration.json` at `path` (see `from_deepracer_dict`)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DeepRacerFormatError(f"{path}: cannot read ({exc.strerror})") from exc
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DeepRacerFormatError(
+            f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    return from_deepracer_dict(data, base=base, source=str(path))
+
+
+def export_deepracer(cal: Calibration, path: Path) -> None:
+    """Write `cal` as DeepRacer's `calibration.json` at `path`, atomically."""
+    from calibration.store import write_atomic
+
+    write_atomic(Path(path), json.dumps(to_deepracer_dict(cal), indent=2) + "\n", backup=False)

@@ -1,0 +1,85 @@
+"""DeepRacer calibration.json import and export (nanoseconds, polarity)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from calibration.deepracer import (
+    FACTORY_MOTOR_NS,
+    FACTORY_SERVO_NS,
+    export_deepracer,
+    from_deepracer_dict,
+    import_deepracer,
+    to_deepracer_dict,
+)
+from calibration.errors import DeepRacerFormatError
+from calibration.model import Calibration, SteeringCalibration
+from vehicle.pulses import ChannelCalibration
+
+
+def _file(servo: dict, motor: dict) -> dict:
+    return {"version": "1.0", "Calibration": {"Servo": servo, "Motor": motor}}
+
+
+def test_factory_file_imports_to_factory_defaults() -> None:
+    cal = from_deepracer_dict(_file(FACTORY_SERVO_NS, FACTORY_MOTOR_NS))
+    assert cal == Calibration()
+
+
+def test_export_is_nanoseconds_and_reimports(tmp_path: Path) -> None:
+    cal = replace(
+        Calibration(),
+        steering=SteeringCalibration(ChannelCalibration(1180, 1455, 1730, -1), 26.0, 28.0),
+    )
+    path = tmp_path / "calibration.json"
+    export_deepracer(cal, path)
+    data = json.loads(path.read_text())
+    assert data["Calibration"]["Servo"] == {
+        "min": 1_180_000,
+        "mid": 1_455_000,
+        "max": 1_730_000,
+        "polarity": -1,
+    }
+    assert data["Calibration"]["Motor"]["max"] == 1_604_000
+    # angles are not in DeepRacer's file: they come from the base calibration
+    back = import_deepracer(path, base=cal)
+    assert back == cal
+    assert import_deepracer(path).steering.left_deg is None
+    assert to_deepracer_dict(back) == data
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({}, "no 'Calibration' object"),
+        ({"Calibration": {"Servo": FACTORY_SERVO_NS}}, "Calibration.Motor' is missing"),
+        (
+            _file({**FACTORY_SERVO_NS, "mid": 1_100_000}, FACTORY_MOTOR_NS),
+            "need min < mid < max",
+        ),
+        (_file({**FACTORY_SERVO_NS, "min": "1200000"}, FACTORY_MOTOR_NS), "not an integer"),
+        (_file({**FACTORY_SERVO_NS, "polarity": 2}, FACTORY_MOTOR_NS), "polarity 2 must be"),
+        (
+            _file(
+                {"min": 100_000, "mid": 200_000, "max": 300_000, "polarity": 1}, FACTORY_MOTOR_NS
+            ),
+            "outside 500-2500",
+        ),
+    ],
+)
+def test_bad_deepracer_files_are_refused(data: dict, match: str) -> None:
+    with pytest.raises(DeepRacerFormatError, match=match):
+        from_deepracer_dict(data, source="dr.json")
+
+
+def test_unreadable_and_non_json(tmp_path: Path) -> None:
+    with pytest.raises(DeepRacerFormatError, match="cannot read"):
+        import_deepracer(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(DeepRacerFormatError, match="not JSON"):
+        import_deepracer(bad)
