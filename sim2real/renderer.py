@@ -297,7 +297,7 @@ class CameraRenderer:
         pose = np.array([[c, -s, x_m], [s, c, y_m], [0, 0, 1.0]])
         w = self.camera.width_px
         flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-        for (r0, r1, _), pre, post in zip(self.bands, self._band_pre, self._band_post):
+        for (r0, r1, _), pre, post in zip(self.bands, self._band_pre, self._band_post, strict=True):
             hom = post @ pose @ pre
             cv2.warpPerspective(
                 atlas,
