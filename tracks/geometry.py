@@ -12,12 +12,22 @@ repeated waypoints are skipped.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from tracks.track import Track
+
+GRID_CELL_M = 0.15
+"""Cell size of the grid that lists candidate nearest segments for projection queries."""
+
+GRID_REACH_M = 1.5
+"""Grid cells farther than this from a polyline answer queries with the full search."""
+
+FULL_SEARCH_MAX_POINTS = 4
+"""Queries with this few points skip the grid: fewer numpy calls beat fewer segments."""
 
 CONTAINS_CELL_M = 0.02
 """Cell size of the road raster that answers `contains` for points far from a border."""
@@ -48,36 +58,121 @@ class Projection:
 
 
 class _Polyline:
-    """Segments of one polyline with their nearest-point query."""
+    """Segments of one polyline with their nearest-point query.
+
+    A uniform grid holds, for each cell near the polyline, every segment that can be the
+    nearest one for some point of that cell (those within the nearest distance from the
+    cell centre plus a cell diagonal), so a query looks at a handful of segments instead of
+    all of them. The answer is exactly the full search's, ties included (lowest index).
+    Points off the grid fall back to the full search.
+    """
 
     def __init__(self, points: np.ndarray) -> None:
         self.a = np.ascontiguousarray(points[:-1])
         self.d = np.ascontiguousarray(points[1:] - points[:-1])
-        self.seg_len = np.hypot(self.d[:, 0], self.d[:, 1])
+        self.ax, self.ay = self.a[:, 0].copy(), self.a[:, 1].copy()
+        self.dx, self.dy = self.d[:, 0].copy(), self.d[:, 1].copy()
+        self.seg_len = np.hypot(self.dx, self.dy)
         self.degenerate = self.seg_len == 0.0
         self.inv_len2 = np.zeros_like(self.seg_len)
         ok = ~self.degenerate
         self.inv_len2[ok] = 1.0 / self.seg_len[ok] ** 2
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.seg_len)])
         self.length = float(self.cumulative[-1])
+        self._build_grid(points)
+
+    def _all(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Squared distance and segment parameter of each point to every segment, (M, S)."""
+        rx = px[:, None] - self.ax
+        ry = py[:, None] - self.ay
+        t = np.clip((rx * self.dx + ry * self.dy) * self.inv_len2, 0.0, 1.0)
+        ex = rx - t * self.dx
+        ey = ry - t * self.dy
+        d2 = ex * ex + ey * ey
+        d2[:, self.degenerate] = np.inf
+        return d2, t
+
+    def _build_grid(self, points: np.ndarray) -> None:
+        cell = GRID_CELL_M
+        slack = 2.0 * cell * math.sqrt(0.5) + 1e-9
+        self._lo = points.min(axis=0) - GRID_REACH_M
+        span = points.max(axis=0) + GRID_REACH_M - self._lo
+        self._nx, self._ny = (int(v) for v in np.ceil(span / cell))
+        jj, ii = np.mgrid[0 : self._ny, 0 : self._nx]
+        cx = (self._lo[0] + (ii.ravel() + 0.5) * cell).astype(np.float64)
+        cy = (self._lo[1] + (jj.ravel() + 0.5) * cell).astype(np.float64)
+        chunks, widths = [], []
+        step = max(1, 400_000 // max(1, len(self.ax)))
+        for s in range(0, len(cx), step):
+            d2, _ = self._all(cx[s : s + step], cy[s : s + step])
+            dist = np.sqrt(d2)
+            dmin = dist.min(axis=1)
+            cand = dist <= (dmin + slack)[:, None]
+            count = cand.sum(axis=1)
+            near = dmin <= GRID_REACH_M
+            k = int(count[near].max()) if near.any() else 1
+            order = np.argsort(~cand, axis=1, kind="stable")[:, :k]
+            pos = np.arange(k)[None, :]
+            order = np.where(pos < count[:, None], order, order[:, :1])
+            order[~near] = -1
+            chunks.append(order)
+            widths.append(k)
+        width = max(widths)
+        table = np.full((len(cx), width), -1, dtype=np.intp)
+        row = 0
+        for order in chunks:
+            table[row : row + len(order), : order.shape[1]] = order
+            if order.shape[1] < width:  # pad with the first candidate (same answer)
+                table[row : row + len(order), order.shape[1] :] = order[:, :1]
+            row += len(order)
+        # The outermost ring of cells answers "use the full search", so a query can clip
+        # its cell index into the grid instead of testing the bounds.
+        grid = table.reshape(self._ny, self._nx, width)
+        grid[[0, -1], :, :] = -1
+        grid[:, [0, -1], :] = -1
+        self._table = table
+        self._cell_max = np.array([self._nx - 1, self._ny - 1], dtype=np.float64)
+        self._cell_stride = np.array([1, self._nx], dtype=np.intp)
+        self._inv_cell = 1.0 / GRID_CELL_M
+        # one gather per query: segment start, direction and 1/length^2 side by side
+        self._segs = np.stack([self.ax, self.ay, self.dx, self.dy, self.inv_len2], axis=-1)
 
     def nearest(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """For (M, 2) points: segment index, parameter t in [0, 1], nearest point, distance."""
-        ax, ay = self.a[:, 0], self.a[:, 1]
-        dx, dy = self.d[:, 0], self.d[:, 1]
-        rx = p[:, 0, None] - ax
-        ry = p[:, 1, None] - ay
-        t = np.clip((rx * dx + ry * dy) * self.inv_len2, 0.0, 1.0)
-        ex = rx - t * dx
-        ey = ry - t * dy
-        d2 = ex * ex + ey * ey
-        if self.degenerate.any():
-            d2[:, self.degenerate] = np.inf
+        if len(p) <= FULL_SEARCH_MAX_POINTS:
+            k, tk, dist = self.nearest_full(p)
+            return k, tk, self.a[k] + tk[:, None] * self.d[k], dist
+        f = np.minimum(np.maximum(np.floor((p - self._lo) * self._inv_cell), 0.0), self._cell_max)
+        cand = self._table[f.astype(np.intp) @ self._cell_stride]
+        fast = cand[:, 0] >= 0
+        if fast.all():
+            seg = self._segs[cand]
+            rx = p[:, 0, None] - seg[..., 0]
+            ry = p[:, 1, None] - seg[..., 1]
+            dx, dy = seg[..., 2], seg[..., 3]
+            t = np.minimum(np.maximum((rx * dx + ry * dy) * seg[..., 4], 0.0), 1.0)
+            ex = rx - t * dx
+            ey = ry - t * dy
+            d2 = ex * ex + ey * ey
+            rows = np.arange(len(p))
+            j = np.argmin(d2, axis=1)
+            k = cand[rows, j]
+            tk = t[rows, j]
+            dist = np.sqrt(d2[rows, j])
+        elif not fast.any():
+            k, tk, dist = self.nearest_full(p)
+        else:
+            k, tk, dist = self.nearest_full(p)
+            k[fast], tk[fast], _, dist[fast] = self.nearest(p[fast])
+        q = self.a[k] + tk[:, None] * self.d[k]
+        return k, tk, q, dist
+
+    def nearest_full(self, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Reference search over all segments: segment index, parameter t, distance."""
+        d2, t = self._all(p[:, 0], p[:, 1])
         k = np.argmin(d2, axis=1)
         rows = np.arange(len(p))
-        tk = t[rows, k]
-        q = self.a[k] + tk[:, None] * self.d[k]
-        return k, tk, q, np.sqrt(d2[rows, k])
+        return k, t[rows, k], np.sqrt(d2[rows, k])
 
 
 def _as_points(points: np.ndarray) -> np.ndarray:

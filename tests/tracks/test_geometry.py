@@ -239,3 +239,15 @@ def test_matches_deepracer_simapp_rules_on_shared_tracks(path, reverse):
     assert pr.is_left_of_center.tolist() == [r["left"] for r in ref]
     assert g.contains(pts).tolist() == [r["inside"] for r in ref]
     assert abs(g.length_m - track.length_m) < 1e-9
+
+
+@pytest.mark.parametrize("path", DEEPRACER_FILES, ids=lambda p: p.stem)
+def test_grid_search_equals_full_search(path):
+    g = TrackGeometry(load_npy(path))
+    rng = np.random.default_rng(3)
+    lo, hi = g.track.outer.min(axis=0) - 3, g.track.outer.max(axis=0) + 3
+    pts = rng.uniform(lo, hi, (5000, 2))
+    for poly in (g._center, g._inner, g._outer):
+        k, t, _, d = poly.nearest(pts)
+        k2, t2, d2 = poly.nearest_full(pts)
+        assert np.array_equal(k, k2) and np.array_equal(t, t2) and np.array_equal(d, d2)
