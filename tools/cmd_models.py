@@ -1,0 +1,175 @@
+"""`racer models`: the car's model store: list, install, activate, rollback, remove, verify.
+
+Runs on the car: no TensorFlow. The store folder is `--store DIR`, else `$OPENRACER_STORE`,
+else `~/.local/share/openracer/models` (see `vehicle/store.py` for its layout and crash
+safety). Every refusal is one line on stderr and exit code 2, with the store unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from vehicle.store import STORE_ENV, InstalledModel, ModelStore, default_store_dir
+
+
+def _parser() -> argparse.ArgumentParser:
+    store = argparse.ArgumentParser(add_help=False)
+    store.add_argument(
+        "--store",
+        metavar="DIR",
+        default=argparse.SUPPRESS,
+        help=f"model store folder (default ${STORE_ENV} or {default_store_dir()})",
+    )
+    parser = argparse.ArgumentParser(
+        prog="racer models",
+        description="The car's model store: installed bundles, the active model, rollback.",
+        parents=[store],
+    )
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    p = sub.add_parser("list", parents=[store], help="installed models, active first")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser(
+        "install",
+        parents=[store],
+        help="verify a bundle (hashes, signature, shapes, one inference) and install it",
+    )
+    p.add_argument("bundle", help="the .tar.gz bundle written by `racer export`")
+    p.add_argument("--activate", action="store_true", help="make it the active model")
+    p.add_argument("--name", help="install under this name instead of the bundle's")
+    p.add_argument(
+        "--expect-sha256", metavar="HEX", help="refuse the file unless its sha256 is HEX"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("activate", parents=[store], help="make an installed model active")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("rollback", parents=[store], help="swap back to the previously active model")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("remove", parents=[store], help="delete an installed, inactive model")
+    p.add_argument("name")
+    p = sub.add_parser(
+        "verify",
+        parents=[store],
+        help="check every model's hashes, signature and one inference; exit 2 on a problem",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser(
+        "trust",
+        parents=[store],
+        help="trust a public key: from then on only bundles it signed install",
+    )
+    p.add_argument("key", nargs="?", help="a .pub file made by `racer keys new`")
+    p.add_argument("--list", action="store_true", help="list the trusted keys")
+    p.add_argument("--remove", metavar="KEY_ID", help="stop trusting this key id")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    return f"{n / 1e6:.2f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
+
+
+def _line(model: InstalledModel) -> str:
+    d = model.describe()
+    flag = "*" if model.is_active else ("<" if model.is_previous else " ")
+    if model.problem:
+        return f"{flag} {model.name:<28} DAMAGED: {model.problem}"
+    parity = d["parity"] or {}
+    agree = parity.get("agreement")
+    bits = [
+        f"{d['quantization'] or '?':<7}",
+        f"{_size(d['size_bytes']):>9}",
+        f"{d['action_space']}({d['n_actions']})",
+        f"{d['control_rate_hz']:g} Hz",
+    ]
+    if agree is not None:
+        bits.append(f"agreement {100 * agree:.2f}%")
+    src = d["source"] or {}
+    if src.get("run"):
+        bits.append(f"from {src.get('run')}:{src.get('checkpoint', '?')}")
+    bits.append("signed " + d["signed_key_id"] if d["signed_key_id"] else "unsigned")
+    return f"{flag} {model.name:<28} " + "  ".join(bits)
+
+
+def _emit(as_json: bool, data: Any, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if as_json else text)
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    store = ModelStore(getattr(args, "store", None))
+    as_json = bool(getattr(args, "json", False))
+    if args.action == "list":
+        models = store.list()
+        data = {"store": str(store.root), "models": [m.describe() for m in models]}
+        if not models:
+            text = f"no models installed in {store.root}"
+        else:
+            text = "\n".join(
+                [f"{store.root}  (* active, < previous: `racer models rollback` returns to it)"]
+                + [_line(m) for m in models]
+            )
+        _emit(as_json, data, text)
+        return 0
+    if args.action == "install":
+        model = store.install(
+            args.bundle, activate=args.activate, name=args.name, expect_sha256=args.expect_sha256
+        )
+        state = "installed and activated" if model.is_active else "installed"
+        _emit(as_json, {"action": "install", **model.describe()}, f"{state}: {_line(model)}")
+        return 0
+    if args.action == "activate":
+        model = store.activate(args.name)
+        _emit(as_json, {"action": "activate", **model.describe()}, f"activated: {_line(model)}")
+        return 0
+    if args.action == "rollback":
+        model = store.rollback()
+        _emit(
+            as_json, {"action": "rollback", **model.describe()}, f"rolled back to: {_line(model)}"
+        )
+        return 0
+    if args.action == "remove":
+        store.remove(args.name)
+        print(f"removed {args.name} from {store.root}")
+        return 0
+    if args.action == "verify":
+        report = store.verify()
+        if as_json:
+            print(json.dumps(report, indent=2))
+        else:
+            for m in report["models"]:
+                mark = "ok     " if m["ok"] else "DAMAGED"
+                print(f"{mark} {m['name']}" + ("" if m["ok"] else f": {m['problem']}"))
+            print(
+                f"active: {report['active']}, previous: {report['previous']}, trusted keys: "
+                f"{', '.join(report['trusted_key_ids']) or 'none'}"
+            )
+            for problem in report["problems"]:
+                print(f"racer models: error: {problem}", file=sys.stderr)
+        return 0 if report["ok"] else 2
+    if args.action == "trust":
+        if args.remove:
+            store.untrust(args.remove)
+            print(f"no longer trusting key {args.remove}")
+            return 0
+        if args.key:
+            key = store.trust(args.key)
+            print(
+                f"trusting key {key.key_id} ({key.comment or 'no comment'}); from now on "
+                f"{store.root} installs only bundles signed by a trusted key"
+            )
+            if not args.list:
+                return 0
+        keys = store.trusted_keys()
+        data = [{"key_id": k.key_id, "comment": k.comment} for k in keys]
+        text = "\n".join(f"{k.key_id}  {k.comment}" for k in keys) or (
+            f"{store.root} trusts no keys: unsigned bundles install"
+        )
+        _emit(as_json, {"trusted_keys": data}, text)
+        return 0
+    raise AssertionError(args.action)
