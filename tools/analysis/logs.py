@@ -1,0 +1,383 @@
+"""Run folders: find and load DeepRacer-format training and evaluation logs.
+
+Reads the layouts deepracer-utils reads (compat reference section 2.2), in its priority
+order, with our own parser so analysis works without deepracer-utils installed:
+
+- `console`: old AWS console export, `sim-trace/training/training-simtrace/*.csv` plus
+  `logs/training/*-robomaker.log` (SIM_TRACE_LOG lines are used if the CSVs are absent);
+- `droa`: new console / DeepRacer-on-AWS export, `sim-trace/training/<ts>-<name>/...`;
+- `drfc`: deepracer-for-cloud single worker, and every openracer run
+  (`training-simtrace/<N>-iteration.csv`, `evaluation-<ts>/evaluation-simtrace/`);
+- `drfc-multi`: deepracer-for-cloud multiple workers, `<worker>/training-simtrace/`;
+- `upload`: a model folder with only evaluations.
+
+Step tables use deepracer-utils' internal column names (`x`, `y`, `steering_angle`,
+`speed`, `on_track`, ...) plus `iteration`, `worker`, `unique_episode` (training) or
+`stream` (evaluation), so code written against deepracer-utils reads them unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tools.analysis.errors import LogFolderError
+
+_CSV_RENAMES = {
+    "X": "x",
+    "Y": "y",
+    "steer": "steering_angle",
+    "throttle": "speed",
+    "all_wheels_on_track": "on_track",
+}
+_LOG_FIELDS = (
+    "episode",
+    "steps",
+    "x",
+    "y",
+    "yaw",
+    "steering_angle",
+    "speed",
+    "action",
+    "reward",
+    "done",
+    "on_track",
+    "progress",
+    "closest_waypoint",
+    "track_len",
+    "tstamp",
+    "episode_status",
+)
+_NEEDED = ("episode", "steps", "x", "y", "reward", "progress", "tstamp", "episode_status")
+_EVAL_DIR = re.compile(r"evaluation-([0-9]{14})$")
+
+
+@dataclass
+class RunLog:
+    """Everything loaded from one run folder."""
+
+    root: Path
+    """The run folder."""
+    layout: str
+    """'drfc', 'drfc-multi', 'console', 'droa' or 'upload' (see the module docstring)."""
+    training: pd.DataFrame | None
+    """Training steps (one row per simtrace row), or None when the folder has none."""
+    evaluation: pd.DataFrame | None
+    """Evaluation steps of every evaluation (column `stream` names it), or None."""
+    metrics: pd.DataFrame | None = None
+    """Per-episode metrics from `metrics/TrainingMetrics.json`, or None."""
+    metadata: dict[str, Any] | None = None
+    """`model/model_metadata.json` (or the one at the root), or None."""
+    hyperparameters: dict[str, Any] | None = None
+    """`ip/hyperparameters.json` (or scraped from the robomaker log), or None."""
+    reward_source: str | None = None
+    """The reward function's source, when the folder keeps it."""
+    track_hint: str | None = None
+    """The track name the folder declares (config.json, DRfC params, robomaker log)."""
+    config: dict[str, Any] | None = None
+    """openracer's `config.json` of the run, when present."""
+    notes: list[str] = field(default_factory=list)
+    """What was skipped or guessed while loading (shown in the report)."""
+
+    @property
+    def name(self) -> str:
+        """The run's display name: its folder name."""
+        return self.root.name or str(self.root)
+
+    @property
+    def track_length_m(self) -> float | None:
+        """Track length from the simtrace `track_len` column (metres), if logged."""
+        for df in (self.training, self.evaluation):
+            if df is not None and "track_len" in df and df["track_len"].notna().any():
+                return float(df["track_len"].dropna().iloc[0])
+        return None
+
+
+def detect_layout(root: Path) -> str:
+    """The folder's layout name, in deepracer-utils' priority order."""
+    if (root / "sim-trace").is_dir():
+        if (root / "sim-trace" / "training" / "training-simtrace").is_dir():
+            return "console"
+        return "droa"
+    if (root / "training-simtrace").is_dir():
+        return "drfc"
+    if (root / "0" / "training-simtrace").is_dir():
+        return "drfc-multi"
+    if (root / "model").is_dir() or any(root.glob("evaluation-*/evaluation-simtrace")):
+        return "upload"
+    raise LogFolderError(
+        f"{root}: no DeepRacer log layout found (looked for training-simtrace/, "
+        "0/training-simtrace/, sim-trace/, model/); point at an openracer run folder, a "
+        "deepracer-for-cloud model folder or an unpacked console export"
+    )
+
+
+def load_run(path: str | Path) -> RunLog:
+    """Load a run folder of any supported layout."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise LogFolderError(f"{root}: not a folder; give the run folder (e.g. runs/my-model)")
+    layout = detect_layout(root)
+    notes: list[str] = []
+    training: pd.DataFrame | None
+    evaluation: pd.DataFrame | None
+    if layout == "drfc":
+        training = _load_training_csvs(sorted((root / "training-simtrace").glob("*-iteration.csv")))
+        evaluation = _load_eval_dirs(root.glob("evaluation-*"))
+    elif layout == "drfc-multi":
+        files: list[tuple[int, Path]] = []
+        for worker_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
+            for f in sorted((worker_dir / "training-simtrace").glob("*-iteration.csv")):
+                files.append((int(worker_dir.name), f))
+        training = _load_training_csvs([f for _, f in files], workers=[w for w, _ in files])
+        evaluation = _load_eval_dirs(root.glob("evaluation-*"))
+    elif layout == "console":
+        csvs = sorted((root / "sim-trace" / "training" / "training-simtrace").glob("*.csv"))
+        training = _load_training_csvs(csvs) if csvs else None
+        if training is None:
+            training = _load_robomaker_training(root, notes)
+        evaluation = _load_console_evals(root / "sim-trace" / "evaluation")
+    elif layout == "droa":
+        csvs = sorted((root / "sim-trace" / "training").glob("*/training-simtrace/*-iteration.csv"))
+        training = _load_training_csvs(csvs) if csvs else None
+        evaluation = _load_console_evals(root / "sim-trace" / "evaluation")
+    else:
+        training = None
+        evaluation = _load_eval_dirs(root.glob("evaluation-*"))
+    if training is None and evaluation is None:
+        raise LogFolderError(
+            f"{root}: layout {layout!r} but no simtrace CSV or SIM_TRACE_LOG lines found; "
+            "was the run stopped before its first iteration was written?"
+        )
+    run = RunLog(root=root, layout=layout, training=training, evaluation=evaluation, notes=notes)
+    run.metadata = _read_json_first(root, ["model/model_metadata.json", "model_metadata.json"])
+    run.hyperparameters = run.hyperparameters or _read_json_first(
+        root, ["ip/hyperparameters.json", "hyperparameters.json"]
+    )
+    run.config = _read_json_first(root, ["config.json"])
+    run.metrics = _load_metrics(root)
+    for name in ("reward_function.py", "reward/reward_function.py"):
+        if (root / name).is_file():
+            run.reward_source = (root / name).read_text(encoding="utf-8", errors="replace")
+            break
+    run.track_hint = _track_hint(root, run.config)
+    if layout == "console" and run.hyperparameters is None:
+        run.hyperparameters = _robomaker_hyperparameters(root)
+    return run
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, encoding="utf8")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise LogFolderError(f"{path}: cannot read simtrace CSV ({exc})") from exc
+    df = df.rename(columns=_CSV_RENAMES)
+    missing = [c for c in _NEEDED if c not in df.columns]
+    if missing:
+        raise LogFolderError(
+            f"{path}: simtrace CSV lacks column(s) {missing}; the header must be DeepRacer's "
+            "SIM_TRACE_LOG columns (episode,steps,X,Y,yaw,steer,throttle,action,reward,...)"
+        )
+    if "obstacle_crash_counter" in df:
+        df = df.drop(columns="obstacle_crash_counter")
+    for col in ("wall_clock", "pause_duration"):
+        if col not in df:
+            df[col] = np.nan
+    if "action" not in df or not pd.api.types.is_numeric_dtype(df["action"]):
+        # continuous spaces log "[steer speed]"; deepracer-utils turns the column into -1
+        df["action"] = -1
+    for col in ("done", "on_track"):
+        if col in df and df[col].dtype != bool:
+            df[col] = df[col].astype(str).str.strip().str.lower() == "true"
+    df["tstamp"] = pd.to_numeric(df["tstamp"], errors="coerce")
+    df["episode_status"] = df["episode_status"].astype(str)
+    return df
+
+
+def _iteration_of(path: Path) -> int:
+    match = re.match(r"(\d+)-iteration\.csv$", path.name)
+    if not match:
+        raise LogFolderError(f"{path}: simtrace files must be named <N>-iteration.csv")
+    return int(match.group(1))
+
+
+def _load_training_csvs(paths: list[Path], workers: list[int] | None = None) -> pd.DataFrame | None:
+    if not paths:
+        return None
+    frames = []
+    for k, path in enumerate(paths):
+        df = _read_csv(path)
+        df["iteration"] = _iteration_of(path)
+        df["worker"] = workers[k] if workers else 0
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    # deepracer-utils' unique_episode: episodes of worker w in iteration i, numbered across
+    # workers and iterations (episode counters run on per worker).
+    first = df[df["iteration"] == df["iteration"].min()]
+    per_worker = first.groupby("worker")["episode"].max().add(1).to_dict()
+    workers_sorted = sorted(per_worker)
+    offset, until = 0, {}
+    for w in workers_sorted:
+        until[w] = offset
+        offset += per_worker[w]
+    per_iter = offset
+    count = df["worker"].map(per_worker).fillna(1).astype(int)
+    df["unique_episode"] = (
+        df["episode"] % count
+        + df["worker"].map(until).fillna(0).astype(int)
+        + (df["iteration"] - df["iteration"].min()) * per_iter
+    )
+    return df.sort_values(["unique_episode", "steps"]).reset_index(drop=True)
+
+
+def _load_eval_dirs(dirs) -> pd.DataFrame | None:
+    frames = []
+    for d in sorted(dirs):
+        match = _EVAL_DIR.search(d.name)
+        csv = d / "evaluation-simtrace" / "0-iteration.csv"
+        if match and csv.is_file():
+            df = _read_csv(csv)
+            df["iteration"] = 0
+            df["worker"] = 0
+            df["stream"] = match.group(1)
+            frames.append(df)
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True).sort_values(["stream", "episode", "steps"])
+
+
+def _load_console_evals(base: Path) -> pd.DataFrame | None:
+    frames = []
+    if base.is_dir():
+        for csv in sorted(base.glob("*/evaluation-simtrace/*-iteration.csv")):
+            df = _read_csv(csv)
+            df["iteration"] = 0
+            df["worker"] = 0
+            match = re.match(r"([0-9]{14})", csv.parent.parent.name)
+            df["stream"] = match.group(1) if match else csv.parent.parent.name
+            frames.append(df)
+    if not frames:
+        return None
+    return pd.concat(frames, ignore_index=True).sort_values(["stream", "episode", "steps"])
+
+
+def parse_sim_trace_lines(lines, episodes_per_iteration: int = 20) -> pd.DataFrame:
+    """`SIM_TRACE_LOG:` lines of a robomaker/simulation log -> a training step table.
+
+    Fields are read by position as deepracer-utils does; 17 fields carry the pause
+    duration, 19 also the wall clock (18 is the ambiguous simapp variant: read as 17).
+    """
+    rows = []
+    for line in lines:
+        if "SIM_TRACE_LOG" not in line:
+            continue
+        body = line.split("SIM_TRACE_LOG:", 1)[-1].split("\t", 1)[0].strip()
+        parts = body.split(",")
+        if len(parts) < 16:
+            continue
+        row: dict[str, Any] = {}
+        for name, raw in zip(_LOG_FIELDS, parts[:16], strict=True):
+            row[name] = raw
+        row["pause_duration"] = float(parts[16]) if len(parts) >= 17 else np.nan
+        row["wall_clock"] = float(parts[18]) if len(parts) >= 19 else np.nan
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=[*_LOG_FIELDS, "iteration", "worker", "unique_episode"])
+    df = pd.DataFrame(rows)
+    for col in ("x", "y", "yaw", "steering_angle", "speed", "reward", "progress", "track_len"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    df["tstamp"] = pd.to_numeric(df["tstamp"], errors="coerce")
+    df["episode"] = pd.to_numeric(df["episode"], errors="coerce").astype(int)
+    df["steps"] = pd.to_numeric(df["steps"], errors="coerce")
+    df["closest_waypoint"] = pd.to_numeric(df["closest_waypoint"], errors="coerce")
+    df["action"] = pd.to_numeric(df["action"], errors="coerce").fillna(-1).astype(int)
+    df["done"] = ~df["done"].astype(str).str.contains("False")
+    df["on_track"] = ~df["on_track"].astype(str).str.contains("False")
+    df["iteration"] = df["episode"] // max(1, episodes_per_iteration)
+    df["worker"] = 0
+    df["unique_episode"] = df["episode"]
+    return df
+
+
+def _load_robomaker_training(root: Path, notes: list[str]) -> pd.DataFrame | None:
+    logs = sorted(root.glob("**/training/*-robomaker.log"))
+    if not logs:
+        return None
+    hyper = _robomaker_hyperparameters(root) or {}
+    per_iter = int(hyper.get("num_episodes_between_training", 20))
+    with logs[0].open(encoding="utf-8", errors="replace") as fh:
+        df = parse_sim_trace_lines(fh, per_iter)
+    notes.append(f"training steps read from SIM_TRACE_LOG lines of {logs[0].name}")
+    return df if len(df) else None
+
+
+def _robomaker_hyperparameters(root: Path) -> dict[str, Any] | None:
+    for log in sorted(root.glob("**/training/*-robomaker.log")):
+        text = log.read_text(encoding="utf-8", errors="replace")
+        at = text.find("Using the following hyper-parameters")
+        if at < 0:
+            continue
+        start = text.find("{", at)
+        end = text.find("}", start)
+        if start >= 0 and end > start:
+            try:
+                return json.loads(text[start : end + 1])
+            except json.JSONDecodeError:
+                return None
+    return None
+
+
+def _read_json_first(root: Path, names: list[str]) -> dict[str, Any] | None:
+    for name in names:
+        path = root / name
+        if path.is_file():
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except json.JSONDecodeError as exc:
+                raise LogFolderError(
+                    f"{path}: not valid JSON at line {exc.lineno}: {exc.msg}"
+                ) from exc
+            return data if isinstance(data, dict) else None
+    return None
+
+
+def _load_metrics(root: Path) -> pd.DataFrame | None:
+    path = root / "metrics" / "TrainingMetrics.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        metrics = pd.DataFrame(data["metrics"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise LogFolderError(
+            f"{path}: expected DeepRacer's metrics JSON with a 'metrics' list ({exc})"
+        ) from exc
+    return metrics if len(metrics) else None
+
+
+def _track_hint(root: Path, config: dict[str, Any] | None) -> str | None:
+    if config:
+        track = config.get("track")
+        if isinstance(track, list | tuple) and track:
+            return str(track[0])
+        if isinstance(track, str) and track:
+            return track
+    # deepracer-for-cloud keeps the training parameters (WORLD_NAME) beside the model
+    for path in sorted(root.glob("*param*.y*ml")) + sorted(root.glob("**/*param*.y*ml")):
+        match = re.search(r"WORLD_NAME:\s*['\"]?([\w.-]+)", path.read_text(errors="replace"))
+        if match:
+            return match.group(1)
+    for log in sorted(root.glob("**/*-robomaker.log")) + sorted(root.glob("**/*-simulation.log")):
+        with log.open(encoding="utf-8", errors="replace") as fh:
+            for k, line in enumerate(fh):
+                if " * /WORLD_NAME: " in line:
+                    return line.strip().split(" ")[-1]
+                if k > 5000:
+                    break
+    return None
