@@ -20,10 +20,10 @@ import numpy as np
 
 from tracks.track import Track
 
-GRID_CELL_M = 0.15
+GRID_CELL_M = 0.2
 """Cell size of the grid that lists candidate nearest segments for projection queries."""
 
-GRID_REACH_M = 1.5
+GRID_REACH_M = 1.0
 """Grid cells farther than this from a polyline answer queries with the full search."""
 
 FULL_SEARCH_MAX_POINTS = 4
@@ -79,7 +79,8 @@ class _Polyline:
         self.inv_len2[ok] = 1.0 / self.seg_len[ok] ** 2
         self.cumulative = np.concatenate([[0.0], np.cumsum(self.seg_len)])
         self.length = float(self.cumulative[-1])
-        self._build_grid(points)
+        self._points = points
+        self._table: np.ndarray | None = None  # built on the first query that needs it
 
     def _all(self, px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Squared distance and segment parameter of each point to every segment, (M, S)."""
@@ -142,6 +143,8 @@ class _Polyline:
         if len(p) <= FULL_SEARCH_MAX_POINTS:
             k, tk, dist = self.nearest_full(p)
             return k, tk, self.a[k] + tk[:, None] * self.d[k], dist
+        if self._table is None:
+            self._build_grid(self._points)
         f = np.minimum(np.maximum(np.floor((p - self._lo) * self._inv_cell), 0.0), self._cell_max)
         cand = self._table[f.astype(np.intp) @ self._cell_stride]
         fast = cand[:, 0] >= 0

@@ -246,7 +246,7 @@ def test_grid_search_equals_full_search(path):
     g = TrackGeometry(load_npy(path))
     rng = np.random.default_rng(3)
     lo, hi = g.track.outer.min(axis=0) - 3, g.track.outer.max(axis=0) + 3
-    pts = rng.uniform(lo, hi, (5000, 2))
+    pts = rng.uniform(lo, hi, (2000, 2))
     for poly in (g._center, g._inner, g._outer):
         k, t, _, d = poly.nearest(pts)
         k2, t2, d2 = poly.nearest_full(pts)
