@@ -52,7 +52,7 @@ class Track:
     """Accept exact repeated rows (official DeepRacer files have some); see validation."""
 
     def __post_init__(self) -> None:
-        where = self.source or self.name
+        where = self.where
         arrays = []
         for label in ("center", "inner", "outer"):
             value = np.array(getattr(self, label), dtype=np.float64, copy=True, order="C")
@@ -121,6 +121,13 @@ class Track:
             source=source,
             allow_repeated_rows=False,
         )
+
+    @property
+    def where(self) -> str:
+        """How error messages name this track: its file, or its name and origin."""
+        if self.source.endswith(".npy"):
+            return self.source
+        return f"track {self.name!r} ({self.source})" if self.source else f"track {self.name!r}"
 
     def to_array(self) -> np.ndarray:
         """The DeepRacer (N, 6) float64 route array (bit-identical to the file it came from)."""

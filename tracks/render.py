@@ -1,0 +1,161 @@
+"""Top-down pictures of tracks with OpenCV (no display needed): road, borders, dashed centre
+line, start line, driving-direction arrow, and optionally the racing line coloured by speed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from tracks.errors import TrackFileError
+from tracks.track import Track
+
+if TYPE_CHECKING:
+    from tracks.racing_line import RacingLine
+
+GRASS_BGR = (58, 94, 52)
+ROAD_BGR = (72, 72, 72)
+BORDER_BGR = (245, 245, 245)
+CENTER_BGR = (40, 200, 240)
+START_BGR = (255, 255, 255)
+ARROW_BGR = (255, 200, 0)
+TEXT_BGR = (255, 255, 255)
+_SHIFT = 4
+_ONE = 1 << _SHIFT
+
+
+class _View:
+    """World (metres, y up) to image (pixels, y down) transform."""
+
+    def __init__(self, track: Track, max_size_px: int, margin_px: int, header_px: int) -> None:
+        pts = np.vstack([track.center, track.inner, track.outer])
+        self.lo, hi = pts.min(axis=0), pts.max(axis=0)
+        span = np.maximum(hi - self.lo, 1e-6)
+        self.scale = float((max_size_px - 2 * margin_px) / span.max())
+        self.margin, self.header = margin_px, header_px
+        self.width = int(np.ceil(span[0] * self.scale)) + 2 * margin_px
+        self.height = int(np.ceil(span[1] * self.scale)) + 2 * margin_px + header_px
+        self.hi_y = hi[1]
+
+    def px(self, xy: np.ndarray) -> np.ndarray:
+        """Fixed-point pixel coordinates (for drawing with shift=_SHIFT)."""
+        xy = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        u = (xy[:, 0] - self.lo[0]) * self.scale + self.margin
+        v = (self.hi_y - xy[:, 1]) * self.scale + self.margin + self.header
+        return np.round(np.c_[u, v] * _ONE).astype(np.int32)
+
+
+def render(
+    track: Track,
+    racing_line: RacingLine | None = None,
+    max_size_px: int = 1200,
+    info: str | None = None,
+) -> np.ndarray:
+    """A BGR uint8 picture of the track, the longer side about `max_size_px` pixels."""
+    view = _View(track, max_size_px, margin_px=40, header_px=56)
+    img = np.empty((view.height, view.width, 3), np.uint8)
+    img[:] = GRASS_BGR
+    line_px = max(2, int(round(view.scale * 0.025)))  # tape about 2.5 cm wide
+    if track.closed:
+        cv2.fillPoly(img, [view.px(track.outer)], ROAD_BGR, cv2.LINE_AA, _SHIFT)
+        cv2.fillPoly(img, [view.px(track.inner)], GRASS_BGR, cv2.LINE_AA, _SHIFT)
+    else:
+        ring = np.vstack([track.outer, track.inner[::-1]])
+        cv2.fillPoly(img, [view.px(ring)], ROAD_BGR, cv2.LINE_AA, _SHIFT)
+    for border in (track.inner, track.outer):
+        cv2.polylines(
+            img, [view.px(border)], track.closed, BORDER_BGR, line_px, cv2.LINE_AA, _SHIFT
+        )
+    _dashed(img, view, track.center, CENTER_BGR, max(1, line_px // 2), dash_m=0.15)
+    # start line across the road at waypoint 0, chequered
+    a, b = track.inner[0], track.outer[0]
+    n_checks = 8
+    for i in range(n_checks):
+        p0 = a + (b - a) * i / n_checks
+        p1 = a + (b - a) * (i + 1) / n_checks
+        colour = START_BGR if i % 2 == 0 else (20, 20, 20)
+        cv2.line(img, *view.px(np.vstack([p0, p1])), colour, line_px * 2, cv2.LINE_AA, _SHIFT)
+    if racing_line is not None:
+        _speed_line(img, view, racing_line, line_px)
+    _direction_arrow(img, view, track, line_px)
+    title = info if info is not None else f"{track.name}  {track.length_m:.2f} m"
+    cv2.putText(img, title, (12, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.8, TEXT_BGR, 2, cv2.LINE_AA)
+    return img
+
+
+def _dashed(img, view, poly, colour, thickness, dash_m):
+    seg = np.linalg.norm(np.diff(poly, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    n = int(arc[-1] / dash_m)
+    s = np.linspace(0, arc[-1], 2 * n + 1)
+    pts = np.c_[np.interp(s, arc, poly[:, 0]), np.interp(s, arc, poly[:, 1])]
+    px = view.px(pts)
+    for i in range(0, len(px) - 1, 2):
+        cv2.line(img, tuple(px[i]), tuple(px[i + 1]), colour, thickness, cv2.LINE_AA, _SHIFT)
+
+
+def _direction_arrow(img, view, track, line_px):
+    """Arrow along the centre line just after the start line, pointing the driving way."""
+    c = track.center
+    seg = np.linalg.norm(np.diff(c, axis=0), axis=1)
+    arc = np.concatenate([[0.0], np.cumsum(seg)])
+    s = np.array([0.25, 0.25 + min(0.8, 0.3 * arc[-1])])
+    pts = np.c_[np.interp(s, arc, c[:, 0]), np.interp(s, arc, c[:, 1])]
+    p0, p1 = view.px(pts)
+    cv2.arrowedLine(img, tuple(p0), tuple(p1), ARROW_BGR, line_px * 2, cv2.LINE_AA, _SHIFT, 0.35)
+
+
+def _speed_line(img, view, line: RacingLine, line_px: int) -> None:
+    v = line.speed_mps
+    lo, hi = float(v.min()), float(v.max())
+    level = np.uint8(np.clip((v - lo) / max(hi - lo, 1e-9) * 255, 0, 255))
+    colours = cv2.applyColorMap(level.reshape(-1, 1), cv2.COLORMAP_TURBO).reshape(-1, 3)
+    pts = line.points
+    if line.closed:
+        pts = np.vstack([pts, pts[:1]])
+    px = view.px(pts)
+    for i in range(len(px) - 1):
+        colour = tuple(int(c) for c in colours[i])
+        cv2.line(img, tuple(px[i]), tuple(px[i + 1]), colour, line_px * 2, cv2.LINE_AA, _SHIFT)
+    # colour bar, bottom-left
+    h, w = img.shape[:2]
+    bar_w, bar_h, x0, y0 = min(240, w - 40), 12, 20, h - 30
+    ramp = cv2.applyColorMap(
+        np.linspace(0, 255, bar_w).astype(np.uint8)[None, :], cv2.COLORMAP_TURBO
+    )
+    img[y0 : y0 + bar_h, x0 : x0 + bar_w] = np.repeat(ramp, bar_h, axis=0)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    cv2.putText(img, f"{lo:.1f} m/s", (x0, y0 - 6), font, 0.5, TEXT_BGR, 1, cv2.LINE_AA)
+    cv2.putText(
+        img, f"{hi:.1f} m/s", (x0 + bar_w - 70, y0 - 6), font, 0.5, TEXT_BGR, 1, cv2.LINE_AA
+    )
+
+
+def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
+    """Write an image as PNG atomically (temp file in the same directory, fsync, rename)."""
+    path = Path(path)
+    if path.suffix.lower() != ".png":
+        raise TrackFileError(f"{path}: picture files must end in .png; use {path.stem}.png")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise TrackFileError(f"{path}: directory {directory} does not exist; create it first")
+    ok, buf = cv2.imencode(".png", image)
+    if not ok:
+        raise TrackFileError(f"{path}: OpenCV could not encode the picture as PNG")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.tobytes())
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
