@@ -192,24 +192,23 @@ def validate(c: ModelChoices) -> None:
 
 
 def track_picture(track, path: Path, title: str) -> Path:
-    """Write the track seen from above (road, borders, start line, direction) as PNG."""
-    from tools.analysis import plots
-    from tools.analysis.outline import Outline
+    """Write the track seen from above (tracks.render: road, borders, start line, driving
+    direction, and the racing line coloured by speed when it can be computed) as PNG."""
+    from tracks.render import render, save_png
 
-    outline = Outline(title, track.center, track.inner, track.outer)
-    fig, ax = plots.plt.subplots(figsize=(7, 5))
-    road = np.vstack([track.outer, track.inner[::-1]])
-    ax.fill(road[:, 0], road[:, 1], color="#3a3a3a", zorder=0)
-    ax.fill(track.inner[:, 0], track.inner[:, 1], color="#6aa84f", zorder=0)
-    plots.draw_track(ax, outline, racing_line=False)
-    c = np.asarray(track.center)
-    k = max(1, len(c) // 12)
-    ax.annotate(
-        "", xy=c[k], xytext=c[0], arrowprops={"arrowstyle": "->", "color": "#ffd966", "lw": 2}
-    )
-    length = float(np.hypot(*np.diff(c, axis=0).T).sum())
-    ax.set_title(f"{title}: {length:.2f} m, driving direction ->")
-    return plots.save(fig, path)
+    line = None
+    try:
+        from tracks import racing_line  # type: ignore[attr-defined]
+
+        line = racing_line.compute(track)
+    except Exception:  # the racing line is a nicety on the picture; the track is the point
+        line = None
+    info = f"{title}  {track.length_m:.2f} m"
+    try:
+        image = render(track, racing_line=line, max_size_px=900, info=info)
+    except Exception:
+        image = render(track, max_size_px=900, info=info)
+    return save_png(image, path)
 
 
 def ascii_preview(track, cols: int = 56, rows: int = 18) -> str:

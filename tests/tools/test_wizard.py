@@ -257,3 +257,18 @@ def test_cli_help_lists_new():
         [sys.executable, "-m", "tools.cli", "--help"], capture_output=True, text=True, cwd=REPO
     ).stdout
     assert "new" in out and "guided wizard" in out
+
+
+def test_the_spec_example_with_a_catalogue_track(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("tracks.catalogue")
+    monkeypatch.chdir(tmp_path)
+    argv = (
+        "new m --track reinvent_like --steering-levels 5 --max-steer 30 --speed-levels 2 "
+        "--max-speed 0.8 --reward centerline --randomize standard --minutes 15 --yes"
+    ).split()
+    assert racer(argv) == 0
+    out = capsys.readouterr().out
+    assert "racer train --track reinvent_like --reward m/reward_function.py" in out
+    cfg = config_from_json(json.loads((tmp_path / "m" / "train.json").read_text()), "t")
+    assert cfg.track == ("reinvent_like",)
+    assert (tmp_path / "m" / "track.png").stat().st_size > 10000
