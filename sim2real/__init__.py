@@ -1,2 +1,14 @@
 """The simulated world: raster camera, car dynamics with battery-speed curve, domain
-randomization, and the Gymnasium environment with DeepRacer semantics."""
+randomization, and the Gymnasium environment with DeepRacer semantics.
+
+Importing `sim2real` registers `openracer/Race-v0` with Gymnasium (when Gymnasium is
+installed); the env module itself is imported only by `gymnasium.make`.
+"""
+
+try:
+    import gymnasium as _gym
+except ImportError:  # the non-gym core (world, renderer, dynamics) works without it
+    _gym = None
+
+if _gym is not None and "openracer/Race-v0" not in _gym.registry:
+    _gym.register(id="openracer/Race-v0", entry_point="sim2real.env:RaceEnv")

@@ -1,0 +1,105 @@
+"""A privileged pure-pursuit driver: it sees the track and the car's true pose, steers toward
+a point a lookahead distance ahead on the centre line, and picks its speed from a
+curvature-limited speed profile. Used by `racer sim view`, by tests (laps of every track),
+and as an expert for imitation warm starts (`action_for` maps its command onto a DeepRacer
+action space).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from sim2real.dynamics import DynamicsConfig
+from sim2real.world import World
+from vehicle.metadata import ActionSpace
+
+
+@dataclass(frozen=True)
+class PurePursuitConfig:
+    """Tuning of the pure-pursuit expert."""
+
+    lookahead_m: float = 0.35
+    """Lookahead distance at standstill, metres along the centre line."""
+    lookahead_per_mps: float = 0.2
+    """Extra lookahead per m/s of speed."""
+    max_speed_mps: float = 1.5
+    """Top speed on straights."""
+    min_speed_mps: float = 0.5
+    """Slowest commanded speed (tightest corners)."""
+    lateral_accel_mps2: float = 2.0
+    """Corner speed: sqrt(this / curvature)."""
+    braking_mps2: float = 2.0
+    """Deceleration the speed profile allows before a corner."""
+
+
+class PurePursuit:
+    """Pure pursuit on one world's track."""
+
+    def __init__(self, world: World, config: PurePursuitConfig | None = None) -> None:
+        self.world = world
+        self.config = config or PurePursuitConfig()
+        c = self.config
+        g = world.geometry
+        self.length_m = g.length_m
+        self.closed = world.track.closed
+        # Curvature-limited speed at each waypoint, smoothed by a backward braking pass.
+        kappa = np.abs(g.curvature)
+        cum = g.cumulative_m
+        n = len(cum)
+        window = np.array(
+            [kappa[(cum >= cum[i] - 0.2) & (cum <= cum[i] + 0.3)].max() for i in range(n)]
+        )
+        v = np.sqrt(c.lateral_accel_mps2 / np.maximum(window, 1e-6))
+        v = np.clip(v, c.min_speed_mps, c.max_speed_mps)
+        for _ in range(2 if self.closed else 1):
+            for i in range(n - 2, -1, -1):
+                ds = cum[i + 1] - cum[i]
+                v[i] = min(v[i], math.sqrt(v[i + 1] ** 2 + 2 * c.braking_mps2 * ds))
+            if self.closed:
+                v[-1] = v[0] = min(v[0], v[-1])
+        self.speed_profile = v
+        self._cum = cum
+
+    def command(self) -> tuple[float, float]:
+        """(steer_deg, speed_mps) for the world's current car pose."""
+        w = self.world
+        s = w.dynamics.state
+        dyn: DynamicsConfig = w.dynamics.config
+        c = self.config
+        rear_x = s.x_m - dyn.rear_axle_behind_origin_m * math.cos(s.heading_rad)
+        rear_y = s.y_m - dyn.rear_axle_behind_origin_m * math.sin(s.heading_rad)
+        arc = w.lookup.position(s.x_m, s.y_m).arc_m
+        ahead = c.lookahead_m + c.lookahead_per_mps * max(s.speed_mps, 0.0)
+        target_arc = arc + ahead
+        if not self.closed:
+            target_arc = min(target_arc, self.length_m)
+        tx, ty = w.geometry.point_at(np.array([target_arc]))[0]
+        dx, dy = tx - rear_x, ty - rear_y
+        dist = math.hypot(dx, dy)
+        alpha = math.atan2(dy, dx) - s.heading_rad
+        steer = math.atan2(2.0 * dyn.wheelbase_m * math.sin(alpha), max(dist, 1e-3))
+        steer_deg = max(-dyn.max_steer_deg, min(dyn.max_steer_deg, math.degrees(steer)))
+        speed = float(np.interp(arc % self.length_m, self._cum, self.speed_profile))
+        return steer_deg, speed
+
+    def action_for(self, space: ActionSpace) -> int | np.ndarray:
+        """The command mapped onto a DeepRacer action space: the nearest discrete action
+        (steering weighted over speed), or the continuous [-1, 1]^2 vector."""
+        steer, speed = self.command()
+        if space.kind == "continuous":
+            lo, hi = space.steer_range_deg
+            u0 = 2.0 * (steer - lo) / (hi - lo) - 1.0
+            lo, hi = space.speed_range_mps
+            u1 = 2.0 * (speed - lo) / (hi - lo) - 1.0
+            return np.clip(np.array([u0, u1], np.float32), -1.0, 1.0)
+        best, best_cost = 0, math.inf
+        smax = space.max_steer_deg
+        vmax = space.max_speed_mps
+        for i, a in enumerate(space.actions):
+            cost = ((a.steer_deg - steer) / smax) ** 2 + 0.25 * ((a.speed_mps - speed) / vmax) ** 2
+            if cost < best_cost:
+                best, best_cost = i, cost
+        return best
