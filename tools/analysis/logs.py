@@ -217,22 +217,16 @@ def _load_training_csvs(paths: list[Path], workers: list[int] | None = None) -> 
         df["worker"] = workers[k] if workers else 0
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    # deepracer-utils' unique_episode: episodes of worker w in iteration i, numbered across
-    # workers and iterations (episode counters run on per worker).
-    first = df[df["iteration"] == df["iteration"].min()]
-    per_worker = first.groupby("worker")["episode"].max().add(1).to_dict()
-    workers_sorted = sorted(per_worker)
-    offset, until = 0, {}
-    for w in workers_sorted:
-        until[w] = offset
-        offset += per_worker[w]
-    per_iter = offset
-    count = df["worker"].map(per_worker).fillna(1).astype(int)
-    df["unique_episode"] = (
-        df["episode"] % count
-        + df["worker"].map(until).fillna(0).astype(int)
-        + (df["iteration"] - df["iteration"].min()) * per_iter
+    # One number per (iteration, worker, episode), in that order. deepracer-utils derives
+    # it arithmetically from the first iteration's episode count, which merges episodes
+    # when iterations hold different numbers of episodes; a dense rank never does.
+    keys = (
+        df[["iteration", "worker", "episode"]]
+        .drop_duplicates()
+        .sort_values(["iteration", "worker", "episode"])
     )
+    keys["unique_episode"] = np.arange(len(keys))
+    df = df.merge(keys, on=["iteration", "worker", "episode"], how="left")
     return df.sort_values(["unique_episode", "steps"]).reset_index(drop=True)
 
 
