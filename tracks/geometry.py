@@ -212,7 +212,7 @@ class TrackGeometry:
         seg = np.arange(len(d))
         before = np.searchsorted(real, seg, side="right") - 1
         self._usable = np.where(before >= 0, real[np.maximum(before, 0)], real[0])
-        self.curvature: np.ndarray = _menger_curvature(track.center, track.closed)
+        self.curvature: np.ndarray = menger_curvature(track.center, track.closed)
         """(N,) signed curvature 1/m at each waypoint, positive turning left (ccw)."""
         self._build_road()
 
@@ -351,7 +351,7 @@ class TrackGeometry:
         return out.reshape(lead)
 
 
-def _menger_curvature(center: np.ndarray, closed: bool) -> np.ndarray:
+def menger_curvature(center: np.ndarray, closed: bool) -> np.ndarray:
     """Signed curvature at each waypoint from the circle through it and its neighbours."""
     step = np.linalg.norm(np.diff(center, axis=0), axis=1)
     keep = np.concatenate([[True], step > 0])  # first row of each run of repeated rows

@@ -111,33 +111,56 @@ def loop_from_control_points(
 ) -> Track:
     """A closed track whose centre line is the periodic spline through `control`.
 
-    The control polygon is scaled so the resampled centre line is `length_m` long (when
-    given), counter-clockwise unless `clockwise`; borders sit width/2 either side along
-    the spline's normals, inner border on the inside of the loop.
+    The curve is scaled to be `length_m` long (when given), driven counter-clockwise
+    unless `clockwise`; row 0 sits on control point 0. See `loop_from_spline`.
     """
     p = np.asarray(control, dtype=np.float64)
-    area = 0.5 * float(
-        np.dot(p[:, 0], np.roll(p[:, 1], -1)) - np.dot(np.roll(p[:, 0], -1), p[:, 1])
-    )
-    if area < 0:
-        p = p[::-1]
-    if length_m is not None:
-        for _ in range(3):  # the spline is scale-covariant; resampling adds a tiny bias
-            spline = PeriodicSpline(p)
-            s, _ = spline.resample(spacing_m)
-            c = spline.evaluate(s)
-            poly = np.linalg.norm(np.diff(np.vstack([c, c[:1]]), axis=0), axis=1).sum()
-            p = (p - p.mean(axis=0)) * (length_m / poly) + p.mean(axis=0)
     spline = PeriodicSpline(p)
-    s, _ = spline.resample(spacing_m)
-    center = spline.evaluate(s)
+    scale = 1.0
+    if length_m is not None:
+        s, _ = spline.resample(spacing_m * spline.period / length_m)
+        c = spline.evaluate(s)
+        poly = np.linalg.norm(np.diff(np.vstack([c, c[:1]]), axis=0), axis=1).sum()
+        scale = length_m / poly
+    track = loop_from_spline(
+        spline, width_m, name, description, source, scale, 0.0, spacing_m, clockwise
+    )
+    if length_m is not None:  # one correction step for the resampling's tiny bias
+        scale *= length_m / track.length_m
+        track = loop_from_spline(
+            spline, width_m, name, description, source, scale, 0.0, spacing_m, clockwise
+        )
+    return track
+
+
+def loop_from_spline(
+    spline: PeriodicSpline,
+    width_m: float,
+    name: str,
+    description: str = "",
+    source: str = "",
+    scale: float = 1.0,
+    start_arc_fraction: float = 0.0,
+    spacing_m: float = SAMPLE_SPACING_M,
+    clockwise: bool = False,
+) -> Track:
+    """Resample `scale * spline` at even spacing from `start_arc_fraction` of its length and
+    offset borders by width/2 along the normals (inner border on the inside of the loop)."""
+    s_tab, arc_tab = spline.arc_table()
+    length = float(arc_tab[-1])
+    n = max(8, int(round(length * scale / spacing_m)))
+    target = (start_arc_fraction + np.arange(n) / n) * length
+    s = np.interp(np.mod(target, length), arc_tab, s_tab)
+    center = spline.evaluate(s) * scale
     tangent = spline.evaluate(s, 1)
     tangent /= np.linalg.norm(tangent, axis=1, keepdims=True)
-    left = np.c_[-tangent[:, 1], tangent[:, 0]]  # ccw loop: left is inside
-    inner = center + left * (width_m / 2)
+    left = np.c_[-tangent[:, 1], tangent[:, 0]]
+    x, y = center[:, 0], center[:, 1]
+    area = 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(np.roll(x, -1), y))
+    if area < 0:  # the control polygon runs clockwise: make the loop counter-clockwise
+        center, left = np.roll(center[::-1], 1, axis=0), -np.roll(left[::-1], 1, axis=0)
+    inner = center + left * (width_m / 2)  # ccw loop: left of the driver is inside
     outer = center - left * (width_m / 2)
-    if clockwise:
-        center, inner, outer = center[::-1], inner[::-1], outer[::-1]
-        # keep the start line at the same place: rotate so row 0 stays first
-        center, inner, outer = (np.roll(a, 1, axis=0) for a in (center, inner, outer))
+    if clockwise:  # same start line, other way round
+        center, inner, outer = (np.roll(a[::-1], 1, axis=0) for a in (center, inner, outer))
     return Track.from_loop(name, center, inner, outer, description=description, source=source)
