@@ -1,5 +1,488 @@
-"""Car run logs from `racer drive`: placeholder replaced below."""
+"""Car run logs from `racer drive` (real car or simulated): load, measure, plot, replay.
+
+A run log is a folder holding one JSON-lines file (one object per control-loop frame)
+and optionally the saved camera frames. Nested objects are flattened to dotted keys and
+each quantity is looked up by the names the drive loop uses (several spellings are
+accepted, so older logs keep working):
+
+- time: `t_s` / `time_s` / `timestamp` / `t` (seconds) or `t_ns` / `t_us` / `t_ms`;
+- loop latency: `loop_ms` / `latency_ms`, or the sum of the stage timings;
+- stage timings: every numeric key under `stages.` / `timings_ms.` / `stage_ms.` (ms);
+- deadline misses: `deadline_miss` / `missed` (bool), else latency above the period;
+- link errors: `link_errors` / `link.errors` (a running count) or `link_ok` false;
+- battery: `battery_v` / `telemetry.battery_v`;
+- commands: `steer_deg`, `speed_mps` (or `action.steer_deg`, ...), pulses `steer_us`,
+  `throttle_us` (or `pulses.steering_us`, ...);
+- saved frames: `frame_path` / `frame_file` relative to the folder, or `frames/` files
+  whose names carry the frame index.
+
+`analyze_car_log` writes the figures, an optional MP4 replay of the saved frames with the
+model's actions overlaid, and `report.html`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tools.analysis.errors import CarLogError
+
+_TIME_S = ("t_s", "time_s", "timestamp_s", "timestamp", "t", "time", "wall_clock")
+_TIME_SCALED = (("t_ns", 1e-9), ("t_us", 1e-6), ("t_ms", 1e-3), ("monotonic_ns", 1e-9))
+_LATENCY = ("loop_ms", "latency_ms", "total_ms", "frame_ms", "loop_latency_ms")
+_STAGE_PREFIXES = ("stages.", "timings_ms.", "stage_ms.", "timings.", "stage_times_ms.")
+_MISS = ("deadline_miss", "deadline_missed", "missed_deadline", "missed")
+_LINK_ERRORS = (
+    "link_errors",
+    "link.errors",
+    "telemetry.link_errors",
+    "link.error_count",
+    "errors.link",
+)
+_LINK_OK = ("link_ok", "link.ok", "telemetry.link_ok")
+_BATTERY = ("battery_v", "telemetry.battery_v", "battery.voltage_v", "telemetry.vbat_v", "vbat_v")
+_STEER = (
+    "steer_deg",
+    "action.steer_deg",
+    "steering_deg",
+    "action.steering_angle",
+    "steering_angle",
+)
+_SPEED = ("speed_mps", "action.speed_mps", "action.speed", "speed")
+_ACTION = ("action", "action.index", "action_index")
+_STEER_US = ("steer_us", "pulses.steer_us", "pulses.steering_us", "steering_us")
+_THROTTLE_US = ("throttle_us", "pulses.throttle_us", "pulses.motor_us", "motor_us")
+_FRAME = ("frame", "index", "frame_index", "step", "i")
+_FRAME_PATH = ("frame_path", "frame_file", "image", "image_path")
+_RATE = ("rate_hz", "control_rate_hz", "meta.rate_hz")
 
 
-def is_car_log(path) -> bool:
-    return False
+@dataclass
+class CarLog:
+    """One `racer drive` run log."""
+
+    root: Path
+    """The run-log folder."""
+    jsonl: Path
+    """The JSON-lines file."""
+    records: pd.DataFrame
+    """One row per frame, nested keys flattened with dots."""
+    header: dict[str, Any] = field(default_factory=dict)
+    """A leading non-frame record (model, rate, calibration), if the log has one."""
+    frames_dir: Path | None = None
+    """Folder of saved frames, if any."""
+
+
+def _jsonl_of(path: Path) -> Path | None:
+    if path.is_file() and path.suffix == ".jsonl":
+        return path
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if files:
+            return max(files, key=lambda p: p.stat().st_size)
+    return None
+
+
+def is_car_log(path: Path) -> bool:
+    """True for a JSONL file or a folder holding one (and no DeepRacer simtrace)."""
+    path = Path(path)
+    if path.is_dir() and ((path / "training-simtrace").is_dir() or (path / "sim-trace").is_dir()):
+        return False
+    return _jsonl_of(path) is not None
+
+
+def _flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
+    out = {} if out is None else out
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _flatten(v, f"{prefix}{k}.", out)
+    else:
+        out[prefix[:-1]] = obj
+    return out
+
+
+def load_car_log(path: str | Path) -> CarLog:
+    """Read a run log folder (or its .jsonl file)."""
+    path = Path(path).expanduser()
+    jsonl = _jsonl_of(path)
+    if jsonl is None:
+        raise CarLogError(f"{path}: no .jsonl run log found; give the folder `racer drive` wrote")
+    rows, header = [], {}
+    with jsonl.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                if n > 1 and not fh.readline():  # a torn last line after a crash: skip it
+                    break
+                raise CarLogError(f"{jsonl}:{n}: not JSON ({exc.msg}); is this a run log?") from exc
+            if not isinstance(obj, dict):
+                raise CarLogError(f"{jsonl}:{n}: expected a JSON object per line")
+            flat = _flatten(obj)
+            if not rows and not header and _pick(flat, _LATENCY + _STEER + _FRAME) is None:
+                header = flat
+                continue
+            rows.append(flat)
+    if not rows:
+        raise CarLogError(f"{jsonl}: holds no frame records; was the drive stopped at once?")
+    root = jsonl.parent
+    frames = root / "frames"
+    return CarLog(root, jsonl, pd.DataFrame(rows), header, frames if frames.is_dir() else None)
+
+
+def _pick(flat: dict, names) -> Any:
+    for n in names:
+        if n in flat and flat[n] is not None:
+            return flat[n]
+    return None
+
+
+def _column(df: pd.DataFrame, names) -> pd.Series | None:
+    for n in names:
+        if n in df.columns:
+            col = pd.to_numeric(df[n], errors="coerce") if df[n].dtype != bool else df[n]
+            if col.notna().any():
+                return col
+    return None
+
+
+@dataclass
+class CarSeries:
+    """The quantities of a car log on a common time axis (NaN where not logged)."""
+
+    t_s: np.ndarray
+    latency_ms: np.ndarray | None
+    stages_ms: dict[str, np.ndarray]
+    period_ms: float
+    deadline_miss: np.ndarray
+    link_errors: np.ndarray | None
+    battery_v: np.ndarray | None
+    steer_deg: np.ndarray | None
+    speed_mps: np.ndarray | None
+    steer_us: np.ndarray | None
+    throttle_us: np.ndarray | None
+
+
+def series(log: CarLog) -> CarSeries:
+    """Extract every quantity from the records (see the module docstring for the keys)."""
+    df = log.records
+    t = _column(df, _TIME_S)
+    if t is None:
+        for name, scale in _TIME_SCALED:
+            if name in df:
+                t = pd.to_numeric(df[name], errors="coerce") * scale
+                break
+    if t is None:
+        raise CarLogError(
+            f"{log.jsonl}: no timestamp field (t_s, timestamp, t_ns...) in the records"
+        )
+    t_s = t.to_numpy(dtype=float)
+    t_s = t_s - np.nanmin(t_s)
+    stages = {}
+    for col in df.columns:
+        for prefix in _STAGE_PREFIXES:
+            if col.startswith(prefix):
+                values = pd.to_numeric(df[col], errors="coerce")
+                if values.notna().any():
+                    stages[col[len(prefix) :]] = values.to_numpy(dtype=float)
+    lat = _column(df, _LATENCY)
+    latency = lat.to_numpy(dtype=float) if lat is not None else None
+    if latency is None and stages:
+        latency = np.nansum(np.vstack(list(stages.values())), axis=0)
+    rate = _pick(log.header, _RATE) or (
+        _column(df, _RATE).iloc[0] if _column(df, _RATE) is not None else None
+    )
+    if rate is None and len(t_s) > 2:
+        rate = 1.0 / float(np.nanmedian(np.diff(t_s)))
+    period_ms = 1000.0 / float(rate or 15.0)
+    miss = _column(df, _MISS)
+    if miss is not None:
+        deadline_miss = miss.fillna(False).astype(bool).to_numpy()
+    elif latency is not None:
+        deadline_miss = np.nan_to_num(latency, nan=0.0) > period_ms
+    else:
+        deadline_miss = np.zeros(len(df), bool)
+    link = _column(df, _LINK_ERRORS)
+    link_errors = link.to_numpy(dtype=float) if link is not None else None
+    if link_errors is None:
+        ok = _column(df, _LINK_OK)
+        if ok is not None:
+            link_errors = np.cumsum(~ok.fillna(True).astype(bool).to_numpy()).astype(float)
+
+    def arr(names):
+        c = _column(df, names)
+        return c.to_numpy(dtype=float) if c is not None else None
+
+    return CarSeries(
+        t_s=t_s,
+        latency_ms=latency,
+        stages_ms=stages,
+        period_ms=period_ms,
+        deadline_miss=deadline_miss,
+        link_errors=link_errors,
+        battery_v=arr(_BATTERY),
+        steer_deg=arr(_STEER),
+        speed_mps=arr(_SPEED),
+        steer_us=arr(_STEER_US),
+        throttle_us=arr(_THROTTLE_US),
+    )
+
+
+def summarize_car(log: CarLog, s: CarSeries) -> dict[str, Any]:
+    """Key figures: frames, duration, latency percentiles, deadline misses, link, battery."""
+    out: dict[str, Any] = {
+        "run": str(log.root),
+        "frames": int(len(s.t_s)),
+        "duration_s": round(float(s.t_s[-1]), 3) if len(s.t_s) else 0.0,
+        "period_ms": round(s.period_ms, 3),
+        "loop_rate_hz": round(float((len(s.t_s) - 1) / s.t_s[-1]), 3) if s.t_s[-1] > 0 else None,
+        "deadline_misses": int(s.deadline_miss.sum()),
+        "deadline_miss_rate": round(float(s.deadline_miss.mean()), 4),
+    }
+    if s.latency_ms is not None and np.isfinite(s.latency_ms).any():
+        lat = s.latency_ms[np.isfinite(s.latency_ms)]
+        out.update(
+            latency_p50_ms=round(float(np.percentile(lat, 50)), 3),
+            latency_p95_ms=round(float(np.percentile(lat, 95)), 3),
+            latency_p99_ms=round(float(np.percentile(lat, 99)), 3),
+            latency_max_ms=round(float(lat.max()), 3),
+        )
+    for name, values in s.stages_ms.items():
+        if np.isfinite(values).any():
+            out[f"stage_{name}_p50_ms"] = round(float(np.nanpercentile(values, 50)), 3)
+    if s.link_errors is not None:
+        errs = s.link_errors[np.isfinite(s.link_errors)]
+        out["link_errors"] = int(errs.max() - errs.min()) if len(errs) else 0
+    if s.battery_v is not None and np.isfinite(s.battery_v).any():
+        b = s.battery_v[np.isfinite(s.battery_v)]
+        out.update(
+            battery_start_v=round(float(b[0]), 3),
+            battery_end_v=round(float(b[-1]), 3),
+            battery_min_v=round(float(b.min()), 3),
+        )
+    return out
+
+
+def plot_car(log: CarLog, s: CarSeries, out_dir: Path) -> list[tuple[Path, str]]:
+    """The car-log figures (PNG paths with captions)."""
+    from tools.analysis import plots
+
+    plt = plots.plt
+    figs: list[tuple[Path, str]] = []
+    if s.latency_ms is not None:
+        lat = s.latency_ms
+        fig, ax = plt.subplots(figsize=(9, 3.6))
+        finite = lat[np.isfinite(lat)]
+        ax.hist(finite, bins=60, color="#1f77b4")
+        ax.axvline(s.period_ms, color="#d62728", ls="--", label=f"deadline {s.period_ms:.1f} ms")
+        for q, ls in ((50, ":"), (99, "-.")):
+            v = float(np.percentile(finite, q))
+            ax.axvline(v, color="black", ls=ls, lw=1, label=f"p{q} {v:.1f} ms")
+        ax.set_xlabel("loop latency (ms)")
+        ax.set_ylabel("frames")
+        ax.set_title("Loop latency")
+        ax.legend()
+        ax.grid(alpha=0.3)
+        figs.append(
+            (
+                plots.save(fig, out_dir / "latency_hist.png"),
+                "Loop latency histogram with the control period as deadline.",
+            )
+        )
+        fig, ax = plt.subplots(figsize=(11, 3.8))
+        if s.stages_ms:
+            names = list(s.stages_ms)
+            stack = np.vstack([np.nan_to_num(s.stages_ms[n]) for n in names])
+            ax.stackplot(s.t_s, stack, labels=names, alpha=0.8)
+        ax.plot(s.t_s, lat, color="black", lw=0.6, label="loop total")
+        miss = s.deadline_miss
+        if miss.any():
+            ax.scatter(
+                s.t_s[miss],
+                np.nan_to_num(lat[miss]),
+                color="#d62728",
+                s=12,
+                zorder=3,
+                label=f"deadline miss ({int(miss.sum())})",
+            )
+        ax.axhline(s.period_ms, color="#d62728", ls="--", lw=1)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("ms")
+        ax.set_title("Latency over time (stages stacked)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, fontsize=8)
+        ax.grid(alpha=0.3)
+        figs.append(
+            (
+                plots.save(fig, out_dir / "latency_time.png"),
+                "Loop latency over time, the stage timings stacked, deadline misses in red.",
+            )
+        )
+    panels = [
+        p
+        for p in (
+            (s.battery_v, "battery (V)", "#2ca02c"),
+            (s.link_errors, "link errors (count)", "#d62728"),
+        )
+        if p[0] is not None
+    ]
+    if panels:
+        fig, axes = plt.subplots(
+            len(panels), 1, figsize=(11, 2.8 * len(panels)), sharex=True, squeeze=False
+        )
+        for ax, (values, label, colour) in zip(axes[:, 0], panels, strict=True):
+            ax.plot(s.t_s, values, color=colour)
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("time (s)")
+        figs.append(
+            (
+                plots.save(fig, out_dir / "battery_link.png"),
+                "Battery voltage and link errors over the run.",
+            )
+        )
+    traces = [
+        p
+        for p in (
+            (s.steer_deg, "steering (deg)"),
+            (s.speed_mps, "speed (m/s)"),
+            (s.steer_us, "steering pulse (µs)"),
+            (s.throttle_us, "throttle pulse (µs)"),
+        )
+        if p[0] is not None
+    ]
+    if traces:
+        fig, axes = plt.subplots(
+            len(traces), 1, figsize=(11, 2.3 * len(traces)), sharex=True, squeeze=False
+        )
+        for ax, (values, label) in zip(axes[:, 0], traces, strict=True):
+            ax.plot(s.t_s, values, lw=0.8)
+            ax.set_ylabel(label, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[-1, 0].set_xlabel("time (s)")
+        figs.append(
+            (
+                plots.save(fig, out_dir / "controls.png"),
+                "Commanded steering and speed, and the pulse widths sent to the servo and ESC.",
+            )
+        )
+    return figs
+
+
+def _frame_files(log: CarLog) -> list[tuple[int, Path]]:
+    """(record row, frame file) pairs of the saved frames."""
+    df = log.records
+    out = []
+    col = next((c for c in _FRAME_PATH if c in df.columns), None)
+    if col is not None:
+        for i, rel in enumerate(df[col]):
+            if isinstance(rel, str) and rel:
+                p = (log.root / rel) if not Path(rel).is_absolute() else Path(rel)
+                if p.is_file():
+                    out.append((i, p))
+        if out:
+            return out
+    if log.frames_dir is None:
+        return []
+    index_col = next((c for c in _FRAME if c in df.columns), None)
+    row_of = {}
+    if index_col is not None:
+        for i, v in enumerate(pd.to_numeric(df[index_col], errors="coerce")):
+            if np.isfinite(v):
+                row_of[int(v)] = i
+    for p in sorted(log.frames_dir.iterdir()):
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".npy", ".pgm"):
+            continue
+        m = re.findall(r"\d+", p.stem)
+        if not m:
+            continue
+        idx = int(m[-1])
+        row = row_of.get(idx, idx if idx < len(df) else None)
+        if row is not None:
+            out.append((row, p))
+    return sorted(out)
+
+
+def _read_frame(path: Path) -> np.ndarray | None:
+    import cv2
+
+    if path.suffix.lower() == ".npy":
+        arr = np.load(path)
+        return (
+            arr.reshape(arr.shape[0], arr.shape[1], -1)[..., 0]
+            if arr.ndim == 3 and arr.shape[2] == 1
+            else arr
+        )
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+
+
+def replay_video(log: CarLog, s: CarSeries, path: Path) -> dict[str, Any] | None:
+    """MP4 of the saved frames with the commanded steering and speed overlaid."""
+    from tools.analysis.replay import overlay_action, write_mp4
+
+    pairs = _frame_files(log)
+    if not pairs:
+        return None
+    max_steer = float(np.nanmax(np.abs(s.steer_deg))) if s.steer_deg is not None else 30.0
+    max_speed = float(np.nanmax(s.speed_mps)) if s.speed_mps is not None else 1.0
+    max_steer = max_steer if math.isfinite(max_steer) and max_steer > 0 else 30.0
+    max_speed = max_speed if math.isfinite(max_speed) and max_speed > 0 else 1.0
+    times = [s.t_s[r] for r, _ in pairs]
+    fps = 1.0 / float(np.median(np.diff(times))) if len(times) > 2 else 15.0
+    fps = float(np.clip(fps, 1.0, 60.0))
+
+    def frames():
+        for row, p in pairs:
+            img = _read_frame(p)
+            if img is None:
+                continue
+            steer = s.steer_deg[row] if s.steer_deg is not None else None
+            speed = s.speed_mps[row] if s.speed_mps is not None else None
+            lat = s.latency_ms[row] if s.latency_ms is not None else float("nan")
+            text = f"t={s.t_s[row]:6.2f}s  steer {steer if steer is not None else float('nan'):+5.1f}  v {speed if speed is not None else float('nan'):.2f}  {lat:.0f}ms"
+            yield overlay_action(img, steer, speed, max_steer, max_speed, text)
+
+    return write_mp4(frames(), path, fps)
+
+
+def analyze_car_log(log: CarLog, out_dir: Path, video: bool = True) -> dict[str, Any]:
+    """Figures, optional MP4 replay and report.html for a car run log; key figures."""
+    from tools.analysis.report import Report, write_text_atomic
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s = series(log)
+    summary = summarize_car(log, s)
+    report = Report(f"openracer car run: {log.root.name}", str(log.jsonl))
+    sec = report.section("Loop timing, link, battery and controls")
+    for png, caption in plot_car(log, s, out_dir):
+        sec.figure(png, caption)
+    if video:
+        result = replay_video(log, s, out_dir / "replay.mp4")
+        if result is not None:
+            summary["replay"] = result["path"]
+            summary["replay_frames"] = result["frames"]
+            report.section("Replay").link(
+                out_dir / "replay.mp4",
+                f"replay.mp4: {result['frames']} saved frames at {result['fps']:.1f} fps, with the model's actions",
+            )
+    if log.header:
+        report.section("Run").table(
+            ["field", "value"], [[k, str(v)] for k, v in log.header.items()]
+        )
+    report.figures = [
+        (k.replace("_", " "), v) for k, v in summary.items() if k not in ("run", "replay")
+    ]
+    path = report.write(out_dir)
+    summary["report"] = str(path)
+    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -1,0 +1,93 @@
+"""Car run logs: latency, deadline misses, link errors, battery, controls, MP4 replay."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tools.analysis.carlog import is_car_log, load_car_log, series
+from tools.analysis.errors import CarLogError
+from tools.cli import main as racer
+
+
+def write_car_log(root, n=90, rate_hz=15.0, frames_every=1, seed=0, torn=False):
+    """A run log as the drive loop writes it: a header record, then one record per frame."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "frames").mkdir(exist_ok=True)
+    lines = [json.dumps({"model": "m.tflite", "rate_hz": rate_hz, "started": "2026-11-22T03:00Z"})]
+    link_errors = 0
+    for i in range(n):
+        capture, infer, send = 4 + rng.random(), 20 + 8 * rng.random(), 1.0
+        if i in (30, 31, 60):
+            infer = 80.0  # three slow frames: deadline misses at 15 Hz (66.7 ms)
+        if i == 45:
+            link_errors += 1
+        steer = float(np.round(15 * np.sin(i / 10.0)))
+        rec = {
+            "frame": i,
+            "t_ns": int(1_000_000_000 + i * 1e9 / rate_hz),
+            "action": {"index": i % 10, "steer_deg": steer, "speed_mps": 0.6},
+            "pulses": {"steering_us": 1500 + 10 * steer, "throttle_us": 1430},
+            "stages": {"capture": capture, "infer": infer, "send": send},
+            "telemetry": {"battery_v": 7.9 - 0.002 * i, "link_errors": link_errors},
+        }
+        lines.append(json.dumps(rec))
+        if i % frames_every == 0:
+            img = np.full((120, 160), 40 + i % 200, np.uint8)
+            cv2.putText(img, str(i), (50, 70), cv2.FONT_HERSHEY_SIMPLEX, 1, 255, 2)
+            cv2.imwrite(str(root / "frames" / f"{i:06d}.png"), img)
+    text = "\n".join(lines) + "\n"
+    if torn:
+        text += '{"frame": 9999, "t_ns": 12'
+    (root / "run.jsonl").write_text(text)
+    return root
+
+
+def test_series_and_summary(tmp_path):
+    log = load_car_log(write_car_log(tmp_path / "run"))
+    assert log.header["rate_hz"] == 15.0 and len(log.records) == 90
+    s = series(log)
+    assert s.period_ms == pytest.approx(1000 / 15)
+    assert set(s.stages_ms) == {"capture", "infer", "send"}
+    assert np.allclose(s.latency_ms, sum(s.stages_ms.values()))
+    assert s.deadline_miss.sum() == 3
+    assert s.t_s[-1] == pytest.approx(89 / 15)
+    assert s.steer_us is not None and s.battery_v[0] == pytest.approx(7.9)
+
+
+def test_analyze_car_log_report_and_replay(tmp_path, capsys):
+    run = write_car_log(tmp_path / "run")
+    assert is_car_log(run)
+    out = tmp_path / "report"
+    assert racer(["analyze", str(run), "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["frames"] == 90 and summary["deadline_misses"] == 3
+    assert summary["link_errors"] == 1
+    assert summary["battery_end_v"] == pytest.approx(7.9 - 0.002 * 89, abs=1e-3)
+    assert 25 < summary["latency_p50_ms"] < 35 and summary["latency_max_ms"] > 80
+    assert summary["loop_rate_hz"] == pytest.approx(15.0, rel=1e-3)
+    for png in ("latency_hist.png", "latency_time.png", "battery_link.png", "controls.png"):
+        assert (out / png).stat().st_size > 5000
+    cap = cv2.VideoCapture(str(out / "replay.mp4"))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, frame = cap.read()
+    cap.release()
+    assert ok and count == 90 and summary["replay_frames"] == 90
+    assert frame.shape[1] == 640  # frames enlarged 4x with the action band below
+    assert 'src="replay.mp4"' in (out / "report.html").read_text()
+
+
+def test_torn_last_line_is_skipped_but_garbage_is_loud(tmp_path):
+    log = load_car_log(write_car_log(tmp_path / "a", n=20, torn=True))
+    assert len(log.records) == 20
+    bad = tmp_path / "b"
+    bad.mkdir()
+    (bad / "run.jsonl").write_text('{"frame": 1, "t_s": 0}\nnot json\n{"frame": 2, "t_s": 1}\n')
+    with pytest.raises(CarLogError, match="not JSON"):
+        load_car_log(bad)
+    with pytest.raises(CarLogError, match="no .jsonl"):
+        load_car_log(tmp_path / "nothing")
