@@ -1,0 +1,108 @@
+"""hyperparameters.json and TrainConfig: DeepRacer defaults, strict keys and ranges."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from trainer.config import (
+    Hyperparameters,
+    TrainConfig,
+    field_help,
+    load_hyperparameters,
+    parse_hyperparameters,
+)
+from trainer.errors import ConfigError
+
+DRFC_DEFAULT = {
+    "batch_size": 64,
+    "beta_entropy": 0.01,
+    "discount_factor": 0.995,
+    "e_greedy_value": 0.05,
+    "epsilon_steps": 10000,
+    "exploration_type": "categorical",
+    "loss_type": "huber",
+    "lr": 0.0003,
+    "num_episodes_between_training": 20,
+    "num_epochs": 10,
+    "stack_size": 1,
+    "term_cond_avg_score": 350.0,
+    "term_cond_max_episodes": 1000,
+    "sac_alpha": 0.2,
+}
+
+
+def test_simapp_defaults():
+    hp = Hyperparameters()
+    assert (hp.batch_size, hp.beta_entropy, hp.discount_factor, hp.lr) == (64, 0.01, 0.999, 3e-4)
+    assert (hp.num_episodes_between_training, hp.num_epochs, hp.loss_type) == (
+        20,
+        10,
+        "mean squared error",
+    )
+    assert parse_hyperparameters({}) == hp
+
+
+def test_drfc_file_loads_as_is_and_round_trips(tmp_path):
+    path = tmp_path / "hyperparameters.json"
+    path.write_text(json.dumps(DRFC_DEFAULT))
+    hp = load_hyperparameters(path)
+    assert hp.discount_factor == 0.995 and hp.loss_type == "huber"
+    assert hp.to_json() == DRFC_DEFAULT
+
+
+def test_console_style_values_are_normalised():
+    hp = parse_hyperparameters({"loss_type": "Mean squared error", "batch_size": "128"})
+    assert hp.loss_type == "mean squared error" and hp.batch_size == 128
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        ({"learning_rate": 0.1}, ["unknown key", "learning_rate"]),
+        ({"lr": 0.5}, ["lr", "0.5", "range"]),
+        ({"discount_factor": 1.5}, ["discount_factor", "1.5"]),
+        ({"batch_size": 64.5}, ["batch_size", "whole number"]),
+        ({"num_epochs": 0}, ["num_epochs", "0"]),
+        ({"loss_type": "l1"}, ["loss_type", "l1"]),
+        ({"exploration_type": "greedy"}, ["exploration_type"]),
+        ({"stack_size": 4}, ["stack_size", "4"]),
+        ({"beta_entropy": "lots"}, ["beta_entropy", "not a number"]),
+        ({"lr": True}, ["lr", "not a number"]),
+    ],
+)
+def test_bad_hyperparameters_are_clear_errors(data, words):
+    with pytest.raises(ConfigError) as info:
+        parse_hyperparameters(data, source="hp.json")
+    text = str(info.value)
+    assert "hp.json" in text
+    for w in words:
+        assert w in text
+
+
+def test_bad_json_names_file_and_line(tmp_path):
+    path = tmp_path / "h.json"
+    path.write_text('{"lr": 0.001,\n  oops}')
+    with pytest.raises(ConfigError, match=r"h\.json.*line 2"):
+        load_hyperparameters(path)
+
+
+def test_train_config_validation():
+    with pytest.raises(ConfigError, match="randomize"):
+        TrainConfig(randomize="extreme")
+    with pytest.raises(ConfigError, match="minutes"):
+        TrainConfig(minutes=0)
+    with pytest.raises(ConfigError, match="resume and --clone"):
+        TrainConfig(resume=True, clone="x")
+    with pytest.raises(ConfigError, match="workers"):
+        TrainConfig(workers=0)
+
+
+def test_every_field_has_help():
+    for cls in (TrainConfig, Hyperparameters):
+        helps = field_help(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        assert sorted(helps) == sorted(names)
+        assert all(len(h) > 10 for h in helps.values())

@@ -1,0 +1,321 @@
+"""Training configuration: DeepRacer's `hyperparameters.json` and openracer's `TrainConfig`.
+
+`Hyperparameters` holds exactly DeepRacer's keys with the simapp's defaults (compat
+reference section 3.3), so a DeepRacer or DRfC `hyperparameters.json` loads unchanged and
+a file written here loads in DeepRacer tools. Unknown keys and out-of-range values are
+`ConfigError`s naming the file, the key, the value and the accepted range.
+
+`TrainConfig` is everything else a run needs (tracks, reward file, time budget, number of
+simulator workers...). Both are frozen dataclasses with a docstring under every field;
+`field_help(cls)` reads those docstrings so the command line (`racer train --help`) is
+generated from the dataclass and help text never drifts from the code.
+
+Fixed by DeepRacer and therefore not configurable: PPO clip 0.2, GAE lambda 0.95, Adam
+epsilon 1e-5 (compat reference section 4.3).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import math
+import textwrap
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from trainer.errors import ConfigError
+
+SCHEMA_VERSION = 1
+"""Version of the `config.json` written into each run directory."""
+
+CLIP_EPSILON = 0.2
+"""PPO ratio clip, fixed as in DeepRacer."""
+GAE_LAMBDA = 0.95
+"""GAE lambda, fixed as in DeepRacer."""
+ADAM_EPSILON = 1e-5
+"""Adam epsilon, as DeepRacer's Coach configuration."""
+
+LOSS_TYPES = ("mean squared error", "huber")
+EXPLORATION_TYPES = ("categorical", "e-greedy")
+RANDOMIZE_PRESETS = ("none", "light", "standard", "heavy")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """DeepRacer `hyperparameters.json`: same keys, same defaults as the simapp."""
+
+    batch_size: int = 64
+    """Gradient-descent minibatch size (DeepRacer offers 32, 64, 128, 256, 512)."""
+    beta_entropy: float = 0.01
+    """Entropy bonus coefficient of the PPO loss."""
+    discount_factor: float = 0.999
+    """Discount gamma per step (at 15 Hz, 0.999 looks about 1000 steps = 67 s ahead)."""
+    e_greedy_value: float = 0.05
+    """Final epsilon when exploration_type is 'e-greedy'."""
+    epsilon_steps: int = 10000
+    """Steps over which epsilon decays linearly from 1.0 to e_greedy_value ('e-greedy')."""
+    exploration_type: str = "categorical"
+    """'categorical' (sample the softmax in training) or 'e-greedy' (discrete only)."""
+    loss_type: str = "mean squared error"
+    """Value loss: 'mean squared error' or 'huber'."""
+    lr: float = 0.0003
+    """Adam learning rate."""
+    num_episodes_between_training: int = 20
+    """Episodes collected (all simulator workers together) per policy iteration."""
+    num_epochs: int = 10
+    """Optimisation passes over each iteration's experience."""
+    stack_size: int = 1
+    """Frame stack; DeepRacer hard-wires 1 frame, and so does openracer."""
+    term_cond_avg_score: float = 100000.0
+    """Stop once the mean training reward of an iteration reaches this score."""
+    term_cond_max_episodes: int = 100000
+    """Stop after this many training episodes."""
+    sac_alpha: float = 0.2
+    """SAC temperature; accepted for compatibility, unused by PPO."""
+
+    def to_json(self) -> dict[str, Any]:
+        """The dict to write as `hyperparameters.json` (DeepRacer's keys only)."""
+        return dataclasses.asdict(self)
+
+
+# key -> (kind, low, high); kind "int" | "float"; bounds inclusive.
+_RANGES: dict[str, tuple[str, float, float]] = {
+    "batch_size": ("int", 1, 8192),
+    "beta_entropy": ("float", 0.0, 1.0),
+    "discount_factor": ("float", 0.0, 1.0),
+    "e_greedy_value": ("float", 0.0, 1.0),
+    "epsilon_steps": ("int", 1, 10**9),
+    "lr": ("float", 1e-8, 1e-2),
+    "num_episodes_between_training": ("int", 1, 1000),
+    "num_epochs": ("int", 1, 100),
+    "stack_size": ("int", 1, 1),
+    "term_cond_avg_score": ("float", 0.0, 1e12),
+    "term_cond_max_episodes": ("int", 1, 10**12),
+    "sac_alpha": ("float", 0.0, 100.0),
+}
+
+
+def parse_hyperparameters(data: Any, source: str = "hyperparameters") -> Hyperparameters:
+    """Validate a dict read from `hyperparameters.json`; missing keys take simapp defaults.
+
+    DeepRacer tools sometimes write numbers as strings ("64"); those are accepted.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(Hyperparameters)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key(s) {unknown}; DeepRacer's hyperparameter keys are "
+            f"{sorted(known)}"
+        )
+    values: dict[str, Any] = {}
+    for key, raw in data.items():
+        if key == "exploration_type":
+            text = str(raw).strip().lower()
+            if text not in EXPLORATION_TYPES:
+                raise ConfigError(
+                    f"{source}: exploration_type {raw!r} is not one of {list(EXPLORATION_TYPES)}"
+                )
+            values[key] = text
+            continue
+        if key == "loss_type":
+            text = str(raw).strip().lower()
+            if text not in LOSS_TYPES:
+                raise ConfigError(f"{source}: loss_type {raw!r} is not one of {list(LOSS_TYPES)}")
+            values[key] = text
+            continue
+        kind, low, high = _RANGES[key]
+        values[key] = _checked_number(raw, key, kind, low, high, source)
+    if values.get("discount_factor", 0.999) <= 0.0:
+        raise ConfigError(f"{source}: discount_factor must be above 0 (DeepRacer uses 0.999)")
+    return Hyperparameters(**values)
+
+
+def load_hyperparameters(path: str | Path) -> Hyperparameters:
+    """Read and validate a DeepRacer `hyperparameters.json`."""
+    return parse_hyperparameters(_read_json(path, "hyperparameters"), source=str(path))
+
+
+def _checked_number(raw: Any, key: str, kind: str, low: float, high: float, source: str) -> Any:
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise ConfigError(f"{source}: {key} {raw!r} is not a number")
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {key} {raw!r} is not a number") from exc
+    if not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} {raw!r} is not finite")
+    if kind == "int":
+        if value != int(value):
+            raise ConfigError(f"{source}: {key} {raw!r} must be a whole number")
+        value = int(value)
+    if not low <= value <= high:
+        raise ConfigError(
+            f"{source}: {key} {raw!r} is outside the accepted range {low:g}..{high:g}"
+        )
+    return value
+
+
+def _read_json(path: str | Path, what: str) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} file ({exc.strerror})") from exc
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything one `racer train` run needs besides the DeepRacer files."""
+
+    out: str = "runs/run"
+    """Run directory: checkpoints, logs, TensorBoard, simtrace CSVs."""
+    track: tuple[str, ...] = ("reinvent_like",)
+    """Training track(s): catalogue names or .npy paths; several are drawn per episode."""
+    generated: int = 0
+    """Also train on this many procedurally generated tracks (0 = none)."""
+    reward: str | None = None
+    """Reward file defining reward_function(params); default: the simulator's default."""
+    metadata: str | None = None
+    """model_metadata.json (action space, network); default: the console default."""
+    hyperparameters: str | None = None
+    """DeepRacer hyperparameters.json; default: the simapp defaults."""
+    minutes: float = 15.0
+    """Wall-clock training budget in minutes (total across resumes)."""
+    randomize: str = "standard"
+    """Domain-randomization preset: none, light, standard or heavy."""
+    resume: bool = False
+    """Continue the run in --out from its last checkpoint."""
+    clone: str | None = None
+    """Start from another run's best weights (new reward, track or hyperparameters allowed)."""
+    seed: int = 0
+    """Seed of every random choice (sampling, shuffling, start positions, randomization)."""
+    workers: int = 2
+    """Simulator processes stepping environments in parallel."""
+    envs_per_worker: int = 4
+    """Environments per simulator process; the policy runs on all of them as one batch."""
+    max_episode_steps: int = 1500
+    """Truncate an episode after this many steps (1500 = 100 s at 15 Hz)."""
+    eval_episodes: int = 5
+    """Evaluation episodes from the start line after each iteration (DeepRacer: 5)."""
+    max_iterations: int = 0
+    """Stop after this many iterations (0 = no limit; the time budget still applies)."""
+    keep_checkpoints: int = 5
+    """How many recent checkpoints to keep besides the best one."""
+    imitation_episodes: int = 0
+    """Behaviour-cloning warm start from the pure-pursuit expert: expert episodes (0 = off)."""
+    tf_threads: int = 2
+    """TensorFlow intra-op threads for the learner."""
+    env_id: str = "openracer/Race-v0"
+    """Gymnasium environment id (tests register a small fake)."""
+
+    def __post_init__(self) -> None:
+        _check_config(self)
+
+    def to_json(self) -> dict[str, Any]:
+        """The dict stored as `config.json` in the run directory."""
+        out = dataclasses.asdict(self)
+        out["track"] = list(self.track)
+        out["schema_version"] = SCHEMA_VERSION
+        return out
+
+
+def _check_config(c: TrainConfig) -> None:
+    if not c.track and c.generated <= 0:
+        raise ConfigError("no training track: give --track NAME (repeatable) or --generated N")
+    if c.generated < 0 or c.generated > 10000:
+        raise ConfigError(f"--generated {c.generated} must be 0-10000")
+    if not 0 < c.minutes <= 7 * 24 * 60:
+        raise ConfigError(f"--minutes {c.minutes} must be above 0 and at most a week (10080)")
+    if c.randomize not in RANDOMIZE_PRESETS:
+        raise ConfigError(f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}")
+    if c.resume and c.clone:
+        raise ConfigError(
+            "--resume and --clone exclude each other: resume continues a run, "
+            "clone starts a new run from another run's weights"
+        )
+    for name, low, high in (
+        ("workers", 1, 64),
+        ("envs_per_worker", 1, 256),
+        ("max_episode_steps", 10, 1_000_000),
+        ("eval_episodes", 0, 1000),
+        ("max_iterations", 0, 10**9),
+        ("keep_checkpoints", 1, 1000),
+        ("imitation_episodes", 0, 100000),
+        ("tf_threads", 1, 256),
+    ):
+        value = getattr(c, name)
+        if not low <= value <= high:
+            raise ConfigError(
+                f"--{name.replace('_', '-')} {value} is outside the accepted range {low}..{high}"
+            )
+    if not c.out:
+        raise ConfigError("--out must name a run directory")
+
+
+def config_from_json(data: Any, source: str) -> TrainConfig:
+    """Rebuild a `TrainConfig` from a run's `config.json` (unknown keys are errors)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object")
+    data = dict(data)
+    version = data.pop("schema_version", SCHEMA_VERSION)
+    if version != SCHEMA_VERSION:
+        raise ConfigError(
+            f"{source}: schema_version {version} is not {SCHEMA_VERSION}; this run was written "
+            "by another openracer version"
+        )
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {unknown}")
+    if "track" in data:
+        data["track"] = tuple(data["track"])
+    return TrainConfig(**data)
+
+
+@cache
+def field_help(cls: type) -> dict[str, str]:
+    """Field name -> the docstring written under it in the dataclass body."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    out: dict[str, str] = {}
+    for node, nxt in zip(body, body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            out[node.target.id] = " ".join(nxt.value.value.split())
+    return out
+
+
+def replace(config: TrainConfig, **changes: Any) -> TrainConfig:
+    """A copy of `config` with `changes` applied (validated again)."""
+    return dataclasses.replace(config, **changes)
+
+
+__all__ = [
+    "ADAM_EPSILON",
+    "CLIP_EPSILON",
+    "GAE_LAMBDA",
+    "Hyperparameters",
+    "TrainConfig",
+    "config_from_json",
+    "field",
+    "field_help",
+    "load_hyperparameters",
+    "parse_hyperparameters",
+]

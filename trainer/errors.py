@@ -1,0 +1,27 @@
+"""Typed errors of the training side. One base class with `exit_code = 2`; every message
+names the thing, the value, and the likely fix, so `racer train` and `racer eval` print one
+clear line instead of a traceback."""
+
+from __future__ import annotations
+
+
+class TrainerError(Exception):
+    """Base of every error the trainer raises on purpose."""
+
+    exit_code = 2
+
+
+class ConfigError(TrainerError):
+    """A training configuration or a `hyperparameters.json` is malformed or out of range."""
+
+
+class CheckpointError(TrainerError):
+    """A run directory or checkpoint is missing, incomplete or does not match the config."""
+
+
+class RolloutError(TrainerError):
+    """A simulator worker failed (crashed, or its environment raised)."""
+
+
+class EvaluationError(TrainerError):
+    """An evaluation target or its options cannot be used."""

@@ -1,0 +1,203 @@
+"""What a training run writes besides checkpoints: DeepRacer simtrace CSVs,
+`metrics/TrainingMetrics.json`, and TensorBoard scalars and images.
+
+Simtrace rows carry DeepRacer's 17 classic columns plus `obstacle_crash_counter` and
+`wall_clock` (19, never 18; compat reference section 2), one `prepare` row at the start of
+every episode, `True`/`False` literals and the numeric action index for discrete spaces,
+so deepracer-utils reads the run folder as a DRfC single-worker model. Files are written
+whole and atomically (one per iteration), never appended, so a killed run cannot leave a
+half row.
+
+TrainingMetrics.json holds one entry per training episode (`phase: training`) and per
+evaluation trial (`phase: evaluation`) with the keys deepracer-utils needs (`trial`,
+`episode`, `phase`, `reward_score`, `completion_percentage`,
+`elapsed_time_in_milliseconds`, `episode_status`, `start_time`, `metric_time`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainer.checkpoint import atomic_write, atomic_write_json
+
+SIMTRACE_COLUMNS = (
+    "episode",
+    "steps",
+    "X",
+    "Y",
+    "yaw",
+    "steer",
+    "throttle",
+    "action",
+    "reward",
+    "done",
+    "all_wheels_on_track",
+    "progress",
+    "closest_waypoint",
+    "track_len",
+    "tstamp",
+    "episode_status",
+    "pause_duration",
+    "obstacle_crash_counter",
+    "wall_clock",
+)
+
+STATUS_LABELS = {
+    "prepare": "Prepare",
+    "in_progress": "In progress",
+    "lap_complete": "Lap complete",
+    "off_track": "Off track",
+    "crashed": "Crashed",
+    "reversed": "Reversed",
+    "immobilized": "Immobilized",
+    "time_up": "Time up",
+    "pause": "Pause",
+    "park": "Park",
+}
+"""DeepRacer's EpisodeStatus labels as TrainingMetrics.json writes them."""
+
+
+def _fmt_action(action: Any, discrete: bool) -> str:
+    if discrete:
+        return str(int(np.asarray(action).reshape(())))
+    vec = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
+    return "[" + " ".join(f"{v:.4f}" for v in vec) + "]"
+
+
+def episode_rows(
+    episode_number: int,
+    infos: list[dict[str, Any]],
+    actions: list[Any],
+    rewards: list[float],
+    end_status: str,
+    metadata: Any,
+    discrete: bool,
+    wall_clock: float | None = None,
+) -> list[list[Any]]:
+    """Simtrace rows of one episode: `infos[0]` is the reset (prepare) row, then one row per
+    step with the action taken and the reward it earned."""
+    rows = []
+    space = metadata.action_space
+    wall = time.time() if wall_clock is None else wall_clock
+    n = len(actions)
+    for k, info in enumerate(infos):
+        p = info.get("params", {})
+        if k == 0:
+            steer = speed = 0.0
+            action_text = "-1" if discrete else "[0.0000 0.0000]"
+            reward, status = 0.0, "prepare"
+        else:
+            a = actions[k - 1]
+            steer, speed = space.decode(np.clip(a, -1, 1) if not discrete else a)
+            action_text = _fmt_action(a, discrete)
+            reward = rewards[k - 1]
+            status = end_status if k == n else str(info.get("episode_status", "in_progress"))
+            if k < n and status not in ("in_progress", "pause"):
+                status = "in_progress"
+        closest = p.get("closest_waypoint")
+        if closest is None:
+            cw = p.get("closest_waypoints", [0, 0])
+            closest = cw[0] if isinstance(cw, list | tuple) and cw else 0
+        rows.append(
+            [
+                episode_number,
+                float(p.get("steps", k)),
+                f"{float(p.get('x', 0.0)):.4f}",
+                f"{float(p.get('y', 0.0)):.4f}",
+                f"{float(p.get('heading', 0.0)):.4f}",
+                f"{float(p.get('steering_angle', steer)):.2f}",
+                f"{float(p.get('speed', speed)):.2f}",
+                action_text,
+                f"{float(reward):.4f}",
+                "True" if k == n and k > 0 else "False",
+                "True" if p.get("all_wheels_on_track", True) else "False",
+                f"{float(p.get('progress', 0.0)):.4f}",
+                int(closest),
+                f"{float(p.get('track_length', 0.0)):.2f}",
+                f"{float(p.get('sim_time', k / metadata.control_rate_hz)):.4f}",
+                status,
+                "0.00",
+                0,
+                f"{wall:.4f}",
+            ]
+        )
+    return rows
+
+
+def trial_rows(trial: Any, metadata: Any, discrete: bool) -> list[list[Any]]:
+    """Simtrace rows of an evaluation trial (`trainer.evaluate.Trial`)."""
+    return episode_rows(
+        trial.lap, trial.infos, trial.actions, trial.rewards, trial.status, metadata, discrete
+    )
+
+
+def write_simtrace(path: str | Path, rows: list[list[Any]]) -> None:
+    """Write a simtrace CSV (header + rows) atomically."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(SIMTRACE_COLUMNS)
+    writer.writerows(rows)
+    atomic_write(path, buf.getvalue().encode("utf-8"))
+
+
+def metric_entry(
+    *,
+    episode: int,
+    trial: int,
+    phase: str,
+    reward: float,
+    progress: float,
+    status: str,
+    start_s: float,
+    end_s: float,
+) -> dict[str, Any]:
+    """One TrainingMetrics.json entry as the simapp writes it."""
+    return {
+        "reward_score": int(round(reward)),
+        "metric_time": int(end_s * 1000),
+        "start_time": int(start_s * 1000),
+        "elapsed_time_in_milliseconds": int(max(end_s - start_s, 0.0) * 1000),
+        "episode": int(episode),
+        "trial": int(trial),
+        "phase": phase,
+        "completion_percentage": int(max(0.0, min(progress, 100.0))),
+        "episode_status": STATUS_LABELS.get(status, status.replace("_", " ").capitalize()),
+    }
+
+
+def write_metrics(path: str | Path, entries: list[dict[str, Any]]) -> None:
+    """Rewrite TrainingMetrics.json atomically."""
+    atomic_write_json(path, {"metrics": entries, "version": "2", "best_model_metric": "progress"})
+
+
+class TensorBoard:
+    """Scalars and observation images in `RUN/tensorboard`."""
+
+    def __init__(self, logdir: str | Path):
+        import tensorflow as tf
+
+        self._tf = tf
+        self.writer = tf.summary.create_file_writer(str(logdir))
+
+    def scalars(self, step: int, values: dict[str, float]) -> None:
+        with self.writer.as_default():
+            for name, value in values.items():
+                if value is not None and np.isfinite(value):
+                    self._tf.summary.scalar(name, float(value), step=step)
+
+    def images(self, step: int, name: str, frames: np.ndarray) -> None:
+        """`frames`: uint8 (B, 120, 160, 1), what the agent saw."""
+        with self.writer.as_default():
+            self._tf.summary.image(name, frames, step=step, max_outputs=len(frames))
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -1,0 +1,268 @@
+"""Simulator worker processes: environments stepped in parallel, reset and stepped per slot.
+
+PPO and evaluation see one flat list of environment *slots*. `EnvPool` spreads them over
+`workers` processes (spawned, so no TensorFlow state is forked) with `envs_per_worker`
+environments each; `LocalPool` keeps them in this process (evaluation, tests). Both
+offer the same three calls:
+
+- `reset_many([(slot, seed, options), ...]) -> {slot: (obs, info)}`
+- `step_many({slot: action}) -> {slot: (obs, reward, terminated, truncated, info)}`
+- `close()`
+
+Autoreset is **off** by design: an environment whose episode ended stays idle until the
+trainer resets it with an explicit seed and start position. That is what lets an
+iteration hold exactly DeepRacer's `num_episodes_between_training` whole episodes, and a
+resumed run replay exactly the episodes an uninterrupted run would have played.
+
+Episodes longer than `max_episode_steps` are truncated here (`truncated=True`). The
+`info` sent back is slimmed: `params` keeps its scalar keys and drops the per-step copies
+of `waypoints` and the object lists, which would dominate the pipe traffic.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import traceback
+from typing import Any
+
+import numpy as np
+
+from trainer.errors import RolloutError
+
+_DROP_PARAMS = {
+    "waypoints",
+    "objects_location",
+    "objects_left_of_center",
+    "objects_speed",
+    "objects_heading",
+    "objects_distance",
+    "objects_distance_from_center",
+    "closest_objects",
+}
+
+
+def slim_info(info: dict[str, Any]) -> dict[str, Any]:
+    """`info` without the bulky per-step lists (see the module docstring)."""
+    out = {k: v for k, v in info.items() if k not in ("params", "final_obs", "final_info")}
+    params = info.get("params")
+    if isinstance(params, dict):
+        slim = {k: v for k, v in params.items() if k not in _DROP_PARAMS}
+        waypoints = params.get("waypoints")
+        closest = params.get("closest_waypoints")
+        if waypoints and closest and "x" in params and "y" in params:
+            # The simtrace's closest_waypoint: the nearer of the bracketing pair.
+            car = np.array([params["x"], params["y"]], dtype=np.float64)
+            dists = [np.hypot(*(np.asarray(waypoints[i], np.float64) - car)) for i in closest]
+            slim["closest_waypoint"] = int(closest[int(np.argmin(dists))])
+        out["params"] = slim
+    return out
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    """`gymnasium.make(env_id, **env_kwargs)` without the passive checker (tests run it)."""
+    import gymnasium as gym
+
+    if env_id.startswith("openracer/"):
+        import sim2real  # noqa: F401  (registers openracer/Race-v0)
+
+        _import_env_module()
+    return gym.make(env_id, disable_env_checker=True, **env_kwargs)
+
+
+def _import_env_module() -> None:
+    try:
+        import sim2real.env  # noqa: F401
+    except ImportError:
+        pass
+
+
+class _Slots:
+    """The environments of one process, stepped in order, with the step-limit rule."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], n: int, max_steps: int):
+        self.envs = [make_env(env_id, env_kwargs) for _ in range(n)]
+        self.steps = [0] * n
+        self.max_steps = max_steps
+
+    def reset(self, items: list[tuple[int, int, dict[str, Any] | None]]) -> list[tuple]:
+        out = []
+        for i, seed, options in items:
+            obs, info = self.envs[i].reset(seed=seed, options=options)
+            self.steps[i] = 0
+            out.append((i, np.asarray(obs, dtype=np.uint8), slim_info(info)))
+        return out
+
+    def step(self, items: list[tuple[int, Any]]) -> list[tuple]:
+        out = []
+        for i, action in items:
+            obs, reward, terminated, truncated, info = self.envs[i].step(action)
+            self.steps[i] += 1
+            if self.steps[i] >= self.max_steps and not terminated:
+                truncated = True
+            out.append(
+                (
+                    i,
+                    np.asarray(obs, dtype=np.uint8),
+                    float(reward),
+                    bool(terminated),
+                    bool(truncated),
+                    slim_info(info),
+                )
+            )
+        return out
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], n: int, max_steps: int):
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        slots = _Slots(env_id, env_kwargs, n, max_steps)
+        conn.send(("ok", None))
+    except BaseException as exc:  # report, then exit: the parent raises RolloutError
+        conn.send(("error", _describe(exc)))
+        return
+    while True:
+        try:
+            cmd, payload = conn.recv()
+        except EOFError:
+            break
+        if cmd == "close":
+            slots.close()
+            conn.send(("ok", None))
+            break
+        try:
+            result = slots.reset(payload) if cmd == "reset" else slots.step(payload)
+            conn.send(("ok", result))
+        except BaseException as exc:
+            conn.send(("error", _describe(exc)))
+
+
+def _describe(exc: BaseException) -> str:
+    if getattr(exc, "exit_code", None) is not None:
+        return str(exc)
+    return "".join(traceback.format_exception(exc)).strip()
+
+
+class LocalPool:
+    """Environment slots in this process (same interface as `EnvPool`)."""
+
+    def __init__(self, env_id: str, env_kwargs: dict[str, Any], num_envs: int, max_steps: int):
+        self.num_envs = num_envs
+        self._slots = _Slots(env_id, env_kwargs, num_envs, max_steps)
+
+    def reset_many(self, items: list[tuple[int, int, dict[str, Any] | None]]) -> dict[int, tuple]:
+        return {i: (obs, info) for i, obs, info in self._slots.reset(items)}
+
+    def step_many(self, actions: dict[int, Any]) -> dict[int, tuple]:
+        return {r[0]: r[1:] for r in self._slots.step(sorted(actions.items()))}
+
+    def close(self) -> None:
+        self._slots.close()
+
+    def __enter__(self) -> LocalPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EnvPool:
+    """`workers` spawned processes with `envs_per_worker` environments each."""
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        workers: int,
+        envs_per_worker: int,
+        max_steps: int,
+    ):
+        ctx = mp.get_context("spawn")
+        self.num_envs = workers * envs_per_worker
+        self._per = envs_per_worker
+        self._conns = []
+        self._procs = []
+        for _ in range(workers):
+            parent, child = ctx.Pipe()
+            proc = ctx.Process(
+                target=_worker_main,
+                args=(child, env_id, env_kwargs, envs_per_worker, max_steps),
+                daemon=True,
+            )
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+        for w in range(workers):
+            self._receive(w, "starting the simulator")
+
+    def _receive(self, w: int, doing: str) -> Any:
+        try:
+            status, payload = self._conns[w].recv()
+        except (EOFError, ConnectionError) as exc:
+            code = self._procs[w].exitcode
+            self.close()
+            raise RolloutError(
+                f"simulator worker {w} died while {doing} (exit code {code}); rerun with "
+                "--workers 1 to see its error in this process"
+            ) from exc
+        if status == "error":
+            self.close()
+            raise RolloutError(f"simulator worker {w} failed while {doing}: {payload}")
+        return payload
+
+    def _scatter(self, cmd: str, items: list[tuple], doing: str) -> list:
+        per_worker: dict[int, list] = {}
+        for item in items:
+            slot = item[0]
+            per_worker.setdefault(slot // self._per, []).append((slot % self._per, *item[1:]))
+        for w, payload in per_worker.items():
+            self._conns[w].send((cmd, payload))
+        out = []
+        for w in per_worker:
+            for r in self._receive(w, doing):
+                out.append((r[0] + w * self._per, *r[1:]))
+        return out
+
+    def reset_many(self, items: list[tuple[int, int, dict[str, Any] | None]]) -> dict[int, tuple]:
+        return {i: (obs, info) for i, obs, info in self._scatter("reset", items, "resetting")}
+
+    def step_many(self, actions: dict[int, Any]) -> dict[int, tuple]:
+        results = self._scatter("step", sorted(actions.items()), "stepping")
+        return {r[0]: r[1:] for r in results}
+
+    def close(self) -> None:
+        for conn, proc in zip(self._conns, self._procs, strict=True):
+            if proc.is_alive():
+                try:
+                    conn.send(("close", None))
+                    if conn.poll(5):
+                        conn.recv()
+                except (OSError, EOFError, BrokenPipeError):
+                    pass
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+            conn.close()
+        self._conns, self._procs = [], []
+
+    def __enter__(self) -> EnvPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def make_pool(
+    env_id: str, env_kwargs: dict[str, Any], workers: int, envs_per_worker: int, max_steps: int
+) -> EnvPool | LocalPool:
+    """Processes when `workers` > 1, otherwise environments in this process."""
+    if workers <= 1:
+        return LocalPool(env_id, env_kwargs, envs_per_worker, max_steps)
+    return EnvPool(env_id, env_kwargs, workers, envs_per_worker, max_steps)
