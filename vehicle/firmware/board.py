@@ -46,6 +46,7 @@ class Board:
         self.battery = BatteryMonitor(Pin(BATTERY_ADC_PIN), DIVIDER_TOP_OHM, DIVIDER_BOTTOM_OHM)
         self.led = Pin("LED", Pin.OUT)
         self.low_battery_mv = LOW_BATTERY_MV
+        self.controller = None  # set by main.run
 
     def ticks_ms(self):
         return time.ticks_ms()

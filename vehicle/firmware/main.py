@@ -29,6 +29,7 @@ def run(board, stop=None):
         1 if board.watchdog_reset() else 0,
         board.ticks_ms(),
     )
+    board.controller = ctrl  # for whoever holds the board (the simulation inspects it)
     wdt = board.watchdog()
     led_state = -1
     while stop is None or not stop():

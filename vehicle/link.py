@@ -1,0 +1,528 @@
+"""The serial link from the car computer to the motor controller (pyserial).
+
+Owns the port, a reader thread (frames in: telemetry, acks, version), a keeper thread
+(heartbeat, command repeat), reconnection, and the typed errors. Runs on the car.
+
+    with Link(LinkConfig(port="/dev/serial0")) as link:   # opens, handshakes (HELLO/VERSION)
+        link.arm(PulseCalibration())          # limits to the firmware; waits for its ACK
+        link.command(1450, 1400)              # pulse widths, microseconds
+        t = link.telemetry()                  # latest Telemetry (battery_mv, faults, ...)
+        link.neutral(); link.disarm()
+
+Liveness: the keeper sends HEARTBEAT at `heartbeat_hz`; the firmware answers each with
+TELEMETRY. If no valid frame arrives for `timeout_s`, every call raises `LinkTimeout`;
+if the port itself fails (cable pulled, device gone) every call raises `LinkError` until
+the reader has reconnected. Nothing here ever returns "no data yet" for a dead link.
+
+Commands: `command()` writes at once and the keeper re-sends the latest command at
+`command_repeat_hz` while it is younger than `command_ttl_s`, so one corrupted frame
+does not trip the firmware's 100 ms failsafe, yet a stalled drive loop still does (the
+repeats stop after the TTL and the firmware times out on its own). After a reconnect the
+firmware is disarmed or in failsafe: arming again is the caller's explicit decision.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vehicle.errors import LinkError, LinkTimeout, ProtocolError
+from vehicle.firmware import protocol as P
+from vehicle.pulses import PulseCalibration
+
+STATE_NAMES = {P.STATE_DISARMED: "disarmed", P.STATE_ARMED: "armed", P.STATE_FAILSAFE: "failsafe"}
+FAULT_NAMES = {
+    P.FAULT_FAILSAFE: "failsafe",
+    P.FAULT_CLAMPED: "clamped",
+    P.FAULT_CMD_DISARMED: "command_while_disarmed",
+    P.FAULT_LOOP_ERROR: "loop_error",
+    P.FAULT_WATCHDOG_RESET: "watchdog_reset",
+    P.FAULT_LOW_BATTERY: "low_battery",
+    P.FAULT_RX_OVERFLOW: "rx_overflow",
+}
+
+
+@dataclass(frozen=True)
+class LinkConfig:
+    """How to reach the motor controller and how strict to be about it."""
+
+    port: str
+    """Serial device (e.g. /dev/serial0, /dev/ttyACM0, or a pty path in simulation)."""
+    baud: int = 115200
+    """Baud rate (ignored by ptys)."""
+    timeout_s: float = 0.3
+    """No valid frame from the firmware for this long = link lost (`LinkTimeout`)."""
+    heartbeat_hz: float = 20.0
+    """Heartbeats per second; each is answered by a telemetry frame."""
+    command_repeat_hz: float = 50.0
+    """How often the latest command is re-sent while fresh."""
+    command_ttl_s: float = 0.1
+    """A command older than this is not repeated (the firmware failsafe then acts)."""
+    failsafe_timeout_ms: int = 100
+    """Sent with ARM: the firmware goes to neutral after this long without a command."""
+    center_on_failsafe: bool = False
+    """Sent with ARM: centre steering on failsafe (else hold the last angle)."""
+    reconnect: bool = True
+    """Reopen the port after it fails."""
+    reconnect_interval_s: float = 0.5
+    """Wait between reopen attempts."""
+    ack_timeout_s: float = 0.5
+    """How long arm/disarm/hello wait for the firmware's answer."""
+
+
+@dataclass(frozen=True)
+class Telemetry:
+    """One telemetry frame from the firmware."""
+
+    state: str
+    """'disarmed', 'armed' or 'failsafe'."""
+    faults: int
+    """FAULT_* bits (see `fault_names`)."""
+    battery_mv: int
+    """Battery voltage, millivolts."""
+    frames_ok: int
+    """Valid frames the firmware received since boot."""
+    frames_bad: int
+    """Corrupt or unknown frames the firmware received since boot."""
+    since_cmd_ms: int
+    """Ms since the firmware's last valid command (65535 = none yet)."""
+    steer_us: int
+    """Steering pulse being output."""
+    throttle_us: int
+    """Throttle pulse being output."""
+    loop_errors: int
+    """Exceptions the firmware loop caught."""
+    last_cmd_seq: int
+    """Sequence number of the last command applied."""
+    uptime_ms: int
+    """Firmware uptime."""
+    failsafes: int
+    """Failsafe trips since boot."""
+    received_s: float
+    """Host time.monotonic() when the frame arrived."""
+
+    @property
+    def battery_v(self) -> float:
+        return self.battery_mv / 1000.0
+
+    @property
+    def fault_names(self) -> list[str]:
+        return [name for bit, name in FAULT_NAMES.items() if self.faults & bit]
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f: getattr(self, f) for f in P.TELEMETRY_FIELDS}
+        out["state"] = self.state
+        out["fault_names"] = self.fault_names
+        return out
+
+
+@dataclass(frozen=True)
+class FirmwareInfo:
+    """The firmware's VERSION answer."""
+
+    protocol: int
+    version: str
+    watchdog_reset: bool
+    uptime_ms: int
+
+
+@dataclass
+class LinkStats:
+    """Host-side counters."""
+
+    frames_ok: int = 0
+    """Valid frames received."""
+    frames_bad: int = 0
+    """Corrupt frames received (host parser)."""
+    commands_sent: int = 0
+    """Command frames written (including repeats)."""
+    reconnects: int = 0
+    """Successful reopenings of the port."""
+    errors: int = 0
+    """Port failures seen."""
+
+
+def _default_serial(config: LinkConfig) -> Any:
+    import serial  # pyserial, on the car
+
+    return serial.Serial(config.port, config.baud, timeout=0.02, write_timeout=0.2)
+
+
+class Link:
+    """A live connection to the motor controller. Thread-safe for one driver thread plus
+    readers of `telemetry()`/`state`."""
+
+    def __init__(
+        self, config: LinkConfig, *, serial_factory: Callable[[LinkConfig], Any] | None = None
+    ) -> None:
+        self.config = config
+        self.stats = LinkStats()
+        self._factory = serial_factory or _default_serial
+        self._ser: Any = None
+        self._lock = threading.RLock()  # guards _ser writes and the encoder
+        self._enc = P.Encoder()
+        self._parser = P.Parser(P.TO_HOST)
+        self._seq = 0
+        self._cond = threading.Condition()
+        self._acks: dict[tuple[int, int], int] = {}
+        self._version: FirmwareInfo | None = None
+        self._telemetry: Telemetry | None = None
+        self._last_rx = 0.0
+        self._port_error: BaseException | None = None
+        self._closed = False
+        self._opened = False
+        self._cmd: tuple[int, int] | None = None
+        self._cmd_time = 0.0
+        self._calibration: PulseCalibration | None = None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> Link:
+        """Open the port, start the threads, and handshake (HELLO -> VERSION)."""
+        self._open_port()
+        self._opened = True
+        for target, name in ((self._reader, "link-reader"), (self._keeper, "link-keeper")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+        self.hello()
+        return self
+
+    def __enter__(self) -> Link:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Best effort neutral + disarm, then close the port and stop the threads."""
+        if self._closed:
+            return
+        try:
+            if self._port_error is None and self._ser is not None:
+                self._cmd = None
+                self._write_frame(lambda s: self._enc.frame(P.MSG_DISARM, s, 0))
+        except Exception:
+            pass
+        self._closed = True
+        with self._cond:
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=1.0)
+        with self._lock:
+            if self._ser is not None:
+                try:
+                    self._ser.close()
+                except Exception:
+                    pass
+                self._ser = None
+
+    def _open_port(self) -> None:
+        try:
+            ser = self._factory(self.config)
+        except Exception as exc:
+            raise LinkError(
+                f"serial port {self.config.port}: cannot open ({exc}); check the cable and "
+                "the device name (ls /dev/serial* /dev/ttyACM*), and that no other program "
+                "holds it"
+            ) from exc
+        with self._lock:
+            self._ser = ser
+            self._parser.reset()
+            self._port_error = None
+            self._last_rx = time.monotonic()
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """'up', 'timeout', 'lost' (port failed), 'closed' or 'not-open'."""
+        if self._closed:
+            return "closed"
+        if not self._opened:
+            return "not-open"
+        if self._port_error is not None:
+            return "lost"
+        if time.monotonic() - self._last_rx > self.config.timeout_s:
+            return "timeout"
+        return "up"
+
+    def check(self) -> None:
+        """Raise if the link is not usable right now."""
+        if self._closed:
+            raise LinkError(f"serial link {self.config.port} is closed")
+        if not self._opened:
+            raise LinkError(f"serial link {self.config.port} was never opened; call open()")
+        err = self._port_error
+        if err is not None:
+            raise LinkError(
+                f"serial link {self.config.port} lost: {err}; check the cable to the motor "
+                "controller"
+            ) from err
+        age = time.monotonic() - self._last_rx
+        if age > self.config.timeout_s:
+            raise LinkTimeout(
+                f"motor controller on {self.config.port} silent for {age * 1000:.0f} ms "
+                f"(limit {self.config.timeout_s * 1000:.0f} ms); is the firmware running and "
+                "the baud rate right?"
+            )
+
+    @property
+    def firmware(self) -> FirmwareInfo | None:
+        return self._version
+
+    @property
+    def armed_calibration(self) -> PulseCalibration | None:
+        return self._calibration
+
+    # -- requests ----------------------------------------------------------------------
+
+    def hello(self) -> FirmwareInfo:
+        """Ask the firmware for its version; raise if it does not answer or speaks
+        another protocol version."""
+        self._version = None
+        deadline = time.monotonic() + self.config.ack_timeout_s
+        self._write_frame(lambda s: self._enc.frame(P.MSG_HELLO, s, 0))
+        with self._cond:
+            while self._version is None and not self._closed:
+                left = deadline - time.monotonic()
+                if left <= 0 or self._port_error is not None:
+                    break
+                self._cond.wait(min(left, 0.05))
+        info = self._version
+        if info is None:
+            self.check()
+            raise LinkTimeout(
+                f"motor controller on {self.config.port} did not answer HELLO within "
+                f"{self.config.ack_timeout_s * 1000:.0f} ms; is the openracer firmware "
+                "flashed (`racer firmware flash`)?"
+            )
+        if info.protocol != P.PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"motor controller speaks protocol {info.protocol}, this host "
+                f"{P.PROTOCOL_VERSION}; update the firmware with `racer firmware flash`"
+            )
+        return info
+
+    def arm(self, calibration: PulseCalibration, *, timeout_ms: int | None = None) -> None:
+        """Send the calibrated limits and arm; waits for the firmware's ACK."""
+        self.check()
+        s, t = calibration.steering, calibration.throttle
+        timeout = self.config.failsafe_timeout_ms if timeout_ms is None else timeout_ms
+        flags = P.FLAG_CENTER_ON_FAILSAFE if self.config.center_on_failsafe else 0
+        self._cmd = None
+        status = self._request(
+            P.MSG_ARM,
+            lambda q: self._enc.arm(
+                q, s.min_us, s.mid_us, s.max_us, t.min_us, t.mid_us, t.max_us, timeout, flags
+            ),
+        )
+        if status == P.STATUS_BAD_LIMITS:
+            raise ProtocolError(
+                f"motor controller refused the calibration {calibration.to_dict()}: limits "
+                f"must satisfy {P.PULSE_MIN_US} <= min < mid < max <= {P.PULSE_MAX_US} us"
+            )
+        if status == P.STATUS_BAD_TIMEOUT:
+            raise ProtocolError(
+                f"motor controller refused failsafe timeout {timeout} ms; use "
+                f"{P.TIMEOUT_MIN_MS}-{P.TIMEOUT_MAX_MS} ms"
+            )
+        if status != P.STATUS_OK:
+            raise ProtocolError(f"motor controller refused ARM with status {status}")
+        self._calibration = calibration
+
+    def disarm(self) -> None:
+        """Throttle neutral, steering centred, commands ignored until the next arm."""
+        self._cmd = None
+        self.check()
+        self._request(P.MSG_DISARM, lambda q: self._enc.frame(P.MSG_DISARM, q, 0))
+
+    def command(self, steer_us: int, throttle_us: int) -> None:
+        """Set the pulse widths (microseconds) now; repeated while fresh."""
+        self.check()
+        steer_us, throttle_us = int(steer_us), int(throttle_us)
+        if not (P.PULSE_MIN_US <= steer_us <= P.PULSE_MAX_US) or not (
+            P.PULSE_MIN_US <= throttle_us <= P.PULSE_MAX_US
+        ):
+            raise LinkError(
+                f"pulse widths steer {steer_us} us / throttle {throttle_us} us are outside "
+                f"{P.PULSE_MIN_US}-{P.PULSE_MAX_US} us; map actions through vehicle.pulses"
+            )
+        self._cmd = (steer_us, throttle_us)
+        self._cmd_time = time.monotonic()
+        self._send_command()
+
+    def neutral(self) -> None:
+        """Throttle to neutral now (steering centred). Uses the armed calibration's mids;
+        before any arm, disarms instead. Never raises: this is the safety path."""
+        cal = self._calibration
+        try:
+            if cal is None:
+                self._cmd = None
+                self._write_frame(lambda s: self._enc.frame(P.MSG_DISARM, s, 0))
+            else:
+                self._cmd = cal.neutral_us()
+                self._cmd_time = time.monotonic()
+                self._send_command()
+        except Exception:
+            self.stats.errors += 1
+
+    def telemetry(self, *, max_age_s: float | None = None) -> Telemetry:
+        """The latest telemetry; raises `LinkTimeout`/`LinkError` if the link is dead or
+        no telemetry newer than `max_age_s` (default: the link timeout) arrives soon."""
+        limit = self.config.timeout_s if max_age_s is None else max_age_s
+        deadline = time.monotonic() + limit
+        with self._cond:
+            while True:
+                tel = self._telemetry
+                now = time.monotonic()
+                if tel is not None and now - tel.received_s <= limit:
+                    return tel
+                if now >= deadline or self._closed or self._port_error is not None:
+                    break
+                self._cond.wait(min(deadline - now, 0.05))
+        self.check()
+        raise LinkTimeout(
+            f"no telemetry from the motor controller on {self.config.port} within "
+            f"{limit * 1000:.0f} ms"
+        )
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) & 0xFF
+        return self._seq
+
+    def _write_frame(self, build: Callable[[int], int]) -> int:
+        with self._lock:
+            ser = self._ser
+            if ser is None or self._port_error is not None:
+                self.check()
+                raise LinkError(f"serial link {self.config.port} is not open")
+            seq = self._next_seq()
+            n = build(seq)
+            try:
+                ser.write(bytes(self._enc.out[:n]))
+            except Exception as exc:
+                self._fail(exc)
+                raise LinkError(
+                    f"serial link {self.config.port}: write failed ({exc}); the cable to "
+                    "the motor controller is probably disconnected"
+                ) from exc
+            return seq
+
+    def _send_command(self) -> None:
+        cmd = self._cmd
+        if cmd is None:
+            return
+        self._write_frame(lambda q: self._enc.command(q, cmd[0], cmd[1]))
+        self.stats.commands_sent += 1
+
+    def _request(self, msg_id: int, build: Callable[[int], int]) -> int:
+        """Write a frame and wait for its ACK; returns the status. Retries once."""
+        for _attempt in range(2):
+            seq = self._write_frame(build)
+            deadline = time.monotonic() + self.config.ack_timeout_s
+            with self._cond:
+                while (msg_id, seq) not in self._acks:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._closed or self._port_error is not None:
+                        break
+                    self._cond.wait(min(left, 0.05))
+                status = self._acks.pop((msg_id, seq), None)
+            if status is not None:
+                return status
+            self.check()
+        raise LinkTimeout(
+            f"motor controller on {self.config.port} did not acknowledge message "
+            f"0x{msg_id:02x} within {self.config.ack_timeout_s * 1000:.0f} ms (twice)"
+        )
+
+    def _fail(self, exc: BaseException) -> None:
+        with self._lock:
+            if self._port_error is None:
+                self._port_error = exc
+                self.stats.errors += 1
+            ser, self._ser = self._ser, None
+        if ser is not None:
+            try:
+                ser.close()
+            except Exception:
+                pass
+        with self._cond:
+            self._cond.notify_all()
+
+    def _on_frame(self, parser: P.Parser, msg_id: int) -> None:
+        now = time.monotonic()
+        self._last_rx = now
+        self.stats.frames_ok += 1
+        frame = parser.frame
+        with self._cond:
+            if msg_id == P.MSG_TELEMETRY:
+                v = P.unpack_telemetry(frame)
+                self._telemetry = Telemetry(
+                    STATE_NAMES.get(v[0], f"unknown({v[0]})"), *v[1:], received_s=now
+                )
+            elif msg_id == P.MSG_ACK:
+                acked_id, acked_seq, status = P.unpack_ack(frame)
+                self._acks[(acked_id, acked_seq)] = status
+                if len(self._acks) > 64:
+                    self._acks.pop(next(iter(self._acks)))
+            elif msg_id == P.MSG_VERSION:
+                proto, major, minor, patch, boot, up = P.unpack_version(frame)
+                self._version = FirmwareInfo(proto, f"{major}.{minor}.{patch}", bool(boot & 1), up)
+            self._cond.notify_all()
+
+    def _reader(self) -> None:
+        handler = self._on_frame
+        while not self._closed:
+            ser = self._ser
+            if ser is None:
+                if not self.config.reconnect:
+                    time.sleep(0.05)
+                    continue
+                time.sleep(self.config.reconnect_interval_s)
+                if self._closed:
+                    return
+                try:
+                    self._open_port()
+                except LinkError:
+                    continue
+                self.stats.reconnects += 1
+                continue
+            try:
+                data = ser.read(max(1, ser.in_waiting))
+            except Exception as exc:
+                if not self._closed:
+                    self._fail(exc)
+                continue
+            if data:
+                bad0 = self._parser.bad
+                self._parser.feed_into(data, len(data), handler)
+                self.stats.frames_bad += self._parser.bad - bad0
+
+    def _keeper(self) -> None:
+        hb_period = 1.0 / self.config.heartbeat_hz
+        cmd_period = 1.0 / self.config.command_repeat_hz
+        next_hb = next_cmd = time.monotonic()
+        while not self._closed:
+            now = time.monotonic()
+            try:
+                if self._ser is not None and self._port_error is None:
+                    if now >= next_hb:
+                        next_hb = now + hb_period
+                        self._write_frame(lambda s: self._enc.frame(P.MSG_HEARTBEAT, s, 0))
+                    if now >= next_cmd:
+                        next_cmd = now + cmd_period
+                        if (
+                            self._cmd is not None
+                            and now - self._cmd_time <= self.config.command_ttl_s
+                        ):
+                            self._send_command()
+            except LinkError:
+                pass  # recorded in _port_error; callers see it via check()
+            time.sleep(max(0.0, min(next_hb, next_cmd) - time.monotonic()))
