@@ -7,7 +7,7 @@ Constructor keyword arguments:
 
 - `track`: a catalogue name, a `.npy` route path, a `tracks.track.Track`, or a list/tuple of
   those (one drawn per episode with the env's generator) or an iterator/generator of them
-  (the next one taken per episode). Default `"reinvent_base"`.
+  (the next one taken per episode). Default `"reinvent_like"` (`racer tracks` lists names).
 - `reward_function`: a callable `f(params) -> float`, a path to a `.py` file defining
   `reward_function(params)`, or None for `sim2real.reward.centerline_reward`. It is
   validated on sample params from the real track before the env is returned.
@@ -72,7 +72,8 @@ from sim2real.randomization import (
 from sim2real.reward import RewardFunction, load_reward_function
 from sim2real.simtrace import SimtraceWriter, format_row
 from sim2real.world import World, WorldConfig
-from tracks.track import Track, load_npy
+from tracks import catalogue
+from tracks.track import Track
 from vehicle.errors import MetadataError
 from vehicle.metadata import (
     ActionSpace,
@@ -83,29 +84,13 @@ from vehicle.metadata import (
 from vehicle.observation import CONTROL_RATE_HZ, OBS_SHAPE, preprocess
 
 ENV_ID = "openracer/Race-v0"
-DEFAULT_TRACK = "reinvent_base"
+DEFAULT_TRACK = "reinvent_like"
 
 
 def resolve_track(spec: Any) -> Track:
-    """A `Track`, a `.npy` path, or a catalogue name -> a `Track`."""
-    if isinstance(spec, Track):
-        return spec
-    if isinstance(spec, str | Path):
-        text = str(spec)
-        if text.endswith(".npy") or Path(text).suffix == ".npy":
-            return load_npy(text)
-        try:
-            from tracks import catalogue
-        except ImportError as exc:  # the catalogue module is optional for paths and Tracks
-            raise TrackInputError(
-                f"track {text!r}: no track catalogue is installed; pass a .npy path or a Track"
-            ) from exc
-        try:
-            return catalogue.resolve(text)
-        except Exception as exc:
-            if getattr(exc, "exit_code", None) is not None:
-                raise TrackInputError(f"track {text!r}: {exc}") from exc
-            raise
+    """A `Track`, a `.npy` path, or a catalogue name -> a `Track` (`tracks.catalogue`)."""
+    if isinstance(spec, Track | str | Path):
+        return catalogue.resolve(spec)
     raise TrackInputError(
         f"track {spec!r}: expected a catalogue name, a .npy path, a Track, or a list of them"
     )

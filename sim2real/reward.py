@@ -121,6 +121,8 @@ class RewardFunction:
 
 
 def _check_value(value: Any) -> str:
+    if value is None:
+        return "which is a NoneType, not a number: some path through the function ends without a return"
     if isinstance(value, str | bytes) or not isinstance(value, numbers.Real):
         return f"which is a {type(value).__name__}, not a number; return a float"
     v = float(value)

@@ -85,8 +85,8 @@ class World:
         self.track = track
         self.lookup = track_lookup(track)
         self.geometry = self.lookup.geometry
-        self.scene = TrackScene(track.center, track.inner, track.outer)
-        self.scene.repaint(self.config.style, rng or np.random.default_rng(0))
+        self._scene: TrackScene | None = None
+        self._rng = rng
         self._renderers: dict[CameraConfig, CameraRenderer] = {}
         self.camera = self.config.camera
         self.dynamics = CarDynamics(self.config.dynamics)
@@ -94,6 +94,14 @@ class World:
         self.place_on_centerline(0.0)
 
     # -- configuration ------------------------------------------------------------------
+    @property
+    def scene(self) -> TrackScene:
+        """The texture atlas, painted on first use (laps without pictures never pay for it)."""
+        if self._scene is None:
+            self._scene = TrackScene(self.track.center, self.track.inner, self.track.outer)
+            self._scene.repaint(self.config.style, self._rng or np.random.default_rng(0))
+        return self._scene
+
     def renderer(self, camera: CameraConfig | None = None) -> CameraRenderer:
         """The renderer of a camera configuration (built once, then cached)."""
         cam = camera or self.camera
