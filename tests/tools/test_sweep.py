@@ -1,0 +1,44 @@
+"""`racer eval --sweep`: the robustness map runs every cell and finds where a policy breaks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.tools.vision_policy import METADATA, vision_policy
+from tools.sweep import Cell, default_cells, run_sweep
+
+
+def test_default_grid_has_four_axes_with_a_nominal_level_each():
+    cells = default_cells()
+    axes = {c.axis for c in cells}
+    assert axes == {"lighting", "texture", "camera", "battery"}
+    for axis in axes:
+        assert sum(c.nominal for c in cells if c.axis == axis) == 1
+    worlds = {c.label: c.world() for c in cells}
+    assert worlds["pitch 22°"].camera.pitch_deg == 22.0
+    assert worlds["empty 5 %"].battery.initial_soc == 0.05
+    assert worlds["concrete"].style.floor_kind == "concrete"
+
+
+@pytest.mark.slow
+def test_sweep_finds_the_dark_scene_that_breaks_a_fixed_threshold_policy(tmp_path):
+    cells = [
+        Cell("lighting", "dark", gain=0.4, gamma=1.3),
+        Cell("lighting", "nominal", nominal=True),
+        Cell("battery", "nominal", nominal=True),
+        Cell("battery", "empty", battery_soc=0.05),
+    ]
+    s = run_sweep(vision_policy, METADATA, "reinvent_like", 1, tmp_path, cells=cells)
+    by = {(c["axis"], c["label"]): c for c in s["cells"]}
+    assert by[("lighting", "nominal")]["laps_completed"] == 1
+    assert by[("lighting", "dark")]["completion_pct"] < 50
+    # a sagging pack slows the car down
+    assert by[("battery", "empty")]["mean_lap_s"] > by[("battery", "nominal")]["mean_lap_s"]
+    assert s["weakest"][0]["axis"] == "lighting"
+    saved = json.loads((tmp_path / "sweep.json").read_text())
+    assert len(saved["cells"]) == 4
+    for name in ("sweep_completion.png", "sweep_laptime.png"):
+        assert (tmp_path / name).stat().st_size > 5000
+    assert "sweep_completion.png" in (tmp_path / "sweep.html").read_text()
