@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from vehicle.pulses import PULSE_MAX_US, PULSE_MIN_US, ChannelCalibration, PulseCalibration
@@ -77,6 +77,9 @@ class ActuatorStatus:
     """Commands that reached the link since start."""
     run_remaining_s: float | None = None
     """Seconds left of a timed run, None when none is running."""
+    run_id: int = 0
+    """Number of the latest timed run (`run_for` returns it); with `run_remaining_s`
+    None and this id, that run is over."""
     error: str | None = None
     """The last link error, if the link is lost."""
 
@@ -124,6 +127,7 @@ class _State:
     hold_us: int | None = None
     hold_until: float = 0.0
     run_until: float = 0.0
+    run_id: int = 0
     rearm: bool = True
     sent: int = 0
     lost: str | None = None
@@ -179,14 +183,17 @@ class Actuator:
             s.hold_until = self._clock() + self.config.deadman_s
             s.run_until = 0.0
 
-    def run_for(self, throttle_us: int, duration_s: float) -> None:
-        """Drive the ESC at `throttle_us` for `duration_s` (the speed test), then neutral."""
+    def run_for(self, throttle_us: int, duration_s: float) -> int:
+        """Drive the ESC at `throttle_us` for `duration_s` (the speed test), then neutral.
+        Returns the run's id (see `ActuatorStatus.run_id`)."""
         duration_s = min(float(duration_s), self.config.max_run_s)
         with self._lock:
             s = self._s
             s.hold_us = max(PULSE_MIN_US, min(PULSE_MAX_US, int(throttle_us)))
             s.run_until = self._clock() + duration_s
             s.hold_until = 0.0
+            s.run_id += 1
+            return s.run_id
 
     def stop(self) -> None:
         """Throttle to neutral now, cancelling any hold or timed run; steering stays."""
@@ -205,8 +212,8 @@ class Actuator:
 
     # ---- worker thread --------------------------------------------------------------
 
-    def outputs(self) -> tuple[int, int, float | None]:
-        """(steer_us, throttle_us, run seconds left) the next tick will send."""
+    def outputs(self) -> tuple[int, int, float | None, int]:
+        """(steer_us, throttle_us, run seconds left, run id) the next tick will send."""
         with self._lock:
             s = self._s
             now = self._clock()
@@ -219,11 +226,11 @@ class Actuator:
                     throttle = s.hold_us
                 else:
                     s.hold_us = None
-            return s.steer_us, throttle, remaining
+            return s.steer_us, throttle, remaining, s.run_id
 
     def tick(self) -> ActuatorStatus:
         """Send one command (arming first when needed) and read telemetry."""
-        steer_us, throttle_us, remaining = self.outputs()
+        steer_us, throttle_us, remaining, run_id = self.outputs()
         error = None
         try:
             with self._lock:
@@ -232,7 +239,8 @@ class Actuator:
             if rearm:
                 self.link.arm(limits)
             self.link.command(steer_us, throttle_us)
-            self._battery_v, self._faults = self._telemetry(self.link)
+            battery_v, self._faults = self._telemetry(self.link)
+            self._battery_v = None if battery_v is None else round(battery_v, 2)
             with self._lock:
                 self._s.sent += 1
                 self._s.lost = None
@@ -257,7 +265,8 @@ class Actuator:
                 battery_v=self._battery_v,
                 faults=self._faults,
                 commands_sent=s.sent,
-                run_remaining_s=remaining,
+                run_remaining_s=None if remaining is None else round(remaining, 1),
+                run_id=run_id,
                 error=error or s.lost,
             )
 
@@ -265,27 +274,19 @@ class Actuator:
         self,
         post: Callable[[ActuatorStatus], None],
         stop_event: threading.Event,
-        *,
-        post_every: int = 5,
     ) -> None:
-        """Tick at `period_s` until `stop_event` is set, posting every `post_every`-th status
-        (and every status while the motor runs or the link is lost); neutral at the end."""
-        n = 0
+        """Tick at `period_s` until `stop_event` is set, posting a status whenever what it
+        shows changes (not every tick: a quiet link costs no redraws over SSH); neutral
+        and disarmed at the end, however the loop ends."""
         next_t = self._clock()
         last: ActuatorStatus | None = None
         try:
             while not stop_event.is_set():
                 status = self.tick()
-                if (
-                    n % post_every == 0
-                    or status.moving
-                    or status.error
-                    or last is None
-                    or (last.moving != status.moving)
-                ):
+                shown = replace(status, commands_sent=0)
+                if shown != last:
                     post(status)
-                last = status
-                n += 1
+                    last = shown
                 next_t += self.config.period_s
                 delay = next_t - self._clock()
                 if delay < -self.config.period_s:

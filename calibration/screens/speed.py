@@ -4,7 +4,6 @@ uses in absolute (m/s) mode."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import replace
 
@@ -43,7 +42,7 @@ class SpeedScreen(TaskScreen):
         super().__init__()
         self.command = 0.40
         self.duration_s = 2.0
-        self.running: tuple[float, float, float] | None = None  # command, duration, start
+        self.running: tuple[float, float, int] | None = None  # command, duration, run id
         self.aborted = False
         self.run_battery_v: float | None = None
 
@@ -83,10 +82,10 @@ class SpeedScreen(TaskScreen):
                 self.say("run cancelled")
                 return
             pulse = self.draft.throttle.pulse_us(self.command)
-            self.running = (self.command, self.duration_s, time.monotonic())
             self.aborted = False
             self.run_battery_v = (self.calibrator.status or status).battery_v
-            self.calibrator.actuator.run_for(pulse, self.duration_s)
+            run_id = self.calibrator.actuator.run_for(pulse, self.duration_s)
+            self.running = (self.command, self.duration_s, run_id)
             self.say(
                 f"running at command {self.command:.2f} ({pulse} us) for {self.duration_s:g} s"
             )
@@ -114,9 +113,11 @@ class SpeedScreen(TaskScreen):
         super().show_status(status)
         if self.running is None or status is None:
             return
+        command, duration, run_id = self.running
+        if status.run_id < run_id:
+            return  # a status from before the run started
         if status.run_remaining_s is not None and not self.aborted:
             return
-        command, duration, _ = self.running
         self.running = None
         if self.aborted or status.link_state != "ok":
             self.say("run stopped early: not recorded; press g to run again", error=True)

@@ -1,0 +1,84 @@
+"""Shared pieces of the calibrator tests: a fake camera and an app factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration.actuator import ActuatorConfig
+from calibration.app import CalibratorApp
+from calibration.store import CalibrationStore
+from tests.calibration.fakes import FakeLink
+
+
+class StillCamera:
+    """A camera that always returns the same synthetic 640x480 BGR frame (a track-like
+    picture: dark floor, white side lines, a yellow centre line)."""
+
+    def __init__(self) -> None:
+        img = np.full((480, 640, 3), 60, np.uint8)
+        img[:160] = (200, 170, 140)  # sky / wall
+        for x0, x1 in ((120, 150), (490, 520)):
+            img[160:, x0:x1] = 255
+        img[160:, 310:330] = (0, 220, 255)
+        self.frame = img
+        self.reads = 0
+        self.controls: dict[str, object] = {}
+
+    def read(self) -> np.ndarray:
+        self.reads += 1
+        return self.frame
+
+    def set_controls(self, **controls: object) -> None:
+        self.controls = controls
+
+
+def make_app(path: Path, link: FakeLink | None = None, **kwargs: object) -> CalibratorApp:
+    return CalibratorApp(
+        link or FakeLink(),
+        CalibrationStore(path),
+        camera=kwargs.pop("camera", StillCamera()),
+        actuator_config=kwargs.pop("actuator_config", ActuatorConfig(period_s=0.02)),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def link() -> FakeLink:
+    return FakeLink()
+
+
+def run_async(fn):  # type: ignore[no-untyped-def]
+    """Run an async test function with asyncio (no async pytest plugin is installed)."""
+    import asyncio
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+def screen_text(app) -> str:  # type: ignore[no-untyped-def]
+    """What the terminal shows now, as plain text lines."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+async def until(pilot, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    """Pause until `condition()` holds (the app runs threads, so "idle" is not enough)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s: {condition}")
+        await pilot.pause(0.02)
+
+
+async def goto(pilot, key: str, screen_type: type) -> None:  # type: ignore[no-untyped-def]
+    """Press a screen key and wait until that screen shows."""
+    await pilot.press(key)
+    await until(pilot, lambda: isinstance(pilot.app.screen, screen_type))
