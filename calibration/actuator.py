@@ -107,7 +107,10 @@ def read_telemetry(link: Any) -> tuple[float | None, tuple[str, ...]]:
     faults = getattr(telem, "fault_names", None) or getattr(telem, "faults", ()) or ()
     if isinstance(faults, int):
         faults = (f"0x{faults:02x}",) if faults else ()
-    return battery_v, tuple(str(f) for f in faults)
+    names = tuple(str(f) for f in faults)
+    if getattr(telem, "state", None) == "failsafe" and "failsafe" not in names:
+        names += ("failsafe",)
+    return battery_v, names
 
 
 def calibration_limits(steer_mid_us: int, throttle_neutral_us: int) -> PulseCalibration:

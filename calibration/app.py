@@ -8,6 +8,7 @@ car to neutral (see `calibration.actuator`).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,6 +71,7 @@ class CalibratorApp(App[None]):
         preview_fps: float = 2.0,
         start: str = "steering",
         link_name: str = "",
+        odometer: Callable[[], float] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -81,6 +83,9 @@ class CalibratorApp(App[None]):
         self.status: ActuatorStatus | None = None
         self.start = start
         self.link_name = link_name
+        self.odometer = odometer
+        """Distance driven, metres, when the car can tell (the simulated board can): the
+        speed test then offers it as the tape measurement."""
         self._stop_link = threading.Event()
         self._warned_lost = False
         if link_name:

@@ -101,9 +101,20 @@ def gauge_text(width: int, lo_us: int, hi_us: int, marks: dict[str, int], cursor
 class PulseGauge(Static):
     """Where the pulse is, relative to the set ends and centre."""
 
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._data: tuple[int, int, dict[str, int], int] | None = None
+
     def show(self, lo_us: int, hi_us: int, marks: dict[str, int], cursor_us: int) -> None:
-        width = self.size.width or 60
-        self.update(gauge_text(width, lo_us, hi_us, marks, cursor_us))
+        self._data = (lo_us, hi_us, marks, cursor_us)
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        if self._data is not None:
+            self.update(gauge_text(self.size.width or 60, *self._data))
 
 
 def curve_text(

@@ -45,6 +45,7 @@ class SpeedScreen(TaskScreen):
         self.running: tuple[float, float, int] | None = None  # command, duration, run id
         self.aborted = False
         self.run_battery_v: float | None = None
+        self.odometer_start_m: float | None = None
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static(
@@ -84,6 +85,8 @@ class SpeedScreen(TaskScreen):
             pulse = self.draft.throttle.pulse_us(self.command)
             self.aborted = False
             self.run_battery_v = (self.calibrator.status or status).battery_v
+            odo = self.calibrator.odometer
+            self.odometer_start_m = None if odo is None else odo()
             run_id = self.calibrator.actuator.run_for(pulse, self.duration_s)
             self.running = (self.command, self.duration_s, run_id)
             self.say(
@@ -125,6 +128,11 @@ class SpeedScreen(TaskScreen):
         self._ask_distance(command, duration)
 
     def _ask_distance(self, command: float, duration: float) -> None:
+        odo = self.calibrator.odometer
+        offer = None
+        if odo is not None and self.odometer_start_m is not None:
+            offer = round(odo() - self.odometer_start_m, 2) or None
+
         def got(distance: float | None) -> None:
             if distance is None:
                 self.say("distance not entered: run not recorded")
@@ -136,6 +144,7 @@ class SpeedScreen(TaskScreen):
                 f"Distance covered at command {command:.2f} in {duration:g} s (tape), metres",
                 low=0.01,
                 high=100.0,
+                value=offer,
                 unit="m",
             ),
             got,

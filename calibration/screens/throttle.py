@@ -49,8 +49,8 @@ class ThrottleScreen(TaskScreen):
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static(
-            "ESC. Left/Right move the target 1 us, [ ] 10 us. HOLD w to run the motor\n"
-            "at the target (wheels off the ground). n / f / b: set neutral, forward, reverse.",
+            "ESC. Left/Right move the target 1 us, [ ] 10 us; HOLD w to run the motor at\n"
+            "the target, wheels off the ground. n / f / b: set neutral, forward, reverse.",
             classes="intro",
         )
         yield Static(id="throttle-table")
