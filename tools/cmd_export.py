@@ -1,0 +1,169 @@
+"""`racer export RUN --format int8|float16|float32 --out FILE`: convert a run to a TFLite model bundle.
+
+Int8 is full-integer quantization with a uint8 input taking raw 0-255 pixels, calibrated
+on simulator frames under the run's randomization. Parity with the float model is
+measured on held-out randomized frames (action agreement, probability error) and over a
+few evaluation laps of both models; it is printed and stored in the bundle. Int8 below
+99 % agreement fails unless --allow-parity-loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+
+def _parser() -> argparse.ArgumentParser:
+    from trainer.export import FORMATS, ExportConfig
+
+    d = ExportConfig(run="")
+    p = argparse.ArgumentParser(prog="racer export", description=__doc__.splitlines()[0])
+    p.add_argument("run", help="run directory written by `racer train`")
+    p.add_argument("--checkpoint", default=d.checkpoint, help="best, last or an iteration N")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--format", choices=FORMATS, default=d.format, help="TFLite format")
+    for f in FORMATS:
+        fmt.add_argument(
+            f"--{f}", dest="format", action="store_const", const=f, help=f"= --format {f}"
+        )
+    p.add_argument("--out", help="bundle path (default RUN/export/NAME.tar.gz)")
+    p.add_argument("--name", help="model name in the bundle (default RUN-ITERATION-FORMAT)")
+    p.add_argument("--sign", metavar="KEY", help="sign with this private key (`racer keys new`)")
+    p.add_argument(
+        "--representative-frames",
+        type=int,
+        default=d.representative_frames,
+        metavar="N",
+        help=f"simulator frames for int8 calibration (default {d.representative_frames})",
+    )
+    p.add_argument(
+        "--parity-frames",
+        type=int,
+        default=d.parity_frames,
+        metavar="N",
+        help=f"held-out simulator frames for parity (default {d.parity_frames})",
+    )
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=d.min_agreement,
+        metavar="F",
+        help=f"fail below this action agreement (default {d.min_agreement})",
+    )
+    p.add_argument(
+        "--allow-parity-loss", action="store_true", help="write the bundle even below it"
+    )
+    p.add_argument(
+        "--laps", type=int, default=d.laps, help=f"evaluation laps per model (default {d.laps})"
+    )
+    p.add_argument("--randomize", help="randomization for frames and laps (default: the run's)")
+    p.add_argument("--seed", type=int, default=d.seed, help="simulator seed")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    return p
+
+
+def _fmt_laps(lap: dict[str, Any]) -> str:
+    mean = lap.get("mean_lap_s")
+    return (
+        f"{lap.get('laps_completed', 0)}/{lap.get('trials', 0)} laps, "
+        f"{lap.get('completion_pct', 0):.1f}% completion"
+        + (f", mean lap {mean:.2f} s" if mean is not None else "")
+        + (f", best {lap['best_lap_s']:.2f} s" if lap.get("best_lap_s") is not None else "")
+    )
+
+
+def _print_report(data: dict[str, Any]) -> None:
+    par = data["parity"]
+    kind = par["kind"]
+    print(f"{data['format']} model {data['name']}")
+    print(
+        f"  size           {data['size_bytes']:,} bytes  "
+        f"({100 * data['size_ratio_to_float32']:.1f}% of float32's {data['float32_size_bytes']:,})"
+    )
+    print(
+        f"  agreement      {100 * par['agreement']:.2f}% of {par['frames']} held-out frames "
+        f"({par['disagreements']} differ; {'argmax' if kind == 'discrete' else 'means within ' + str(par['continuous_tolerance'])})"
+    )
+    what = "probability" if kind == "discrete" else "action mean"
+    print(f"  {what} error  max {par['max_abs_error']:.5f}, mean {par['mean_abs_error']:.5f}")
+    if par.get("float_margin_at_disagreement") is not None:
+        print(
+            f"  float top-2 margin where they differ (median): {par['float_margin_at_disagreement']:.5f}"
+        )
+    laps = data["laps"]
+    if laps:
+        print(f"  laps on {laps['track']} ({laps['randomize']}):")
+        print(f"    float   {_fmt_laps(laps['float'])}")
+        print(f"    tflite  {_fmt_laps(laps['tflite'])}")
+    q = data["quantization"]
+    print(
+        f"  tensors        in {q['input']['dtype']}{q['input']['shape']}, "
+        f"out {q['output']['dtype']}{q['output']['shape']}"
+    )
+    if data["bundle"]:
+        print(f"bundle: {data['bundle']}")
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from trainer.export import ExportConfig, ParityError, export_run
+
+    config = ExportConfig(
+        run=args.run,
+        checkpoint=args.checkpoint,
+        format=args.format,
+        out=args.out,
+        name=args.name,
+        sign=args.sign,
+        representative_frames=args.representative_frames,
+        parity_frames=args.parity_frames,
+        min_agreement=args.min_agreement,
+        allow_parity_loss=args.allow_parity_loss,
+        laps=args.laps,
+        seed=args.seed,
+        randomize=args.randomize,
+    )
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+        disable=not console.is_terminal,
+    ) as progress:
+        current: list[int] = []
+
+        def stage(description: str, total: int | None):
+            if current:
+                progress.update(current[-1], completed=progress.tasks[-1].total or 1)
+            task = progress.add_task(description, total=total or 1)
+            current.append(task)
+            if not console.is_terminal:
+                print(f"racer export: {description}", file=sys.stderr)
+            return lambda n: progress.advance(task, n)
+
+        try:
+            result = export_run(config, stage=stage)
+        except ParityError as exc:
+            if args.json:
+                print(json.dumps(exc.result.to_json(), indent=2, default=str))
+            else:
+                _print_report(exc.result.to_json())
+            raise
+        if current:
+            progress.update(current[-1], completed=progress.tasks[-1].total or 1)
+    data = result.to_json()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        _print_report(data)
+    return 0

@@ -1,0 +1,219 @@
+"""Parity between a float Keras policy and its TFLite conversion, measured on simulator
+frames under the run's domain randomization (never random noise).
+
+- `simulator_frames` plays the simulator (`openracer/Race-v0` with the run's tracks and
+  randomization, round-robin starts) with the policy itself, sampling its actions and
+  taking a random action a fraction of the time so the frames also cover the states just
+  off the policy's own line. Every `stride`-th frame is kept so consecutive, near-identical
+  frames do not dominate. Different seeds give disjoint episodes: the representative set
+  for int8 calibration and the held-out set for parity never share an episode.
+- `compare` scores TFLite outputs against Keras outputs: discrete spaces by argmax
+  agreement and the probability error; continuous spaces by the largest absolute
+  difference of the [-1, 1] action means, a frame agreeing when both differences are
+  within `CONTINUOUS_TOLERANCE`.
+- `keras_policy_fn` / `tflite_policy_fn` turn either model into the greedy batch
+  `policy_fn` that `trainer.evaluate.evaluate` (the `racer eval` path) drives laps with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vehicle.metadata import ModelMetadata
+from vehicle.observation import OBS_SHAPE
+
+CONTINUOUS_TOLERANCE = 0.05
+"""Continuous spaces: a frame agrees when both action means differ by at most this much
+(in DeepRacer's [-1, 1] units: 0.05 is 2.5 % of the steering or speed range)."""
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """How closely the TFLite model reproduces the float model on held-out frames."""
+
+    frames: int
+    """Held-out simulator frames compared."""
+    kind: str
+    """'discrete' or 'continuous'."""
+    agreement: float
+    """Fraction of frames on which both models choose the same action (discrete: argmax;
+    continuous: every mean within CONTINUOUS_TOLERANCE)."""
+    disagreements: int
+    """Frames on which they differ."""
+    max_abs_error: float
+    """Largest absolute output difference (probabilities, or action means)."""
+    mean_abs_error: float
+    """Mean absolute output difference."""
+    chosen_prob_error: float | None
+    """Discrete: mean absolute difference of the probability of the float model's action."""
+    float_margin_at_disagreement: float | None
+    """Discrete: median gap between the float model's two best probabilities on the frames
+    where the models disagree (small = near-ties, not a broken conversion)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "frames": self.frames,
+            "kind": self.kind,
+            "agreement": self.agreement,
+            "disagreements": self.disagreements,
+            "max_abs_error": self.max_abs_error,
+            "mean_abs_error": self.mean_abs_error,
+            "chosen_prob_error": self.chosen_prob_error,
+            "float_margin_at_disagreement": self.float_margin_at_disagreement,
+            "continuous_tolerance": CONTINUOUS_TOLERANCE if self.kind == "continuous" else None,
+        }
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray, kind: str) -> ParityReport:
+    """Score `candidate` outputs (N, k) against `reference` outputs (N, k)."""
+    ref = np.asarray(reference, dtype=np.float64)
+    cand = np.asarray(candidate, dtype=np.float64)
+    if ref.shape != cand.shape or ref.ndim != 2 or len(ref) == 0:
+        raise ValueError(f"output shapes {ref.shape} and {cand.shape} cannot be compared")
+    diff = np.abs(ref - cand)
+    chosen_err = margin = None
+    if kind == "discrete":
+        ref_a, cand_a = ref.argmax(1), cand.argmax(1)
+        same = ref_a == cand_a
+        chosen_err = float(np.mean(diff[np.arange(len(ref)), ref_a]))
+        if not same.all():
+            top2 = np.sort(ref[~same], axis=1)[:, -2:]
+            margin = float(np.median(top2[:, 1] - top2[:, 0]))
+    else:
+        same = np.all(diff[:, :2] <= CONTINUOUS_TOLERANCE, axis=1)
+    return ParityReport(
+        frames=len(ref),
+        kind=kind,
+        agreement=float(np.mean(same)),
+        disagreements=int(np.sum(~same)),
+        max_abs_error=float(diff.max()),
+        mean_abs_error=float(diff.mean()),
+        chosen_prob_error=chosen_err,
+        float_margin_at_disagreement=margin,
+    )
+
+
+def keras_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:
+    """A compiled batch forward pass of a Keras policy (uint8 batch -> float32 outputs)."""
+    import tensorflow as tf
+
+    fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+
+    def forward(batch: np.ndarray) -> np.ndarray:
+        return np.asarray(fn(tf.convert_to_tensor(batch, dtype=tf.uint8)))
+
+    return forward
+
+
+def keras_outputs(model: Any, frames: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Outputs of a Keras policy on (N, 120, 160, 1) uint8 frames."""
+    forward = keras_forward(model)
+    return np.concatenate([forward(frames[i : i + batch]) for i in range(0, len(frames), batch)])
+
+
+def tflite_outputs(policy: Any, frames: np.ndarray) -> np.ndarray:
+    """Outputs of a `vehicle.inference.Policy` (the car's interpreter), one frame at a time
+    as on the car."""
+    return np.stack([policy.infer(f) for f in frames])
+
+
+def greedy(outputs: np.ndarray, kind: str) -> np.ndarray:
+    """Deterministic actions from a batch of outputs: argmax, or the clipped mean."""
+    if kind == "discrete":
+        return np.argmax(outputs, axis=1)
+    return np.clip(outputs[:, :2], -1.0, 1.0)
+
+
+def keras_policy_fn(model: Any, kind: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The float model as a greedy batch policy for `trainer.evaluate.evaluate`."""
+    forward = keras_forward(model)
+    return lambda batch: greedy(forward(batch), kind)
+
+
+def tflite_policy_fn(policy: Any, kind: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The TFLite model, run by the car's interpreter, as a greedy batch policy."""
+    return lambda batch: greedy(tflite_outputs(policy, batch), kind)
+
+
+def simulator_frames(
+    model: Any,
+    metadata: ModelMetadata,
+    env_kwargs: dict[str, Any],
+    n_frames: int,
+    *,
+    seed: int,
+    explore: float = 0.25,
+    stride: int = 3,
+    num_envs: int = 4,
+    max_episode_steps: int = 600,
+    env_id: str = "openracer/Race-v0",
+    on_progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """`n_frames` observations (N, 120, 160, 1) uint8 from the simulator driven by `model`
+    (see the module docstring). Same seed, same frames."""
+    from trainer.workers import LocalPool
+
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x9A817]))
+    forward = keras_forward(model)
+    space = metadata.action_space
+    out = np.empty((n_frames, *OBS_SHAPE), dtype=np.uint8)
+    kept = 0
+    step = 0
+    episode = 0
+
+    def episode_seed() -> int:
+        nonlocal episode
+        episode += 1
+        return int(np.random.SeedSequence([seed, episode, 0xF8A3E]).generate_state(1)[0])
+
+    with LocalPool(env_id, env_kwargs, num_envs, max_episode_steps) as pool:
+        obs = {
+            slot: o
+            for slot, (o, _info) in pool.reset_many(
+                [(s, episode_seed(), None) for s in range(num_envs)]
+            ).items()
+        }
+        while kept < n_frames:
+            slots = sorted(obs)
+            batch = np.stack([obs[s] for s in slots])
+            if step % stride == 0:
+                take = min(len(batch), n_frames - kept)
+                out[kept : kept + take] = batch[:take]
+                kept += take
+                if on_progress is not None:
+                    on_progress(take)
+            step += 1
+            outputs = forward(batch)
+            actions: dict[int, Any] = {}
+            for j, slot in enumerate(slots):
+                if rng.random() < explore:
+                    if space.kind == "discrete":
+                        actions[slot] = int(rng.integers(space.n))
+                    else:
+                        actions[slot] = rng.uniform(-1.0, 1.0, 2).astype(np.float32)
+                elif space.kind == "discrete":
+                    p = np.clip(outputs[j].astype(np.float64), 0.0, None)
+                    p = p / p.sum() if p.sum() > 0 else np.full(space.n, 1.0 / space.n)
+                    actions[slot] = int(rng.choice(space.n, p=p))
+                else:
+                    mean = outputs[j][:2]
+                    actions[slot] = np.clip(mean + rng.normal(0.0, 0.2, 2), -1, 1).astype(
+                        np.float32
+                    )
+            results = pool.step_many(actions)
+            done = []
+            for slot, (next_obs, _r, terminated, truncated, _info) in results.items():
+                if terminated or truncated:
+                    done.append(slot)
+                else:
+                    obs[slot] = next_obs
+            if done:
+                for slot, (o, _info) in pool.reset_many(
+                    [(s, episode_seed(), None) for s in done]
+                ).items():
+                    obs[slot] = o
+    return out
