@@ -230,19 +230,41 @@ def run_mpremote(argv: list[str], timeout_s: float = 120.0) -> None:
         )
 
 
-def check_protocol(port: str, expected: int | None, *, wait_s: float = 5.0) -> dict[str, Any]:
-    """Open the host link on `port`, ask for the firmware's hello, compare protocol
-    versions. Returns what the firmware said."""
-    from vehicle import link as link_mod
+def check_protocol(port: str, expected: int | None, *, wait_s: float = 8.0) -> dict[str, Any]:
+    """Open the host link (`vehicle.link`) on `port`, which says HELLO and reads the
+    firmware's VERSION, and compare its protocol version with the build's. Retries while
+    the board reboots (up to `wait_s`); a version mismatch fails at once."""
+    from vehicle.errors import LinkError, ProtocolError
+    from vehicle.link import Link, LinkConfig
 
     deadline = time.monotonic() + wait_s
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    while True:
+        link = Link(LinkConfig(port=port, reconnect=False, ack_timeout_s=1.0))
         try:
-            return link_mod.check_firmware(port, expected_version=expected)
-        except Exception as exc:  # the board may still be rebooting
-            if getattr(exc, "exit_code", None) is None:
-                raise
-            last = exc
+            link.open()
+            info = link.firmware
+        except ProtocolError as exc:
+            raise FirmwareError(f"{port}: {exc}") from exc
+        except LinkError as exc:
+            if time.monotonic() >= deadline:
+                raise FirmwareError(
+                    f"{port}: the firmware did not answer the version check within "
+                    f"{wait_s:g} s ({exc}); check the cable and that main.py started"
+                ) from exc
             time.sleep(0.5)
-    raise FirmwareError(f"{port}: the firmware did not answer the version check: {last}")
+            continue
+        finally:
+            link.close()
+        if info is None:
+            raise FirmwareError(f"{port}: the link opened but reported no firmware version")
+        if expected is not None and info.protocol != expected:
+            raise FirmwareError(
+                f"{port}: the board answers protocol {info.protocol} but the build is "
+                f"protocol {expected}; the copy did not take: flash again"
+            )
+        return {
+            "protocol": info.protocol,
+            "firmware_version": info.version,
+            "uptime_ms": info.uptime_ms,
+            "watchdog_reset": info.watchdog_reset,
+        }

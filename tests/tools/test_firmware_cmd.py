@@ -175,3 +175,85 @@ def test_flash_refuses_an_unlikely_port(firmware_src, tmp_path, fake_mpremote, c
     )
     assert code == 2 and "does not look like a serial port" in capsys.readouterr().err
     assert not fake_mpremote.exists()
+
+
+def test_flash_then_protocol_check_against_the_firmware_on_a_pty(tmp_path, fake_mpremote, capsys):
+    """The whole flash of the real firmware: real build, mpremote call (fake: no board),
+    then the version check over a real pty against the real firmware code running on the
+    simulated board (vehicle.simboard)."""
+    from vehicle.simboard import SimulatedFirmware
+
+    out = tmp_path / "build"
+    with SimulatedFirmware.start() as sim:
+        code = racer(
+            ["firmware", "flash", "--port", sim.port, "--out", str(out), "--json", "--wait", "5"]
+        )
+        captured = capsys.readouterr()
+    assert code == 0, captured.err
+    report = json.loads(captured.out)
+    assert report["hello"]["protocol"] == protocol_version(FIRMWARE_DIR)
+    assert report["flashed"]["port"] == sim.port
+    argv = json.loads(fake_mpremote.read_text().splitlines()[0])
+    assert argv[:2] == ["connect", sim.port] and argv[-1] == "reset"
+    assert str(out.resolve() / "protocol.mpy") in argv
+
+
+def test_protocol_mismatch_after_flash_is_refused(tmp_path, fake_mpremote, capsys):
+    """A build declaring another protocol version than the board answers."""
+    from vehicle.simboard import SimulatedFirmware
+
+    src = tmp_path / "fw"
+    src.mkdir()
+    real = (FIRMWARE_DIR / "protocol.py").read_text()
+    version = protocol_version(FIRMWARE_DIR)
+    (src / "protocol.py").write_text(
+        real.replace(
+            f"PROTOCOL_VERSION = const({version})", f"PROTOCOL_VERSION = const({version + 1})"
+        )
+    )
+    assert protocol_version(src) == version + 1
+    with SimulatedFirmware.start() as sim:
+        code = racer(
+            [
+                "firmware",
+                "flash",
+                "--port",
+                sim.port,
+                "--source",
+                str(src),
+                "--out",
+                str(tmp_path / "build"),
+                "--wait",
+                "3",
+            ]
+        )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert f"answers protocol {version}" in err[0] and f"protocol {version + 1}" in err[0]
+
+
+def test_no_board_answering_is_a_clear_error(tmp_path, firmware_src, fake_mpremote, capsys):
+    import os as _os
+    import pty
+
+    master, slave = pty.openpty()
+    try:
+        code = racer(
+            [
+                "firmware",
+                "flash",
+                "--port",
+                _os.ttyname(slave),
+                "--source",
+                str(firmware_src),
+                "--out",
+                str(tmp_path / "build"),
+                "--wait",
+                "1.5",
+            ]
+        )
+    finally:
+        _os.close(master)
+        _os.close(slave)
+    err = capsys.readouterr().err
+    assert code == 2 and "did not answer the version check" in err
