@@ -6,12 +6,14 @@ with format specs; buffers allocated once; `const()` for constants.
 
 Frame on the wire: COBS(body) followed by one 0x00 delimiter. The body is
 
-    msg_id (u8) | seq (u8) | payload (0-32 bytes) | crc16 (u16, little-endian)
+    msg_id (u8) | seq (u8) | payload (0-32 bytes) | crc16 (u16, big-endian)
 
 with CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, no reflection) over msg_id, seq and
-payload. COBS makes 0x00 appear only as the delimiter, so a receiver resynchronises on
+payload. The CRC goes high byte first so that body + CRC form one codeword of this
+non-reflected CRC: every error burst of up to 16 bits is caught, including one that
+straddles the payload and the CRC (little-endian storage would break that). COBS makes 0x00 appear only as the delimiter, so a receiver resynchronises on
 the next 0x00 after any corruption, and every corrupted or truncated frame fails the
-CRC or the length check and is counted as bad, never acted on. All integers are
+CRC or the length check and is counted as bad, never acted on. Payload integers are
 little-endian. Each message has one fixed payload length; any other length is a bad frame.
 
 Messages (H = host -> controller, C = controller -> host):
@@ -154,7 +156,7 @@ def cobs_encode_into(src, n, out):
             out[o] = b
             o += 1
             code += 1
-            if code == 0xFF:
+            if code == 0xFF and i + 1 < n:
                 out[code_at] = code
                 code_at = o
                 o += 1
@@ -210,8 +212,8 @@ class Encoder:
         for i in range(plen):
             body[2 + i] = p[i]
         crc = crc16(body, 0, 2 + plen)
-        body[2 + plen] = crc & 0xFF
-        body[3 + plen] = crc >> 8
+        body[2 + plen] = crc >> 8
+        body[3 + plen] = crc & 0xFF
         return cobs_encode_into(body, 4 + plen, self.out)
 
     def command(self, seq, steer_us, throttle_us):
@@ -311,7 +313,7 @@ class Parser:
         if m < 4:
             self.bad += 1
             return 0
-        crc = frame[m - 2] | (frame[m - 1] << 8)
+        crc = (frame[m - 2] << 8) | frame[m - 1]
         if crc != crc16(frame, 0, m - 2):
             self.bad += 1
             return 0
