@@ -348,3 +348,77 @@ def _write_report(summary: dict, out_dir: Path, title: str) -> Path:
         ],
     )
     return report.write(out_dir, "sweep.html")
+
+
+def add_arguments(parser) -> None:
+    """The `racer eval` options of the sweep (`--sweep`, `--sweep-out`)."""
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="robustness map: evaluate across lighting, texture, camera pose and battery "
+        "level (--laps laps per cell) and draw heatmaps of completion and lap time",
+    )
+    parser.add_argument(
+        "--sweep-out",
+        default=None,
+        metavar="DIR",
+        help="where the sweep writes sweep.html, sweep.json and the maps (default: "
+        "TARGET/sweep for runs, ./sweep-<name> otherwise)",
+    )
+
+
+def main_from_eval(args, policy_fn, metadata, track, run_dir: str | None) -> int:
+    """`racer eval TARGET --sweep`: run the sweep and print its map (or JSON)."""
+    import sys
+
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=bool(getattr(args, "json", False)))
+    if args.sweep_out:
+        out = Path(args.sweep_out)
+    elif run_dir is not None:
+        out = Path(run_dir) / "sweep"
+    else:
+        out = Path(f"sweep-{Path(args.target).stem}")
+    summary = run_sweep(
+        policy_fn,
+        metadata,
+        track,
+        args.laps,
+        out,
+        seed=args.seed,
+        max_episode_steps=getattr(args, "max_steps", 3000),
+        console=console,
+        title=f"Robustness map of {args.target}",
+    )
+    if getattr(args, "json", False):
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    axes = [a for a in AXES if any(c["axis"] == a for c in summary["cells"])]
+    width = max(sum(1 for c in summary["cells"] if c["axis"] == a) for a in axes)
+    table = Table(
+        "axis",
+        *[f"level {i + 1}" for i in range(width)],
+        title=f"completion % / mean lap s on {summary['track']}",
+    )
+    for a in axes:
+        row = []
+        for c in [c for c in summary["cells"] if c["axis"] == a]:
+            lap = "–" if c["mean_lap_s"] is None else f"{c['mean_lap_s']:.1f}s"
+            colour = (
+                "green"
+                if c["completion_pct"] >= 99.9
+                else ("yellow" if c["completion_pct"] >= 50 else "red")
+            )
+            row.append(f"{c['label']}\n[{colour}]{c['completion_pct']:.0f} %[/{colour}] {lap}")
+        table.add_row(a, *row)
+    console.print(table)
+    for w in summary["weakest"]:
+        if w["drop_pct"] > 0:
+            console.print(
+                f"breaks on [bold]{w['axis']}[/bold] at {w['label']}: {w['completion_pct']:.0f} % completion ({w['drop_pct']:.0f} points below nominal)"
+            )
+    console.print(f"report: [bold]{summary['report']}[/bold]")
+    return 0
