@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ from gymnasium import spaces
 from sim2real import params as P
 from sim2real.camera import CameraConfig
 from sim2real.errors import ActionError, ConfigError, TrackInputError
+from sim2real.lookup import TrackPosition
 from sim2real.randomization import (
     FrameEffects,
     RandomizationConfig,
@@ -223,7 +225,9 @@ class RaceEnv(gym.Env):
         self.reward_fn: RewardFunction = load_reward_function(reward_function)
         self.tracks = _TrackSource(track)
 
+        self._discrete: list[tuple[float, float]] | None = None
         if self.action_def.kind == "discrete":
+            self._discrete = [(a.steer_deg, a.speed_mps) for a in self.action_def.actions]
             self.action_space = spaces.Discrete(self.action_def.n)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
@@ -276,10 +280,15 @@ class RaceEnv(gym.Env):
 
     # -- params -----------------------------------------------------------------------
     def _params(
-        self, steer_deg: float, speed_mps: float, wheels: list[bool], off_track: bool
+        self,
+        steer_deg: float,
+        speed_mps: float,
+        wheels: list[bool],
+        off_track: bool,
+        pos: TrackPosition | None = None,
     ) -> dict[str, Any]:
         w = self.world
-        pos = w.position()
+        pos = pos or w.position()
         x, y = w.reference_point()
         return P.build_params(
             x_m=x,
@@ -382,9 +391,10 @@ class RaceEnv(gym.Env):
         self._local_episode = self._episode_index
         self._last_origin = (w.dynamics.state.x_m, w.dynamics.state.y_m)
         # DeepRacer's prepare step: params of the starting pose, reward 0.
-        self.progress.update(w.position().ndist, None)
+        pos = w.position()
+        self.progress.update(pos.ndist, None)
         wheels = w.wheels_on_road()
-        params = self._params(0.0, 0.0, wheels, False)
+        params = self._params(0.0, 0.0, wheels, False, pos)
         self._episode_ready = True
         self._trace(params, "-1", 0.0, False, P.PREPARE)
         return self._observe(), {"params": params, "episode_status": P.PREPARE}
@@ -392,16 +402,27 @@ class RaceEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_ready:
             raise ConfigError("step() called before reset() or after the episode ended")
-        if not self.action_space.contains(
-            np.asarray(action, dtype=self.action_space.dtype)
-            if self.action_def.kind == "continuous"
-            else action
-        ) and not (self.action_def.kind == "discrete" and _is_index(action, self.action_def.n)):
-            raise ActionError(
-                f"action {action!r} is not in the action space {self.action_space}; "
-                "the policy and model_metadata.json disagree"
-            )
-        steer, speed = self.action_def.decode(action)
+        if self._discrete is not None:
+            try:
+                index = operator.index(action)
+            except TypeError:
+                arr = np.asarray(action)
+                index = int(arr) if arr.size == 1 and np.issubdtype(arr.dtype, np.integer) else -1
+            if not 0 <= index < len(self._discrete):
+                raise ActionError(
+                    f"action {action!r} is not in the action space {self.action_space}; "
+                    "the policy and model_metadata.json disagree"
+                )
+            steer, speed = self._discrete[index]
+            label = str(index)
+        else:
+            vec = np.asarray(action, dtype=np.float64).reshape(-1)
+            if vec.shape != (2,) or not np.all(np.isfinite(vec)):
+                raise ActionError(
+                    f"action {action!r} is not two finite numbers in [-1, 1] (steering, speed)"
+                )
+            steer, speed = self.action_def.decode(vec)
+            label = f"[{steer:.2f} {speed:.2f}]"
         w = self.world
         w.step(steer, speed)
         s = w.dynamics.state
@@ -411,16 +432,12 @@ class RaceEnv(gym.Env):
         self.progress.update(pos.ndist, moved)
         wheels = w.wheels_on_road()
         status = self.progress.status(wheels)
-        params = self._params(steer, speed, wheels, status == P.OFF_TRACK)
+        params = self._params(steer, speed, wheels, status == P.OFF_TRACK, pos)
         reward = self.reward_fn(params)
         terminated = status != P.IN_PROGRESS
         truncated = not terminated and self.progress.steps >= self.max_steps
         if terminated or truncated:
             self._episode_ready = False
-        if self.action_def.kind == "discrete":
-            label = str(int(np.asarray(action).reshape(())))
-        else:
-            label = f"[{steer:.2f} {speed:.2f}]"
         self._trace(params, label, reward, terminated or truncated, status)
         info = {"params": params, "episode_status": status}
         return self._observe(), reward, terminated, truncated, info
@@ -522,11 +539,3 @@ class RaceEnv(gym.Env):
         )
         if done:
             self.simtrace.flush()
-
-
-def _is_index(action: Any, n: int) -> bool:
-    try:
-        a = np.asarray(action)
-        return a.size == 1 and np.issubdtype(a.dtype, np.integer) and 0 <= int(a) < n
-    except (TypeError, ValueError):
-        return False

@@ -396,9 +396,11 @@ class FrameEffects:
         self.noise_pos: np.ndarray | None = None
         self.noise_neg: np.ndarray | None = None
         if sigma > 0.25:
-            bank = rng.normal(0.0, sigma, (4, *shape))
+            bank = rng.standard_normal((3, *shape), dtype=np.float32)
+            bank *= sigma
             self.noise_pos = np.clip(bank, 0, 255).astype(np.uint8)
-            self.noise_neg = np.clip(-bank, 0, 255).astype(np.uint8)
+            np.negative(bank, out=bank)
+            self.noise_neg = np.clip(bank, 0, 255).astype(np.uint8)
         self.blur_kernels: list[np.ndarray] = []
         if cfg.motion_blur_prob > 0:
             for length in (3, 5, 7):

@@ -104,8 +104,9 @@ class TrackScene:
         self.regions = _shelf_pack(sizes)
         self.atlas_height = max(r.row + r.height for r in self.regions)
         self.atlas_width = max(r.col + r.width for r in self.regions)
-        self.atlas_bgr = np.zeros((self.atlas_height, self.atlas_width, 3), np.uint8)
         self.atlas_gray = np.zeros((self.atlas_height, self.atlas_width), np.uint8)
+        self._atlas_bgr = np.zeros((self.atlas_height, self.atlas_width, 3), np.uint8)
+        self._painted: tuple = ()
         self.floor_bgr: tuple[int, int, int] = (0, 0, 0)
         self.floor_gray = 0
         self.style: TextureStyle | None = None
@@ -118,7 +119,9 @@ class TrackScene:
         return self.x0_m + shift - e * rk, self.y0_m - shift + e * rk, rk
 
     def repaint(self, style: TextureStyle, rng: np.random.Generator) -> None:
-        """Paint new textures (ground levels and panorama) into the atlas, same layout."""
+        """Paint new textures (ground and panorama) and compose a fresh grayscale atlas; the
+        colour atlas is composed only when a colour frame is asked for. Previous atlas
+        arrays stay valid, so callers may keep them in a pool (`snapshot`/`restore`)."""
         r0 = self.res_m
         road_tile = surface_tile(
             rng, style.road_kind, style.road_bgr, style.road_contrast, self.tile_px, r0
@@ -140,30 +143,6 @@ class TrackScene:
             road_tile=road_tile,
             floor_tile=floor_tile,
         )
-        level = ground.image
-        for k in range(self.levels):
-            reg = self.regions[k]
-            if k > 0:
-                level = cv2.resize(
-                    level, (self.w0 >> k, self.h0 >> k), interpolation=cv2.INTER_AREA
-                )
-            e = self.extra_px[k]
-            dst = self.atlas_bgr[reg.row : reg.row + reg.height, reg.col : reg.col + reg.width]
-            if e:
-                tk = cv2.resize(
-                    floor_tile,
-                    (self.tile_px >> k, self.tile_px >> k),
-                    interpolation=cv2.INTER_AREA,
-                )
-                rk = r0 * (1 << k)
-                dst[:] = tile_over(
-                    tk,
-                    reg.height,
-                    reg.width,
-                    round(-self.y0_m / rk) - e,
-                    round(self.x0_m / rk) - e,
-                )
-            dst[e : e + level.shape[0], e : e + level.shape[1]] = level
         pano = paint_background(
             style,
             rng,
@@ -172,15 +151,82 @@ class TrackScene:
             elevation_min_rad=self.elevation_min_rad,
             elevation_max_rad=self.elevation_max_rad,
         )
-        reg = self.regions[self.levels]
-        h = min(reg.height, pano.shape[0])
-        wide = np.concatenate([pano, pano, pano[:, :2]], axis=1)
-        self.atlas_bgr[reg.row : reg.row + h, reg.col : reg.col + reg.width] = wide[:h]
-        cv2.cvtColor(self.atlas_bgr, cv2.COLOR_BGR2GRAY, dst=self.atlas_gray)
+        self._painted = (ground.image, pano, floor_tile)
+        self.atlas_gray = self._compose(gray=True)
+        self._atlas_bgr: np.ndarray | None = None
         self.floor_bgr = tuple(int(c) for c in floor_tile.reshape(-1, 3).mean(0))
         self.floor_gray = int(cv2.cvtColor(np.uint8([[self.floor_bgr]]), cv2.COLOR_BGR2GRAY)[0, 0])
         self.style = style
         self.ground_image = ground
+
+    @property
+    def atlas_bgr(self) -> np.ndarray:
+        """The colour atlas (composed on first use after a repaint)."""
+        if self._atlas_bgr is None:
+            self._atlas_bgr = self._compose(gray=False)
+        return self._atlas_bgr
+
+    def _compose(self, *, gray: bool) -> np.ndarray:
+        ground, pano, floor_tile = self._painted
+        if gray:
+            ground = cv2.cvtColor(ground, cv2.COLOR_BGR2GRAY)
+            pano = cv2.cvtColor(pano, cv2.COLOR_BGR2GRAY)
+            floor_tile = cv2.cvtColor(floor_tile, cv2.COLOR_BGR2GRAY)
+        shape = (self.atlas_height, self.atlas_width) + (() if gray else (3,))
+        atlas = np.zeros(shape, np.uint8)
+        r0 = self.res_m
+        level = ground
+        tile = floor_tile
+        for k in range(self.levels):
+            reg = self.regions[k]
+            if k > 0:
+                level = cv2.resize(
+                    level, (self.w0 >> k, self.h0 >> k), interpolation=cv2.INTER_AREA
+                )
+                tile = cv2.resize(
+                    tile, (self.tile_px >> k, self.tile_px >> k), interpolation=cv2.INTER_AREA
+                )
+            e = self.extra_px[k]
+            dst = atlas[reg.row : reg.row + reg.height, reg.col : reg.col + reg.width]
+            if e:
+                rk = r0 * (1 << k)
+                dst[:] = tile_over(
+                    tile,
+                    reg.height,
+                    reg.width,
+                    round(-self.y0_m / rk) - e,
+                    round(self.x0_m / rk) - e,
+                )
+            dst[e : e + level.shape[0], e : e + level.shape[1]] = level
+        reg = self.regions[self.levels]
+        h = min(reg.height, pano.shape[0])
+        wide = np.concatenate([pano, pano, pano[:, :2]], axis=1)
+        atlas[reg.row : reg.row + h, reg.col : reg.col + reg.width] = wide[:h]
+        return atlas
+
+    def snapshot(self) -> tuple:
+        """The current textures, for `restore`."""
+        return (
+            self.atlas_gray,
+            self._atlas_bgr,
+            self._painted,
+            self.floor_bgr,
+            self.floor_gray,
+            self.style,
+            self.ground_image,
+        )
+
+    def restore(self, snap: tuple) -> None:
+        """Switch back to textures saved by `snapshot` (no copying)."""
+        (
+            self.atlas_gray,
+            self._atlas_bgr,
+            self._painted,
+            self.floor_bgr,
+            self.floor_gray,
+            self.style,
+            self.ground_image,
+        ) = snap
 
     def camera_inside_safe_area(self, x_m: float, y_m: float) -> bool:
         """Whether the ground seen from (x, y) lies inside the painted levels."""
@@ -356,7 +402,15 @@ class CameraRenderer:
     ) -> np.ndarray:
         """One frame seen from a camera whose car origin is at (x, y) with `heading_rad`:
         (H, W) uint8 grayscale, or (H, W, 3) BGR with `color=True`."""
-        return self.render_batch(np.array([[x_m, y_m, heading_rad]]), color=color)[0]
+        if not self.fast:
+            return self.render_batch(np.array([[x_m, y_m, heading_rad]]), color=color)[0]
+        h, w = self.camera.height_px, self.camera.width_px
+        atlas = self.scene.atlas_bgr if color else self.scene.atlas_gray
+        out = np.empty((h, w, 3) if color else (h, w), np.uint8)
+        self._render_pinhole(x_m, y_m, heading_rad, atlas, out)
+        if not self.scene.camera_inside_safe_area(x_m, y_m):
+            out[self.ground_mask] = self.scene.floor_bgr if color else self.scene.floor_gray
+        return out
 
     def render_batch(self, poses: np.ndarray, *, color: bool = False) -> np.ndarray:
         """Frames for n car poses (n, 3) = (x, y, heading): (n, H, W) or (n, H, W, 3) uint8."""

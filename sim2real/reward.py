@@ -41,6 +41,32 @@ def centerline_reward(params: dict[str, Any]) -> float:
     return float(1.0 - 0.95 * ratio)
 
 
+def copy_params(params: dict[str, Any]) -> dict[str, Any]:
+    """A copy the reward function may mutate freely (DeepRacer hands out a deep copy).
+
+    Lists of immutable items (the waypoints' tuples, numbers, bools) are copied one level;
+    lists of lists one level deeper; anything else goes through `copy.deepcopy`. About a
+    hundred times faster than `deepcopy` on params with a hundred waypoints.
+    """
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, list):
+            if value and isinstance(value[0], list):
+                out[key] = [list(v) for v in value]
+            elif all(isinstance(v, _IMMUTABLE) for v in value[:1]):
+                out[key] = list(value)
+            else:
+                out[key] = copy.deepcopy(value)
+        elif isinstance(value, _IMMUTABLE):
+            out[key] = value
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+_IMMUTABLE = (int, float, bool, str, tuple, type(None))
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, list) and len(value) > 6:
         return f"[{len(value)} items]"
@@ -67,7 +93,7 @@ class RewardFunction:
 
     def __call__(self, params: dict[str, Any]) -> float:
         try:
-            value = self.fn(copy.deepcopy(params))
+            value = self.fn(copy_params(params))
         except Exception as exc:
             where = self._where_raised(exc)
             raise RewardFunctionError(
@@ -104,7 +130,7 @@ class RewardFunction:
         old = sys.getprofile()
         sys.setprofile(prof)
         try:
-            self.fn(copy.deepcopy(params))
+            self.fn(copy_params(params))
         except Exception:
             return None
         finally:

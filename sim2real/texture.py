@@ -222,12 +222,8 @@ def paint_ground(
     else:
         cv2.fillPoly(mask, [pts(np.vstack([outer, inner[::-1]]))], 255, cv2.LINE_AA, shift)
     road = tile_over(road_tile, height_px, width_px, tile_r0, tile_c0)
-    # Anti-aliased edge: blend only the thin band of partially covered pixels.
-    cv2.copyTo(road, (mask == 255).view(np.uint8), img)
-    edge = np.nonzero((mask > 0) & (mask < 255))
-    if len(edge[0]):
-        a = mask[edge].astype(np.float32)[:, None] / 255.0
-        img[edge] = (road[edge] * a + img[edge] * (1.0 - a)).astype(np.uint8)
+    # A hard edge is enough: the border lines are painted over it.
+    cv2.copyTo(road, cv2.threshold(mask, 127, 255, cv2.THRESH_BINARY)[1], img)
 
     if style.shadows > 0:
         # Soft shadows are smooth: paint and blur them at a quarter of the resolution.
@@ -301,7 +297,10 @@ def paint_background(
     pano = np.empty((height, width_px, 3), np.float32)
     pano[:] = wall
     if style.background_kind != "plain":
-        pano *= 1.0 + 0.05 * periodic_noise(rng, width_px, 40.0)[:height, :, None]
+        # Mottled walls: periodic in azimuth only, so draw a strip and stretch it.
+        strip = periodic_noise(rng, max(64, width_px // 8), 5.0)[: max(2, height // 8 + 1)]
+        mottle = cv2.resize(strip, (width_px, height), interpolation=cv2.INTER_LINEAR)
+        pano *= 1.0 + 0.05 * mottle[:, :, None]
     horizon = row_of(0.0)
     floor_far = np.asarray(style.floor_bgr, np.float32) * 0.8
     pano[max(0, horizon) :] = floor_far
