@@ -127,8 +127,10 @@ def with_racing_line(outline: Outline) -> Outline:
         line = racing_line.compute(track)
     except Exception:  # a racing line is a nicety; never fail a report over it
         return outline
-    points = np.asarray(getattr(line, "points", getattr(line, "xy", line)), dtype=np.float64)
-    lap = getattr(line, "lap_time_s", None)
+    points = np.asarray(line.points, dtype=np.float64)
+    if getattr(line, "closed", False) and len(points):
+        points = np.vstack([points, points[:1]])
+    lap = getattr(line, "limit_lap_time_s", None)
     return Outline(
         outline.name,
         outline.center,

@@ -222,6 +222,9 @@ def eval_lap_times(
     done = eval_eps["complete"].to_numpy()
     times = eval_eps["lap_time_s"].to_numpy(dtype=float)
     ax.bar(x[done], times[done], color="#2ca02c", label="lap time")
+    for xi, t in zip(x[done], times[done], strict=True):
+        note = f"{t:.2f} s" + (f"\n×{t / limit_lap_s:.2f}" if limit_lap_s else "")
+        ax.text(xi, t, note, ha="center", va="bottom", fontsize=8)
     top = np.nanmax(times) if done.any() else (limit_lap_s or 10.0)
     for xi, prog in zip(x[~done], eval_eps["progress"].to_numpy()[~done], strict=True):
         ax.bar(xi, top * 0.15, color=STATUS_COLOURS["off_track"])
