@@ -217,24 +217,7 @@ class ModelStore:
             if verify or entry.name != MODEL_MEMBER:
                 files[entry.name] = entry.read_bytes()
         if not verify:
-            if not (path / MODEL_MEMBER).is_file():
-                raise BundleError(f"{path}: {MODEL_MEMBER} is missing")
-            manifest_only = dict(files)
-            # Hash-free read: parse manifest and metadata, trust sizes only.
-            size = (path / MODEL_MEMBER).stat().st_size
-            expected = json.loads(files.get(MANIFEST_MEMBER, b"{}") or b"{}")
-            listed = (
-                expected.get("members", {}).get(MODEL_MEMBER, {})
-                if isinstance(expected, dict)
-                else {}
-            )
-            if listed.get("size_bytes") != size:
-                raise BundleError(
-                    f"{path}: {MODEL_MEMBER} is {size} bytes, the manifest says "
-                    f"{listed.get('size_bytes')}"
-                )
-            manifest_only[MODEL_MEMBER] = b""
-            return _light_bundle(manifest_only, str(path))
+            return _light_bundle(files, path)
         return verify_members(files, source=str(path), trusted_keys=trusted)
 
     def _installed(
@@ -557,20 +540,34 @@ class ModelStore:
         _write_file_atomic(self.root / POINTER_BACKUP, data, crash_prefix="pointer:backup-")
 
 
-def _light_bundle(files: dict[str, bytes], where: str) -> Bundle:
-    """Parse manifest and metadata of an installed model without hashing the model."""
+def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
+    """An installed model's manifest and metadata, parsed without hashing the model (for
+    `list`): the model file must exist and have the size the manifest records."""
     from vehicle.bundle import METADATA_MEMBER, _json_member
     from vehicle.metadata import parse_metadata
 
+    where = str(path)
+    for member in (MANIFEST_MEMBER, METADATA_MEMBER):
+        if member not in files:
+            raise BundleError(f"{where}: {member} is missing")
     manifest = _json_member(files, MANIFEST_MEMBER, where)
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: {MANIFEST_MEMBER} is not a JSON object")
+    model = path / MODEL_MEMBER
+    size = model.stat().st_size if model.is_file() else None
+    listed = manifest.get("members", {})
+    expected = listed.get(MODEL_MEMBER, {}).get("size_bytes") if isinstance(listed, dict) else None
+    if size is None or size != expected:
+        raise BundleError(
+            f"{where}: {MODEL_MEMBER} is {'missing' if size is None else f'{size} bytes'}, "
+            f"the manifest says {expected} bytes"
+        )
     try:
         metadata = parse_metadata(_json_member(files, METADATA_MEMBER, where), source=where)
     except VehicleError as exc:
         raise BundleError(str(exc)) from exc
     signature = _json_member(files, SIGNATURE_MEMBER, where) if SIGNATURE_MEMBER in files else None
-    return Bundle(files, manifest, metadata, signature, None, where, "")
+    return Bundle({**files, MODEL_MEMBER: b""}, manifest, metadata, signature, None, where, "")
 
 
 def _fsync_dir(path: Path) -> None:

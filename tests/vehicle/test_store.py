@@ -197,6 +197,10 @@ def test_list_and_verify_json(tmp_path, bundles, capsys):
     model.write_bytes(model.read_bytes()[:-10])
     assert racer(["models", "--store", str(root), "verify"]) == 2
     assert "model-a" in capsys.readouterr().err
+    damaged = {m.name: m.problem for m in store.list()}
+    assert damaged["model-b"] is None and "manifest says" in damaged["model-a"]
+    assert racer(["models", "--store", str(root), "list"]) == 0
+    assert "DAMAGED" in capsys.readouterr().out
     assert store.active().name == "model-b"
 
 
