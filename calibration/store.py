@@ -54,6 +54,9 @@ def write_atomic(path: Path, text: str, *, backup: bool = True) -> None:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        # temp files of a save that was killed before its rename (one writer per file)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         temps = [_write_temp(path, text.encode("utf-8"))]
         try:
             if backup and path.exists():

@@ -103,3 +103,11 @@ def test_broken_files_raise_clear_errors(tmp_path: Path, content: str, match: st
         CalibrationStore(path).load()
     assert str(path) in str(info.value)
     assert info.value.exit_code == 2
+
+
+def test_save_removes_temp_files_of_a_killed_save(tmp_path: Path) -> None:
+    store = CalibrationStore(tmp_path / "calibration.json")
+    (tmp_path / ".calibration.json.abc123.tmp").write_text('{"half": ')
+    (tmp_path / ".other.json.x.tmp").write_text("not ours")
+    store.save(Calibration())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.x.tmp", "calibration.json"]

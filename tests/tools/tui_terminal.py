@@ -1,0 +1,92 @@
+"""A real terminal for end-to-end TUI tests: tmux on a private socket, send-keys and
+capture-pane, with waits on what the screen shows."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Terminal:
+    """One tmux session running one command at a fixed size."""
+
+    def __init__(self, name: str, width: int = 80, height: int = 24) -> None:
+        if shutil.which("tmux") is None:
+            raise RuntimeError("tmux is not installed")
+        self.socket = f"openracer-{name}-{os.getpid()}"
+        self.name = name
+        self.width, self.height = width, height
+
+    def _tmux(self, *args: str, check: bool = True) -> str:
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=False
+        )
+        if check and out.returncode != 0:
+            raise RuntimeError(f"tmux {' '.join(args)} failed: {out.stderr.strip()}")
+        return out.stdout
+
+    def start(self, argv: list[str], env: dict[str, str]) -> None:
+        """Run `argv` (exec'd, so the pane's pid is the program's) with `env` added."""
+        exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+        command = f"cd {shlex.quote(str(ROOT))} && exec env {exports} {shlex.join(argv)}"
+        self._tmux(
+            "new-session",
+            "-d",
+            "-s",
+            self.name,
+            "-x",
+            str(self.width),
+            "-y",
+            str(self.height),
+            command,
+        )
+        self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
+
+    def pid(self) -> int:
+        return int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
+
+    def dead(self) -> bool:
+        return self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead}").strip() == "1"
+
+    def exit_status(self) -> int | None:
+        out = self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead_status}").strip()
+        return int(out) if out else None
+
+    def keys(self, *keys: str, delay_s: float = 0.05) -> None:
+        """Send tmux key names (Left, Enter, Space, ...) or literal text, one by one."""
+        for key in keys:
+            self._tmux("send-keys", "-t", self.name, key)
+            time.sleep(delay_s)
+
+    def text(self, value: str) -> None:
+        self._tmux("send-keys", "-t", self.name, "-l", value)
+
+    def screen(self) -> str:
+        return self._tmux("capture-pane", "-p", "-t", self.name)
+
+    def wait_for(self, needle: str, timeout_s: float = 20.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if needle in screen:
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"{needle!r} not on screen within {timeout_s} s:\n{screen}")
+
+    def wait_dead(self, timeout_s: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.dead():
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"program still running after {timeout_s} s:\n{self.screen()}")
+
+    def close(self) -> None:
+        self._tmux("kill-server", check=False)
