@@ -145,8 +145,10 @@ class _Polyline:
             return k, tk, self.a[k] + tk[:, None] * self.d[k], dist
         if self._table is None:
             self._build_grid(self._points)
+        table = self._table
+        assert table is not None
         f = np.minimum(np.maximum(np.floor((p - self._lo) * self._inv_cell), 0.0), self._cell_max)
-        cand = self._table[f.astype(np.intp) @ self._cell_stride]
+        cand = table[f.astype(np.intp) @ self._cell_stride]
         fast = cand[:, 0] >= 0
         if fast.all():
             seg = self._segs[cand]
@@ -312,8 +314,8 @@ class TrackGeometry:
             border_lines = [px(rings[0])]
         band = np.zeros((h, w), np.uint8)
         cv2.polylines(band, border_lines, True, 1, thickness=3, lineType=cv2.LINE_8, shift=shift)
-        band = cv2.dilate(band, np.ones((5, 5), np.uint8))
-        label[band > 0] = 2
+        near_border = cv2.dilate(band, np.ones((5, 5), np.uint8)) > 0
+        label[near_border] = 2
         self._label = label
 
     def contains_exact(self, points: np.ndarray) -> np.ndarray:

@@ -57,7 +57,7 @@ def render(
     info: str | None = None,
 ) -> np.ndarray:
     """A BGR uint8 picture of the track, the longer side about `max_size_px` pixels."""
-    view = _View(track, max_size_px, margin_px=40, header_px=56)
+    view = _View(track, max_size_px, margin_px=40, header_px=56 if racing_line is None else 84)
     img = np.empty((view.height, view.width, 3), np.uint8)
     img[:] = GRASS_BGR
     line_px = max(2, int(round(view.scale * 0.025)))  # tape about 2.5 cm wide
@@ -72,20 +72,31 @@ def render(
             img, [view.px(border)], track.closed, BORDER_BGR, line_px, cv2.LINE_AA, _SHIFT
         )
     _dashed(img, view, track.center, CENTER_BGR, max(1, line_px // 2), dash_m=0.15)
-    # start line across the road at waypoint 0, chequered
-    a, b = track.inner[0], track.outer[0]
-    n_checks = 8
-    for i in range(n_checks):
-        p0 = a + (b - a) * i / n_checks
-        p1 = a + (b - a) * (i + 1) / n_checks
-        colour = START_BGR if i % 2 == 0 else (20, 20, 20)
-        cv2.line(img, *view.px(np.vstack([p0, p1])), colour, line_px * 2, cv2.LINE_AA, _SHIFT)
+    _start_line(img, view, track)
     if racing_line is not None:
         _speed_line(img, view, racing_line, line_px)
     _direction_arrow(img, view, track, line_px)
     title = info if info is not None else f"{track.name}  {track.length_m:.2f} m"
     cv2.putText(img, title, (12, 36), cv2.FONT_HERSHEY_SIMPLEX, 0.8, TEXT_BGR, 2, cv2.LINE_AA)
     return img
+
+
+def _start_line(img: np.ndarray, view: _View, track: Track) -> None:
+    """Chequered band two squares deep across the road at waypoint 0."""
+    a, b = track.inner[0], track.outer[0]
+    across = b - a
+    width = float(np.linalg.norm(across))
+    n = max(4, int(round(width / 0.06)))
+    side = width / n
+    ahead = track.center[1] - track.center[0]
+    ahead = ahead / max(float(np.linalg.norm(ahead)), 1e-12) * side
+    rows = (-1, 0) if track.closed else (0, 1)  # an open line has no road behind its start
+    for row in rows:
+        for i in range(n):
+            p0 = a + across * i / n + ahead * row
+            quad = np.vstack([p0, p0 + across / n, p0 + across / n + ahead, p0 + ahead])
+            colour = START_BGR if (i + row) % 2 == 0 else (25, 25, 25)
+            cv2.fillConvexPoly(img, view.px(quad), colour, cv2.LINE_AA, _SHIFT)
 
 
 def _dashed(img, view, poly, colour, thickness, dash_m):
@@ -122,18 +133,17 @@ def _speed_line(img, view, line: RacingLine, line_px: int) -> None:
     for i in range(len(px) - 1):
         colour = tuple(int(c) for c in colours[i])
         cv2.line(img, tuple(px[i]), tuple(px[i + 1]), colour, line_px * 2, cv2.LINE_AA, _SHIFT)
-    # colour bar, bottom-left
-    h, w = img.shape[:2]
-    bar_w, bar_h, x0, y0 = min(240, w - 40), 12, 20, h - 30
-    ramp = cv2.applyColorMap(
-        np.linspace(0, 255, bar_w).astype(np.uint8)[None, :], cv2.COLORMAP_TURBO
-    )
-    img[y0 : y0 + bar_h, x0 : x0 + bar_w] = np.repeat(ramp, bar_h, axis=0)
+    # colour bar under the title: "lo m/s [ramp] hi m/s"
     font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(img, f"{lo:.1f} m/s", (x0, y0 - 6), font, 0.5, TEXT_BGR, 1, cv2.LINE_AA)
-    cv2.putText(
-        img, f"{hi:.1f} m/s", (x0 + bar_w - 70, y0 - 6), font, 0.5, TEXT_BGR, 1, cv2.LINE_AA
-    )
+    w = img.shape[1]
+    x0, y0, bar_h = 90, 54, 12
+    bar_w = max(60, min(260, w - x0 - 100))
+    ramp = np.linspace(0, 255, bar_w).astype(np.uint8)[None, :]
+    ramp_bgr = cv2.applyColorMap(ramp, cv2.COLORMAP_TURBO)
+    img[y0 : y0 + bar_h, x0 : x0 + bar_w] = np.repeat(ramp_bgr, bar_h, axis=0)
+    cv2.putText(img, f"{lo:.1f} m/s", (12, y0 + 11), font, 0.45, TEXT_BGR, 1, cv2.LINE_AA)
+    right = (x0 + bar_w + 8, y0 + 11)
+    cv2.putText(img, f"{hi:.1f} m/s", right, font, 0.45, TEXT_BGR, 1, cv2.LINE_AA)
 
 
 def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:

@@ -89,7 +89,7 @@ class PeriodicSpline:
         arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(pts, axis=0), axis=1))])
         return s, arc
 
-    def resample(self, spacing_m: float = SAMPLE_SPACING_M) -> tuple[np.ndarray, np.ndarray]:
+    def resample(self, spacing_m: float = SAMPLE_SPACING_M) -> tuple[np.ndarray, float]:
         """Parameters of points at even arc-length spacing (without the closing point), and
         the total curve length in metres."""
         s, arc = self.arc_table()

@@ -67,7 +67,9 @@ class Track:
                 "they must be row-aligned (same length)"
             )
         check_array(np.hstack(arrays), where)
-        check_polylines(*arrays, bool(self.closed), where, self.allow_repeated_rows)
+        check_polylines(
+            arrays[0], arrays[1], arrays[2], bool(self.closed), where, self.allow_repeated_rows
+        )
         for label, value in zip(("center", "inner", "outer"), arrays, strict=True):
             value.setflags(write=False)
             object.__setattr__(self, label, value)
@@ -148,7 +150,8 @@ class Track:
 
     @property
     def n_points(self) -> int:
-        """Number of distinct waypoints (a loop's repeated last row counted once)."""
+        """Number of waypoints, a loop's repeated closing row counted once (exact repeated
+        rows inside a DeepRacer file count as they appear)."""
         return len(self.center) - 1 if self.closed else len(self.center)
 
     @property
