@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from tools.analysis.carlog import is_car_log, load_car_log, series
+from tools.analysis.carlog import analyze_car_log, is_car_log, load_car_log, series
 from tools.analysis.errors import CarLogError
 from tools.cli import main as racer
 
@@ -91,3 +91,40 @@ def test_torn_last_line_is_skipped_but_garbage_is_loud(tmp_path):
         load_car_log(bad)
     with pytest.raises(CarLogError, match="no .jsonl"):
         load_car_log(tmp_path / "nothing")
+
+
+def test_a_log_written_by_the_drive_loops_run_log_writer(tmp_path):
+    """The car's own writer (vehicle.runlog.RunLog) produces what the analysis reads."""
+    from vehicle.runlog import RunLog
+
+    log = RunLog(tmp_path / "drive", {"model": "m", "rate_hz": 15.0}, frame_every=5)
+    for i in range(40):
+        miss = i == 20
+        rec = {
+            "frame": i,
+            "t_s": 1000.0 + i / 15.0,
+            "loop_ms": 90.0 if miss else 30.0 + (i % 3),
+            "stages": {"capture": 5.0, "preprocess": 1.0, "infer": 20.0, "command": 1.0},
+            "steer_deg": 10.0,
+            "speed_mps": 0.5,
+            "steer_us": 1550,
+            "throttle_us": 1420,
+            "deadline_miss": miss,
+            "link_errors": 0 if i < 30 else 2,
+            "link": "ok",
+            "event": None,
+            "battery_v": 7.8,
+            "telemetry": {"battery_v": 7.8, "state": "armed"},
+        }
+        if log.wants_frame(i):
+            rec["frame_file"] = log.save_frame(i, rec["t_s"], np.full((120, 160), i, np.uint8))
+        log.record(rec)
+    log.close({"frames": 40, "stop_reason": "test"})
+    car = load_car_log(tmp_path / "drive")
+    assert car.header["model"] == "m" and car.end["stop_reason"] == "test"
+    assert len(car.records) == 40
+    s = series(car)
+    assert s.period_ms == pytest.approx(1000 / 15) and int(s.deadline_miss.sum()) == 1
+    summary = analyze_car_log(car, tmp_path / "out")
+    assert summary["link_errors"] == 2 and summary["replay_frames"] == 8
+    assert summary["latency_max_ms"] == 90.0

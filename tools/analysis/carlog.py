@@ -75,7 +75,9 @@ class CarLog:
     records: pd.DataFrame
     """One row per frame, nested keys flattened with dots."""
     header: dict[str, Any] = field(default_factory=dict)
-    """A leading non-frame record (model, rate, calibration), if the log has one."""
+    """The run header (`{"kind": "run", ...}`: model, rate, calibration), if present."""
+    end: dict[str, Any] = field(default_factory=dict)
+    """The closing summary (`{"kind": "end", ...}`), if the run ended cleanly."""
     frames_dir: Path | None = None
     """Folder of saved frames, if any."""
 
@@ -84,6 +86,8 @@ def _jsonl_of(path: Path) -> Path | None:
     if path.is_file() and path.suffix == ".jsonl":
         return path
     if path.is_dir():
+        if (path / "run.jsonl").is_file():
+            return path / "run.jsonl"
         files = sorted(path.glob("*.jsonl"))
         if files:
             return max(files, key=lambda p: p.stat().st_size)
@@ -114,7 +118,7 @@ def load_car_log(path: str | Path) -> CarLog:
     jsonl = _jsonl_of(path)
     if jsonl is None:
         raise CarLogError(f"{path}: no .jsonl run log found; give the folder `racer drive` wrote")
-    rows, header = [], {}
+    rows, header, end = [], {}, {}
     with jsonl.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             line = line.strip()
@@ -129,15 +133,24 @@ def load_car_log(path: str | Path) -> CarLog:
             if not isinstance(obj, dict):
                 raise CarLogError(f"{jsonl}:{n}: expected a JSON object per line")
             flat = _flatten(obj)
-            if not rows and not header and _pick(flat, _LATENCY + _STEER + _FRAME) is None:
+            kind = flat.pop("kind", None)
+            if kind == "run" or (
+                kind is None
+                and not rows
+                and not header
+                and _pick(flat, _LATENCY + _STEER + _FRAME) is None
+            ):
                 header = flat
+                continue
+            if kind == "end":
+                end = flat
                 continue
             rows.append(flat)
     if not rows:
         raise CarLogError(f"{jsonl}: holds no frame records; was the drive stopped at once?")
     root = jsonl.parent
     frames = root / "frames"
-    return CarLog(root, jsonl, pd.DataFrame(rows), header, frames if frames.is_dir() else None)
+    return CarLog(root, jsonl, pd.DataFrame(rows), header, end, frames if frames.is_dir() else None)
 
 
 def _pick(flat: dict, names) -> Any:
