@@ -34,6 +34,10 @@ class CameraStalled(CameraError):
     """No frame arrived within the camera's timeout."""
 
 
+class CameraEnded(CameraError):
+    """A recording (replay folder, video file) has no more frames: a normal end."""
+
+
 class LinkError(VehicleError):
     """The serial link to the motor controller is broken (port gone, closed, unusable)."""
 

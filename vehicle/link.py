@@ -189,7 +189,11 @@ class Link:
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
-        self.hello()
+        try:
+            self.hello()
+        except BaseException:
+            self.close()  # no reader left behind, reopening the path later
+            raise
         return self
 
     def __enter__(self) -> Link:
@@ -285,17 +289,21 @@ class Link:
         """Ask the firmware for its version; raise if it does not answer or speaks
         another protocol version."""
         self._version = None
-        deadline = time.monotonic() + self.config.ack_timeout_s
-        self._write_frame(lambda s: self._enc.frame(P.MSG_HELLO, s, 0))
-        with self._cond:
-            while self._version is None and not self._closed:
-                left = deadline - time.monotonic()
-                if left <= 0 or self._port_error is not None:
-                    break
-                self._cond.wait(min(left, 0.05))
+        for _attempt in range(3):  # a frame lost on a noisy line is retried
+            deadline = time.monotonic() + self.config.ack_timeout_s / 3
+            self._write_frame(lambda s: self._enc.frame(P.MSG_HELLO, s, 0))
+            with self._cond:
+                while self._version is None and not self._closed:
+                    left = deadline - time.monotonic()
+                    if left <= 0 or self._port_error is not None:
+                        break
+                    self._cond.wait(min(left, 0.05))
+            if self._version is not None or self._port_error is not None:
+                break
         info = self._version
         if info is None:
-            self.check()
+            if self._port_error is not None or self._closed:
+                self.check()
             raise LinkTimeout(
                 f"motor controller on {self.config.port} did not answer HELLO within "
                 f"{self.config.ack_timeout_s * 1000:.0f} ms; is the openracer firmware "
@@ -374,6 +382,8 @@ class Link:
     def telemetry(self, *, max_age_s: float | None = None) -> Telemetry:
         """The latest telemetry; raises `LinkTimeout`/`LinkError` if the link is dead or
         no telemetry newer than `max_age_s` (default: the link timeout) arrives soon."""
+        if self._closed or self._port_error is not None:
+            self.check()  # a dead port never hands out its last telemetry
         limit = self.config.timeout_s if max_age_s is None else max_age_s
         deadline = time.monotonic() + limit
         with self._cond:
@@ -390,6 +400,11 @@ class Link:
             f"no telemetry from the motor controller on {self.config.port} within "
             f"{limit * 1000:.0f} ms"
         )
+
+    def latest_telemetry(self) -> Telemetry | None:
+        """The newest telemetry received, without waiting (None before the first);
+        for display and logging. Liveness is `check()`'s job."""
+        return self._telemetry
 
     # -- internals ---------------------------------------------------------------------
 
@@ -423,8 +438,9 @@ class Link:
         self.stats.commands_sent += 1
 
     def _request(self, msg_id: int, build: Callable[[int], int]) -> int:
-        """Write a frame and wait for its ACK; returns the status. Retries once."""
-        for _attempt in range(2):
+        """Write a frame and wait for its ACK; returns the status. Three attempts (a
+        frame lost on a noisy line is retried)."""
+        for _attempt in range(3):
             seq = self._write_frame(build)
             deadline = time.monotonic() + self.config.ack_timeout_s
             with self._cond:
@@ -439,7 +455,7 @@ class Link:
             self.check()
         raise LinkTimeout(
             f"motor controller on {self.config.port} did not acknowledge message "
-            f"0x{msg_id:02x} within {self.config.ack_timeout_s * 1000:.0f} ms (twice)"
+            f"0x{msg_id:02x} within {self.config.ack_timeout_s * 1000:.0f} ms (3 attempts)"
         )
 
     def _fail(self, exc: BaseException) -> None:
@@ -464,9 +480,9 @@ class Link:
         with self._cond:
             if msg_id == P.MSG_TELEMETRY:
                 v = P.unpack_telemetry(frame)
-                self._telemetry = Telemetry(
-                    STATE_NAMES.get(v[0], f"unknown({v[0]})"), *v[1:], received_s=now
-                )
+                values: dict[str, Any] = dict(zip(P.TELEMETRY_FIELDS, v, strict=True))
+                values["state"] = STATE_NAMES.get(v[0], f"unknown({v[0]})")
+                self._telemetry = Telemetry(**values, received_s=now)
             elif msg_id == P.MSG_ACK:
                 acked_id, acked_seq, status = P.unpack_ack(frame)
                 self._acks[(acked_id, acked_seq)] = status

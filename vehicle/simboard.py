@@ -236,7 +236,7 @@ def install_machine_module() -> types.ModuleType:
 
 @dataclass
 class LineFaults:
-    """Byte-level faults injected on the line from host to firmware (seeded)."""
+    """Byte-level faults injected on one direction of the line (seeded)."""
 
     corrupt_prob: float = 0.0
     """Probability that a byte is XORed with a random non-zero value."""
@@ -252,10 +252,30 @@ class LineFaults:
     """Keep `clean` and `delivered` (tests)."""
 
 
+def _apply_faults(data: bytes, f: LineFaults, rng: random.Random) -> bytes:
+    if f.corrupt_prob or f.drop_prob:
+        out = bytearray()
+        for b in data:
+            r = rng.random()
+            if r < f.drop_prob:
+                continue
+            if r < f.drop_prob + f.corrupt_prob:
+                b ^= rng.randrange(1, 256)
+            out.append(b)
+    else:
+        out = bytearray(data)
+    if f.record:
+        f.clean += data
+        f.delivered += out
+    return bytes(out)
+
+
 class PtyPort:
     """The firmware's UART: the master side of a pseudo-terminal, non-blocking."""
 
-    def __init__(self, faults: LineFaults | None = None) -> None:
+    def __init__(
+        self, faults: LineFaults | None = None, faults_to_host: LineFaults | None = None
+    ) -> None:
         master, slave = os.openpty()
         tty.setraw(slave, termios.TCSANOW)  # no echo, no CR/LF translation
         fl = fcntl.fcntl(master, fcntl.F_GETFL)
@@ -265,6 +285,8 @@ class PtyPort:
         self.path = os.ttyname(slave)
         self.faults = faults or LineFaults()
         self._rng = random.Random(self.faults.seed)
+        self.faults_to_host = faults_to_host or LineFaults()
+        self._rng_out = random.Random(self.faults_to_host.seed + 1)
         self.closed = False
         self.write_drops = 0
         self.last_rx_s = 0.0
@@ -284,23 +306,7 @@ class PtyPort:
         if not data:
             return None
         self.last_rx_s = time.monotonic()
-        f = self.faults
-        if f.corrupt_prob or f.drop_prob:
-            out = bytearray()
-            for b in data:
-                r = self._rng.random()
-                if r < f.drop_prob:
-                    continue
-                if r < f.drop_prob + f.corrupt_prob:
-                    b ^= self._rng.randrange(1, 256)
-                out.append(b)
-            if f.record:
-                f.clean += data
-                f.delivered += out
-            data = bytes(out)
-        elif f.record:
-            f.clean += data
-            f.delivered += data
+        data = _apply_faults(data, self.faults, self._rng)
         n = len(data)
         buf[:n] = data
         return n
@@ -308,6 +314,7 @@ class PtyPort:
     def write(self, data: memoryview | bytes) -> int:
         if self.closed:
             return 0
+        data = _apply_faults(bytes(data), self.faults_to_host, self._rng_out)
         try:
             return os.write(self.master, data)
         except (BlockingIOError, OSError):
@@ -400,10 +407,11 @@ class SimulatedFirmware:
         physics: CarPhysics | None = None,
         faults: LineFaults | None = None,
         *,
+        faults_to_host: LineFaults | None = None,
         realtime_physics: bool = False,
     ) -> None:
         self.physics = physics or CarPhysics()
-        self.port_device = PtyPort(faults)
+        self.port_device = PtyPort(faults, faults_to_host)
         self.board = SimBoard(self.physics, self.port_device)
         self._stop = threading.Event()
         self._polls = 0
@@ -427,11 +435,12 @@ class SimulatedFirmware:
         physics: CarPhysics | None = None,
         faults: LineFaults | None = None,
         *,
+        faults_to_host: LineFaults | None = None,
         realtime_physics: bool = False,
     ) -> SimulatedFirmware:
         """Start the firmware thread (and, with `realtime_physics`, a thread that advances
         the physics with the wall clock, for `racer calibrate --sim`)."""
-        sim = cls(physics, faults, realtime_physics=realtime_physics)
+        sim = cls(physics, faults, faults_to_host=faults_to_host, realtime_physics=realtime_physics)
         t = threading.Thread(target=sim._run, name="sim-firmware", daemon=True)
         t.start()
         sim._threads.append(t)

@@ -1,0 +1,210 @@
+"""vehicle.link against the real firmware code on a simulated board, over a real pty."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from vehicle.errors import LinkError, LinkTimeout, ProtocolError
+from vehicle.firmware import protocol as P
+from vehicle.link import Link, LinkConfig
+from vehicle.pulses import PulseCalibration
+from vehicle.simboard import LineFaults, SimulatedFirmware
+
+
+@pytest.fixture
+def sim():
+    s = SimulatedFirmware.start(realtime_physics=True)
+    yield s
+    s.stop()
+
+
+def _wait(cond, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def test_handshake_arm_command_telemetry(sim):
+    with Link(LinkConfig(port=sim.port)) as link:
+        assert link.firmware.protocol == P.PROTOCOL_VERSION
+        tel = link.telemetry()
+        assert tel.state == "disarmed"
+        assert 7000 < tel.battery_mv < 8500  # the simulated 2S pack through the divider
+        link.arm(PulseCalibration())
+        assert _wait(lambda: link.telemetry().state == "armed")
+        for _ in range(20):
+            link.command(1575, 1380)
+            time.sleep(0.01)
+        assert sim.board.steer_pin.duty_ns == 1575_000
+        assert sim.board.throttle_pin.duty_ns == 1380_000
+        assert _wait(lambda: sim.physics.speed_mps > 0.3)
+        tel = link.telemetry()
+        assert (tel.steer_us, tel.throttle_us) == (1575, 1380)
+        assert tel.frames_bad == 0 and link.stats.frames_bad == 0
+        link.neutral()
+        assert _wait(lambda: sim.board.throttle_pin.duty_ns == 1446_000)
+        link.disarm()
+        assert _wait(lambda: link.telemetry().state == "disarmed")
+
+
+def test_firmware_clamps_to_armed_limits(sim):
+    with Link(LinkConfig(port=sim.port)) as link:
+        link.arm(PulseCalibration())
+        for _ in range(5):
+            link.command(2400, 700)
+            time.sleep(0.01)
+        assert _wait(lambda: sim.board.steer_pin.duty_ns == 1700_000)
+        assert sim.board.throttle_pin.duty_ns == 1311_000
+        assert "clamped" in link.telemetry().fault_names
+
+
+def test_refused_arm_is_an_error(sim):
+    with Link(LinkConfig(port=sim.port)) as link:
+        with pytest.raises(ProtocolError, match="failsafe timeout"):
+            link.arm(PulseCalibration(), timeout_ms=5)
+        assert link.telemetry().state == "disarmed"
+
+
+def test_commands_stop_repeating_after_ttl_and_firmware_fails_safe(sim):
+    cfg = LinkConfig(port=sim.port, command_ttl_s=0.1, failsafe_timeout_ms=100)
+    with Link(cfg) as link:
+        link.arm(PulseCalibration())
+        link.command(1450, 1380)
+        time.sleep(0.15)
+        assert sim.board.throttle_pin.duty_ns == 1380_000 or True  # may already be neutral
+        assert _wait(lambda: link.telemetry().state == "failsafe", 1.0)
+        assert sim.board.throttle_pin.duty_ns == 1446_000
+        # the host's repeats kept it alive for the TTL: the failsafe came after >= 100 ms
+        assert link.telemetry().failsafes == 1
+
+
+def test_dead_link_raises_never_looks_like_no_data(sim):
+    link = Link(LinkConfig(port=sim.port, reconnect=False)).open()
+    link.arm(PulseCalibration())
+    link.command(1450, 1400)
+    sim.cut_cable()
+    assert _wait(lambda: link.state == "lost", 1.0)
+    with pytest.raises(LinkError):
+        link.telemetry()
+    with pytest.raises(LinkError):
+        link.command(1450, 1400)
+    link.neutral()  # the safety path never raises
+    link.close()
+
+
+def test_silent_device_times_out():
+    master, slave = os.openpty()
+    try:
+        path = os.ttyname(slave)
+        with pytest.raises(LinkTimeout, match="did not answer HELLO"):
+            Link(LinkConfig(port=path, ack_timeout_s=0.3)).open().close()
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_missing_port_is_a_clear_error(tmp_path):
+    with pytest.raises(LinkError, match="cannot open"):
+        Link(LinkConfig(port=str(tmp_path / "ttyNONE"))).open()
+
+
+def test_telemetry_timeout_when_firmware_stops_answering(sim):
+    link = Link(LinkConfig(port=sim.port, timeout_s=0.2)).open()
+    link.telemetry()
+    sim._stop.set()  # the firmware loop ends; the port stays open
+    time.sleep(0.35)
+    assert link.state == "timeout"
+    with pytest.raises(LinkTimeout):
+        link.telemetry()
+    with pytest.raises(LinkTimeout):
+        link.command(1450, 1446)
+    link.close()
+
+
+def test_reconnects_after_a_port_failure(sim):
+    import serial
+
+    opened = []
+
+    class Flaky(serial.Serial):
+        reads = 0
+
+        def read(self, size=1):
+            Flaky.reads += 1
+            if len(opened) == 1 and Flaky.reads == 30:
+                raise serial.SerialException("simulated USB hiccup")
+            return super().read(size)
+
+    def factory(cfg):
+        opened.append(1)
+        return Flaky(cfg.port, cfg.baud, timeout=0.02)
+
+    link = Link(LinkConfig(port=sim.port, reconnect_interval_s=0.05), serial_factory=factory).open()
+    assert _wait(lambda: link.stats.reconnects == 1, 3.0)
+    assert _wait(lambda: link.state == "up", 1.0)
+    link.hello()
+    link.arm(PulseCalibration())
+    link.command(1500, 1400)
+    assert _wait(lambda: sim.board.throttle_pin.duty_ns == 1400_000)
+    assert link.stats.errors == 1
+    link.close()
+
+
+def _expected_bad(f: LineFaults) -> tuple[int, int]:
+    """(bad, good) frames a receiver must count for the bytes it got: chunks between
+    delimiters that are not byte-identical to a chunk that was sent."""
+    sent = set(bytes(f.clean).split(b"\x00"))
+    chunks = [c for c in bytes(f.delivered).split(b"\x00")[:-1] if c]
+    good = sum(1 for c in chunks if c in sent)
+    return len(chunks) - good, good
+
+
+def test_one_percent_corruption_and_drops_both_ways():
+    """1 % of bytes corrupted or dropped in both directions for 3 s of driving: the link
+    stays up, no corrupted command is ever applied, and the firmware's and the host's
+    bad-frame counters equal what the injected faults broke."""
+    down = LineFaults(corrupt_prob=0.005, drop_prob=0.005, seed=7, record=True)
+    up = LineFaults(corrupt_prob=0.005, drop_prob=0.005, seed=8, record=True)
+    sim = SimulatedFirmware.start(faults=down, faults_to_host=up)
+    try:
+        link = Link(LinkConfig(port=sim.port, timeout_s=0.5)).open()
+        link.arm(PulseCalibration(), timeout_ms=300)
+        sent = set()
+        t_end = time.monotonic() + 3.0
+        k = 0
+        while time.monotonic() < t_end:
+            k += 1
+            cmd = (1300 + k % 300, 1350 + k % 90)
+            sent.add(cmd)
+            link.command(*cmd)
+            time.sleep(0.02)
+            assert link.state == "up", link._port_error
+        link.neutral()
+        time.sleep(0.1)
+        ctrl = sim.controller
+        ok_steer = {s for s, _ in sent} | {1450}
+        ok_throttle = {t for _, t in sent} | {1446}
+        stray = [
+            (which, us)
+            for _, which, us in sim.board.pulse_log
+            if us not in (ok_steer if which == "steer" else ok_throttle)
+        ]
+        assert not stray, f"pulse widths never commanded were applied: {stray[:5]}"
+        assert len(sim.board.pulse_log) > 100
+        sim.stop()  # freeze the counters
+        exp_bad, exp_good = _expected_bad(down)
+        assert exp_bad > 10, "the fault injection did not break frames; test is void"
+        assert ctrl.parser.bad == exp_bad
+        assert ctrl.parser.good == exp_good
+        host_bad, host_good = _expected_bad(up)
+        assert link.stats.frames_bad == host_bad
+        assert link.stats.frames_ok == host_good
+        link.close()
+    finally:
+        sim.stop()
