@@ -299,3 +299,44 @@ def test_continuous_action_space_installs(tmp_path):
     make_bundle(bad, "grid", n_out=10, metadata=grid)
     with pytest.raises(StoreError, match="output sizes \\[10\\]"):
         store.install(bad)
+
+
+@pytest.mark.slow
+def test_sigkill_at_arbitrary_instants_of_install_and_activation(tmp_path, bundles):
+    """Beyond the named points: SIGKILL a real `racer models install --activate` at
+    instants spread over its whole duration."""
+    import signal
+    import time
+
+    root = tmp_path / "store"
+    ModelStore(root).install(bundles["a"], activate=True)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.cli",
+        "models",
+        "--store",
+        str(root),
+        "install",
+        str(bundles["c"]),
+        "--activate",
+    ]
+    # How long a whole install takes here (then undo it).
+    t0 = time.monotonic()
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=120)
+    duration = time.monotonic() - t0
+    ModelStore(root).rollback()
+    ModelStore(root).remove("model-c")
+    outcomes = set()
+    for fraction in (0.2, 0.5, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98):
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(duration * fraction)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        outcomes.add(_assert_valid(root, {"model-a", "model-c"}))
+        store = ModelStore(root)
+        if store.active().name == "model-c":  # it finished: undo for the next round
+            store.rollback()
+        if "model-c" in [m.name for m in store.list()]:
+            store.remove("model-c")
+    assert "model-a" in outcomes
