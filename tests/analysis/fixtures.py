@@ -325,3 +325,33 @@ def write_console(root: Path, iterations: int = 3, seed: int = 2) -> Path:
     _write(root / "ip" / "hyperparameters.json", json.dumps(HYPER))
     np.save(root.parent / "stadium.npy", route)
     return root
+
+
+def write_droa(root: Path, iterations: int = 2, seed: int = 3) -> Path:
+    """A new-style console / DeepRacer-on-AWS export:
+    `sim-trace/training/<ts>-<name>/training-simtrace/*.csv` and
+    `sim-trace/evaluation/<ts>-<name>/evaluation-simtrace/0-iteration.csv`."""
+    route = stadium_track()
+    per = HYPER["num_episodes_between_training"]
+    episodes, evals = _episodes(route, iterations, per, seed, eval_eps=2)
+    base = (
+        root / "sim-trace" / "training" / "2026-11-22T03-00-00.000Z-my-model" / "training-simtrace"
+    )
+    for it in range(iterations):
+        lines = [HEADER_19] + [
+            _format(ep, r, 19) for i, ep, rows in episodes if i == it for r in rows
+        ]
+        _write(base / f"{it}-iteration.csv", "\n".join(lines) + "\n")
+    lines = [HEADER_19] + [_format(e, r, 19) for e, rows in evals for r in rows]
+    _write(
+        root
+        / "sim-trace"
+        / "evaluation"
+        / "20261122033000-my-eval"
+        / "evaluation-simtrace"
+        / "0-iteration.csv",
+        "\n".join(lines) + "\n",
+    )
+    _write(root / "model" / "model_metadata.json", json.dumps(_metadata()))
+    _write(root / "ip" / "hyperparameters.json", json.dumps(HYPER))
+    return root

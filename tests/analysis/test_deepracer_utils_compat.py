@@ -64,3 +64,8 @@ def test_console_fixture_loads_in_deepracer_utils(tmp_path):
 
 def test_multi_worker_fixture_loads_in_deepracer_utils(tmp_path):
     _check_folder(fixtures.write_multi(tmp_path / "multi"), expect_eval=False)
+
+
+def test_droa_fixture_loads_in_deepracer_utils(tmp_path):
+    drl = _check_folder(fixtures.write_droa(tmp_path / "droa"))
+    assert drl.fh.type.name == "DROA_SOLUTION_LOGS"

@@ -99,3 +99,11 @@ def test_bad_folders_are_loud(tmp_path):
     (bad / "0-iteration.csv").write_text("a,b\n1,2\n")
     with pytest.raises(LogFolderError, match="lacks column"):
         load_run(tmp_path / "bad")
+
+
+def test_droa_export_layout(tmp_path):
+    folder = fixtures.write_droa(tmp_path / "droa")
+    run = load_run(folder)
+    assert run.layout == "droa"
+    assert run.training["iteration"].nunique() == 2
+    assert run.evaluation["stream"].unique().tolist() == ["20261122033000"]
