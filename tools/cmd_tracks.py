@@ -183,7 +183,7 @@ def _info(args) -> int:
         "width_min_m": float(widths.min()),
         "width_mean_m": float(widths.mean()),
         "width_max_m": float(widths.max()),
-        "min_radius_m": float(1.0 / max(np.abs(geom.curvature).max(), 1e-12)),
+        "min_radius_m": _min_radius(geom),
         "racing_line_length_m": line.length_m,
         "limit_lap_time_s": line.limit_lap_time_s,
         "standing_lap_time_s": line.standing_lap_time_s,
@@ -200,6 +200,12 @@ def _info(args) -> int:
         text = f"{value:.4f}" if isinstance(value, float) else str(value)
         print(f"{key:<26} {text}")
     return 0
+
+
+def _min_radius(geom: TrackGeometry) -> float | None:
+    """Tightest centre-line radius (from the curvature at the waypoints); None if straight."""
+    k = float(np.abs(geom.curvature).max())
+    return 1.0 / k if k > 1e-9 else None
 
 
 def _show(args) -> int:

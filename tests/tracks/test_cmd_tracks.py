@@ -143,3 +143,12 @@ def test_usage_errors_exit_2(capsys):
     assert racer(["tracks"]) == 2
     assert racer(["tracks", "show", "hairpin"]) == 2  # --png missing
     assert racer(["tracks", "--help"]) == 0
+
+
+def test_info_open_straight_track(capsys):
+    path = deepracer_file("Straight_track.npy")
+    assert racer(["tracks", "info", str(path), "--json"]) == 0
+    info = _json(capsys)
+    assert info["closed"] is False and info["direction"] == "open"
+    assert info["min_radius_m"] is None  # a straight line has no bend
+    assert info["waypoints"] == 22

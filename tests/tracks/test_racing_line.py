@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from tests.tracks.conftest import circle_track, deepracer_file, stadium_track
+from tests.tracks.conftest import DEEPRACER_FILES, circle_track, deepracer_file, stadium_track
 from tracks import catalogue
 from tracks.errors import TrackError
-from tracks.geometry import TrackGeometry
+from tracks.geometry import TrackGeometry, _Polyline
 from tracks.racing_line import RacingLineConfig, racing_line
 from tracks.track import load_npy
 
@@ -107,3 +107,20 @@ def test_bad_config_is_refused():
 
 def test_stadium_fixture_direction():
     assert stadium_track().direction == "ccw"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", DEEPRACER_FILES, ids=lambda p: p.stem)
+def test_racing_line_keeps_clear_of_the_borders_on_shared_tracks(path):
+    track = load_npy(path)
+    cfg = RacingLineConfig()
+    rl = racing_line(track, cfg)
+    keep = cfg.car_width_m / 2 + cfg.margin_m
+    clear = np.minimum(
+        _Polyline(track.inner).nearest_full(rl.points)[2],
+        _Polyline(track.outer).nearest_full(rl.points)[2],
+    )
+    assert clear.min() >= keep - 0.01  # within a centimetre of the band (linearisation)
+    assert rl.limit_lap_time_s >= rl.length_m / cfg.max_speed_mps
+    if track.closed:
+        assert TrackGeometry(track).contains(rl.points).all()
