@@ -4,6 +4,8 @@
     racer tracks info TRACK [--json] [--max-speed MPS] [--max-lateral-accel MPS2] ...
     racer tracks show TRACK --png FILE [--racing-line] [--size PX]
     racer tracks import FILE.npy --name NAME [--force]
+    racer tracks export TRACK --out FILE.npy
+    racer tracks remove NAME
     racer tracks generate --seed N --out FILE.npy [--png FILE] [--width M] ...
 
 TRACK is a catalogue name (built-in or imported) or a path to a DeepRacer `.npy` route
@@ -83,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--force", action="store_true", help="replace a user track of that name")
     imp.add_argument("--json", action="store_true", help="print JSON")
 
+    exp = sub.add_parser("export", help="write any track as a DeepRacer .npy route file")
+    exp.add_argument("track", metavar="TRACK")
+    exp.add_argument("--out", required=True, metavar="FILE.npy")
+
+    rm = sub.add_parser("remove", help="delete a track from your user catalogue")
+    rm.add_argument("name", metavar="NAME")
+
     gen = sub.add_parser("generate", help="write a procedurally generated track (.npy)")
     gen.add_argument("--seed", type=int, required=True)
     gen.add_argument("--out", required=True, metavar="FILE.npy")
@@ -105,6 +114,8 @@ def main(argv: list[str]) -> int:
         "info": _info,
         "show": _show,
         "import": _import,
+        "export": _export,
+        "remove": _remove,
         "generate": _generate,
     }[args.action](args)
 
@@ -233,6 +244,21 @@ def _import(args) -> int:
             f"imported {args.file} as {args.name!r} ({track.length_m:.2f} m, "
             f"{track.direction}) -> {target}"
         )
+    return 0
+
+
+def _export(args) -> int:
+    from tracks.track import save_npy
+
+    track = catalogue.resolve(args.track)
+    out = save_npy(track, args.out)
+    print(f"wrote {out} ({len(track.center)} rows, {track.length_m:.2f} m, {track.direction})")
+    return 0
+
+
+def _remove(args) -> int:
+    path = catalogue.remove_track(args.name)
+    print(f"removed {args.name!r} ({path})")
     return 0
 
 

@@ -360,3 +360,17 @@ def import_track(path: str | os.PathLike, name: str, force: bool = False) -> Pat
             os.unlink(tmp)
         raise
     return target
+
+
+def remove_track(name: str) -> Path:
+    """Delete the user track `name`; built-in tracks cannot be removed."""
+    if name in BUILTIN:
+        raise TrackFileError(f"{name!r} is a built-in track and cannot be removed")
+    path = user_dir() / f"{name}.npy"
+    if not NAME_PATTERN.match(name) or not path.is_file():
+        raise UnknownTrackError(
+            f"no user track named {name!r} in {user_dir()}; user tracks: "
+            f"{', '.join(user_names()) or '(none)'}"
+        )
+    path.unlink()
+    return path

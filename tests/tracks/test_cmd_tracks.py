@@ -152,3 +152,17 @@ def test_info_open_straight_track(capsys):
     assert info["closed"] is False and info["direction"] == "open"
     assert info["min_radius_m"] is None  # a straight line has no bend
     assert info["waypoints"] == 22
+
+
+def test_export_builtin_then_reimport_and_remove(tmp_path, capsys, user_tracks):
+    out = tmp_path / "hp.npy"
+    assert racer(["tracks", "export", "hairpin", "--out", str(out)]) == 0
+    assert np.array_equal(np.load(out), catalogue.builtin("hairpin").to_array())
+    assert racer(["tracks", "import", str(out), "--name", "hp_copy"]) == 0
+    assert (user_tracks / "hp_copy.npy").exists()
+    assert racer(["tracks", "remove", "hp_copy"]) == 0
+    assert not (user_tracks / "hp_copy.npy").exists()
+    capsys.readouterr()
+    assert racer(["tracks", "remove", "hp_copy"]) == 2
+    assert "no user track" in capsys.readouterr().err
+    assert racer(["tracks", "remove", "hairpin"]) == 2
