@@ -251,3 +251,35 @@ def test_grid_search_equals_full_search(path):
         k, t, _, d = poly.nearest(pts)
         k2, t2, d2 = poly.nearest_full(pts)
         assert np.array_equal(k, k2) and np.array_equal(t, t2) and np.array_equal(d, d2)
+
+
+@pytest.mark.parametrize("path", DEEPRACER_FILES, ids=lambda p: p.stem)
+def test_raster_contains_equals_exact_crossing_test_on_shared_tracks(path):
+    g = TrackGeometry(load_npy(path))
+    rng = np.random.default_rng(11)
+    lo, hi = g.track.outer.min(axis=0) - 0.5, g.track.outer.max(axis=0) + 0.5
+    pts = rng.uniform(lo, hi, (20000, 2))
+    # and many points within a few millimetres of the borders
+    s = rng.uniform(0, g.length_m, 4000)
+    base = g.point_at(s)
+    side = np.c_[-np.sin(g.heading_at(s)), np.cos(g.heading_at(s))]
+    half = g.project(base).track_width_m / 2
+    near = base + side * (half + rng.uniform(-0.005, 0.005, 4000))[:, None]
+    pts = np.vstack([pts, near])
+    assert np.array_equal(g.contains(pts), g.contains_exact(pts))
+
+
+def test_project_inverts_point_at_on_generated_tracks():
+    from tracks.generator import generate
+
+    for seed in (1, 2, 3):
+        g = TrackGeometry(generate(seed))
+        s = np.random.default_rng(seed).uniform(0, g.length_m, 500)
+        pr = g.project(g.point_at(s))
+        assert np.allclose(pr.arc_m, s, atol=1e-9)
+        assert np.allclose(pr.distance_from_center_m, 0.0, atol=1e-9)
+        assert np.allclose(pr.progress, s / g.length_m, atol=1e-12)
+        # waypoint brackets: cumulative[prev] <= arc < cumulative[next] (next may be N-1)
+        prev, nxt = pr.closest_waypoints.T
+        assert np.all(g.cumulative_m[prev] <= pr.arc_m + 1e-12)
+        assert np.all(pr.arc_m < g.cumulative_m[nxt] + 1e-12)
