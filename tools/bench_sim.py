@@ -41,13 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _pin_one_core() -> int | None:
+def _pin_one_core() -> tuple[int | None, set[int] | None]:
+    """Pin this process to one core; returns (core, previous affinity)."""
     try:
-        cores = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cores[-1]})
-        return cores[-1]
+        before = set(os.sched_getaffinity(0))
+        core = max(before)
+        os.sched_setaffinity(0, {core})
+        return core, before
     except (AttributeError, OSError):
-        return None
+        return None, None
 
 
 def _warm_up(env: Any, episodes: int) -> None:
@@ -100,7 +102,15 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    core = _pin_one_core()
+    core, before = _pin_one_core()
+    try:
+        return _run(args, core)
+    finally:
+        if before:
+            os.sched_setaffinity(0, before)
+
+
+def _run(args: argparse.Namespace, core: int | None) -> int:
     import cv2
     import gymnasium as gym
 
