@@ -279,7 +279,7 @@ def evaluate(
     name, length_m, limit = track_facts(track)
     own_pool = pool is None
     if own_pool:
-        kwargs = env_kwargs_for(track, metadata, randomize, reward_function)
+        kwargs = env_kwargs_for(track, metadata, randomize, reward_function, training=False)
         pool = LocalPool(env_id, kwargs, min(parallel, laps), max_episode_steps)
     try:
         trials = run_trials(pool, policy_fn, laps, seed, record_frames=1 if video else 0)
@@ -302,13 +302,14 @@ def evaluate(
 
 
 def env_kwargs_for(
-    track: Any, metadata: Any, randomize: str, reward_function: Any = None
+    track: Any, metadata: Any, randomize: str, reward_function: Any = None, training: bool = True
 ) -> dict[str, Any]:
     """Keyword arguments of `gymnasium.make("openracer/Race-v0", ...)` for a run."""
     kwargs: dict[str, Any] = {
         "track": track,
         "action_space": metadata.to_json(),
         "randomize": randomize,
+        "training": training,
     }
     if reward_function is not None:
         kwargs["reward_function"] = reward_function

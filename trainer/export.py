@@ -204,10 +204,10 @@ def export_run(
     stage = stage or (lambda _d, _t: noop)
     if config.format not in FORMATS:
         raise ExportError(f"--format {config.format!r} is not one of {list(FORMATS)}")
-    if config.format == "int8" and config.representative_frames < 100:
+    if config.format == "int8" and config.representative_frames < 200:
         raise ExportError(
             f"--representative-frames {config.representative_frames} is too few to calibrate "
-            "int8; use at least a few hundred (default 500)"
+            "int8; use at least 200 (default 500)"
         )
     if config.parity_frames < 100:
         raise ExportError(f"--parity-frames {config.parity_frames} must be at least 100")

@@ -1,8 +1,8 @@
 """What a training run writes besides checkpoints: DeepRacer simtrace CSVs,
 `metrics/TrainingMetrics.json`, and TensorBoard scalars and images.
 
-Simtrace rows carry DeepRacer's 17 classic columns plus `obstacle_crash_counter` and
-`wall_clock` (19, never 18; compat reference section 2), one `prepare` row at the start of
+Simtrace rows are formatted by `sim2real.simtrace` (the owner of that contract: DeepRacer's
+17 classic columns, compat reference section 2), one `prepare` row at the start of
 every episode, `True`/`False` literals and the numeric action index for discrete spaces,
 so deepracer-utils reads the run folder as a DRfC single-worker model. Files are written
 whole and atomically (one per iteration), never appended, so a killed run cannot leave a
@@ -16,37 +16,12 @@ evaluation trial (`phase: evaluation`) with the keys deepracer-utils needs (`tri
 
 from __future__ import annotations
 
-import csv
-import io
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from trainer.checkpoint import atomic_write, atomic_write_json
-
-SIMTRACE_COLUMNS = (
-    "episode",
-    "steps",
-    "X",
-    "Y",
-    "yaw",
-    "steer",
-    "throttle",
-    "action",
-    "reward",
-    "done",
-    "all_wheels_on_track",
-    "progress",
-    "closest_waypoint",
-    "track_len",
-    "tstamp",
-    "episode_status",
-    "pause_duration",
-    "obstacle_crash_counter",
-    "wall_clock",
-)
 
 STATUS_LABELS = {
     "prepare": "Prepare",
@@ -78,13 +53,13 @@ def episode_rows(
     end_status: str,
     metadata: Any,
     discrete: bool,
-    wall_clock: float | None = None,
-) -> list[list[Any]]:
-    """Simtrace rows of one episode: `infos[0]` is the reset (prepare) row, then one row per
-    step with the action taken and the reward it earned."""
+) -> list[str]:
+    """Simtrace lines of one episode: `infos[0]` is the reset (prepare) row, then one row
+    per step with the action taken and the reward it earned."""
+    from sim2real.simtrace import format_row
+
     rows = []
     space = metadata.action_space
-    wall = time.time() if wall_clock is None else wall_clock
     n = len(actions)
     for k, info in enumerate(infos):
         p = info.get("params", {})
@@ -94,56 +69,49 @@ def episode_rows(
             reward, status = 0.0, "prepare"
         else:
             a = actions[k - 1]
-            steer, speed = space.decode(np.clip(a, -1, 1) if not discrete else a)
+            steer, speed = space.decode(a if discrete else np.clip(a, -1, 1))
             action_text = _fmt_action(a, discrete)
             reward = rewards[k - 1]
-            status = end_status if k == n else str(info.get("episode_status", "in_progress"))
-            if k < n and status not in ("in_progress", "pause"):
-                status = "in_progress"
+            status = end_status if k == n else "in_progress"
         closest = p.get("closest_waypoint")
         if closest is None:
             cw = p.get("closest_waypoints", [0, 0])
             closest = cw[0] if isinstance(cw, list | tuple) and cw else 0
         rows.append(
-            [
-                episode_number,
-                float(p.get("steps", k)),
-                f"{float(p.get('x', 0.0)):.4f}",
-                f"{float(p.get('y', 0.0)):.4f}",
-                f"{float(p.get('heading', 0.0)):.4f}",
-                f"{float(p.get('steering_angle', steer)):.2f}",
-                f"{float(p.get('speed', speed)):.2f}",
-                action_text,
-                f"{float(reward):.4f}",
-                "True" if k == n and k > 0 else "False",
-                "True" if p.get("all_wheels_on_track", True) else "False",
-                f"{float(p.get('progress', 0.0)):.4f}",
-                int(closest),
-                f"{float(p.get('track_length', 0.0)):.2f}",
-                f"{float(p.get('sim_time', k / metadata.control_rate_hz)):.4f}",
-                status,
-                "0.00",
-                0,
-                f"{wall:.4f}",
-            ]
+            format_row(
+                episode=episode_number,
+                steps=int(p.get("steps", k + 1)),
+                x=float(p.get("x", 0.0)),
+                y=float(p.get("y", 0.0)),
+                yaw_deg=float(p.get("heading", 0.0)),
+                steer_deg=float(p.get("steering_angle", steer)),
+                throttle_mps=float(p.get("speed", speed)),
+                action=action_text,
+                reward=float(reward),
+                done=k == n and k > 0,
+                all_wheels_on_track=bool(p.get("all_wheels_on_track", True)),
+                progress=float(p.get("progress", 0.0)),
+                closest_waypoint=int(closest),
+                track_len_m=float(p.get("track_length", 0.0)),
+                tstamp_s=float(p.get("sim_time", k / metadata.control_rate_hz)),
+                episode_status=status,
+            )
         )
     return rows
 
 
-def trial_rows(trial: Any, metadata: Any, discrete: bool) -> list[list[Any]]:
-    """Simtrace rows of an evaluation trial (`trainer.evaluate.Trial`)."""
+def trial_rows(trial: Any, metadata: Any, discrete: bool) -> list[str]:
+    """Simtrace lines of an evaluation trial (`trainer.evaluate.Trial`)."""
     return episode_rows(
         trial.lap, trial.infos, trial.actions, trial.rewards, trial.status, metadata, discrete
     )
 
 
-def write_simtrace(path: str | Path, rows: list[list[Any]]) -> None:
-    """Write a simtrace CSV (header + rows) atomically."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(SIMTRACE_COLUMNS)
-    writer.writerows(rows)
-    atomic_write(path, buf.getvalue().encode("utf-8"))
+def write_simtrace(path: str | Path, rows: list[str]) -> None:
+    """Write a simtrace CSV (sim2real's header + lines) atomically, whole."""
+    from sim2real.simtrace import HEADER
+
+    atomic_write(path, (HEADER + "".join(rows)).encode("utf-8"))
 
 
 def metric_entry(

@@ -40,6 +40,7 @@ import tensorflow as tf
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters
 from trainer.networks import build_networks
 from vehicle.metadata import ModelMetadata
+from vehicle.observation import OBS_SHAPE
 
 ROUND_ROBIN_ADVANCE = 0.05
 """DeepRacer's ROUND_ROBIN_ADVANCE_DIST: each training episode starts 5 % further on."""
@@ -187,8 +188,14 @@ class Learner:
             learning_rate=hp.lr, epsilon=ADAM_EPSILON, global_clipnorm=MAX_GRAD_NORM
         )
         self.optimizer.build(self.variables)
-        self._policy = tf.function(lambda obs: self.nets.policy_logits(obs, training=False))
-        self._value = tf.function(lambda obs: self.nets.value(obs, training=False))
+        # One trace for every batch size (slots go idle at the end of a rollout).
+        spec = [tf.TensorSpec((None, *OBS_SHAPE), tf.uint8)]
+        self._policy = tf.function(
+            lambda obs: self.nets.policy_logits(obs, training=False), input_signature=spec
+        )
+        self._value = tf.function(
+            lambda obs: self.nets.value(obs, training=False), input_signature=spec
+        )
         self._train_step = tf.function(self._train_step_impl)
 
     # -- inference -------------------------------------------------------------------
@@ -514,8 +521,11 @@ def train(
 
     # -- setup -----------------------------------------------------------------------
     session_start = time.time()
-    tf.config.threading.set_intra_op_parallelism_threads(config.tf_threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(config.tf_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass  # TensorFlow already ran something in this process; keep its thread pools
     run = RunDir(config.out)
     track_list = training_tracks(config.track, config.generated, config.seed)
     env_track = track_list if len(track_list) > 1 else track_list[0]
@@ -564,24 +574,15 @@ def train(
         learner.set_weights(weights)
         index["cloned_from"] = {"run": str(source.path), "iteration": info["iteration"]}
     history: list[dict[str, Any]] = []
-    eval_kwargs = env_kwargs_for(track_list[0], metadata, config.randomize, reward_file)
     display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
     tensorboard = TensorBoard(run.tensorboard)
     budget_end = session_start + config.minutes * 60.0 - prior_elapsed
     stop_reason = ""
+    # Evaluation trials run on the same simulator slots: every reset names its start
+    # (the start line for evaluation), so one pool serves both phases.
     pool = make_pool(
         config.env_id, kwargs, config.workers, config.envs_per_worker, config.max_episode_steps
     )
-    eval_pool = None
-    if config.eval_episodes:
-        from trainer.workers import LocalPool
-
-        eval_pool = LocalPool(
-            config.env_id,
-            eval_kwargs,
-            min(config.eval_episodes, pool.num_envs),
-            config.max_episode_steps,
-        )
     try:
         while True:
             # -- stop conditions (DeepRacer's, plus the time budget) -----------------------
@@ -626,10 +627,8 @@ def train(
             # -- evaluation from the start line (DeepRacer: between iterations) -----------
             evaluation: dict[str, Any] = {}
             eval_trials: list[Any] = []
-            if eval_pool is not None:
-                eval_trials = run_trials(
-                    eval_pool, learner.greedy, config.eval_episodes, config.seed
-                )
+            if config.eval_episodes:
+                eval_trials = run_trials(pool, learner.greedy, config.eval_episodes, config.seed)
                 laps = [lap_result(t, metadata.control_rate_hz, 0.0) for t in eval_trials]
                 done_times = [lap.lap_time_s for lap in laps if lap.completed]
                 evaluation = {
@@ -644,7 +643,7 @@ def train(
             rows = []
             for k, e in enumerate(eps):
                 rows += episode_rows(
-                    e.index, e.infos, e.actions, e.rewards, e.status, metadata, discrete, wall
+                    e.index, e.infos, e.actions, e.rewards, e.status, metadata, discrete
                 )
                 metrics.append(
                     metric_entry(
@@ -750,8 +749,6 @@ def train(
                 break
     finally:
         pool.close()
-        if eval_pool is not None:
-            eval_pool.close()
         tensorboard.close()
     best_eval = None
     if index["best"] is not None:

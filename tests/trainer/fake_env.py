@@ -28,6 +28,7 @@ class FakeRace(gym.Env):
         randomize="none",
         reward_function=None,
         lap_steps: int = 60,
+        training: bool = True,
     ):
         md = parse_metadata(action_space) if isinstance(action_space, dict) else ModelMetadata()
         self.space = md.action_space

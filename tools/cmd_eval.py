@@ -1,0 +1,149 @@
+"""`racer eval TARGET`: a time trial from the start line (trainer.evaluate.evaluate).
+
+TARGET is a run directory (its best checkpoint, or `--checkpoint last|N`), a model bundle
+written by `racer export`, or a `.tflite` file with `model_metadata.json` beside it. Runs
+and bundles go through the same observation and action decoding the car uses: the
+simulator renders through `vehicle.observation.preprocess`, TFLite models run in
+`vehicle.inference.Policy` (argmax for discrete spaces, clip-and-rescale for continuous).
+
+    racer eval runs/a --track reinvent_like --laps 10 --randomize standard --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="racer eval", description="Time-trial evaluation of a run or a model bundle."
+    )
+    p.add_argument("target", help="run directory, model bundle, or .tflite file")
+    p.add_argument(
+        "--track", default=None, help="catalogue name or .npy (default: the run's first)"
+    )
+    p.add_argument("--laps", type=int, default=3, help="laps (trials from the start line)")
+    p.add_argument(
+        "--randomize", default="none", help="none, light, standard or heavy (default none)"
+    )
+    p.add_argument("--checkpoint", default="best", help="run targets: best, last or N")
+    p.add_argument("--seed", type=int, default=0, help="seed of the randomized conditions")
+    p.add_argument("--reward", default=None, help="reward file for the simtrace (optional)")
+    p.add_argument("--video", default=None, metavar="FILE.mp4", help="MP4 of the first lap")
+    p.add_argument(
+        "--logs",
+        default=None,
+        metavar="DIR",
+        help="where evaluation simtraces go (default: the run directory; none for bundles)",
+    )
+    p.add_argument("--max-steps", type=int, default=3000, help="step limit per lap")
+    p.add_argument("--env-id", default="openracer/Race-v0", help="Gymnasium environment id")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    return p
+
+
+def policy_from_target(target: str, which: str) -> tuple[Any, Any, dict[str, Any], str | None]:
+    """(policy_fn, ModelMetadata, info, run_dir or None) for a run, bundle or .tflite."""
+    from trainer.errors import EvaluationError
+
+    path = Path(target)
+    if path.is_dir():
+        import tensorflow as tf
+
+        from trainer.checkpoint import load_policy
+
+        model, metadata, info = load_policy(path, int(which) if which.isdigit() else which)
+        forward = tf.function(lambda x: model(x, training=False))
+        discrete = metadata.action_space.kind == "discrete"
+
+        def run_fn(obs: np.ndarray) -> np.ndarray:
+            out = forward(tf.constant(obs)).numpy()
+            return out.argmax(axis=1) if discrete else np.clip(out, -1.0, 1.0)
+
+        info = {"checkpoint": info.get("iteration"), "checkpoint_path": info.get("path")}
+        return run_fn, metadata, info, str(path)
+    if not path.is_file():
+        raise EvaluationError(f"{target}: no such run directory, bundle or .tflite file")
+    from vehicle.inference import Policy
+
+    if path.suffix == ".tflite":
+        meta_path = path.with_name("model_metadata.json")
+        policy = Policy.load(path, meta_path)
+    else:
+        from vehicle.bundle import read_bundle
+
+        bundle = read_bundle(path)
+        policy = Policy.from_bytes(bundle.model_bytes, bundle.metadata)
+    metadata = policy.metadata
+    discrete = metadata.action_space.kind == "discrete"
+
+    def tflite_fn(obs: np.ndarray) -> np.ndarray:
+        outs = [policy.infer(o) for o in obs]
+        if discrete:
+            return np.array([int(np.argmax(o)) for o in outs])
+        return np.array([np.clip(o[:2], -1.0, 1.0) for o in outs])
+
+    return tflite_fn, metadata, {"backend": policy.backend}, None
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    from trainer.errors import EvaluationError
+    from trainer.evaluate import evaluate
+
+    if args.laps < 1:
+        raise EvaluationError(f"--laps {args.laps} must be at least 1")
+    if args.randomize not in ("none", "light", "standard", "heavy"):
+        raise EvaluationError(
+            f"--randomize {args.randomize!r} is not one of none, light, standard, heavy"
+        )
+    policy_fn, metadata, info, run_dir = policy_from_target(args.target, args.checkpoint)
+    track = args.track
+    if track is None:
+        if run_dir is None:
+            raise EvaluationError("--track is required when TARGET is a bundle or .tflite file")
+        config = json.loads((Path(run_dir) / "config.json").read_text())
+        track = config["track"][0]
+    logs = args.logs or run_dir
+    report = evaluate(
+        policy_fn,
+        track,
+        args.laps,
+        args.randomize,
+        metadata=metadata,
+        reward_function=args.reward,
+        seed=args.seed,
+        max_episode_steps=args.max_steps,
+        env_id=args.env_id,
+        simtrace_dir=logs,
+        video=args.video,
+    )
+    report.extra.update({"target": args.target, **info})
+    out = report.to_json()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"{args.target} on {out['track']} ({args.randomize} randomization), {args.laps} laps")
+    for lap in out["per_lap"]:
+        print(
+            f"  lap {lap['lap'] + 1}: {'done' if lap['completed'] else 'DNF '} "
+            f"{lap['lap_time_s']:7.2f} s  {lap['completion_pct']:6.1f} %  "
+            f"off-track {lap['off_track']}  ({lap['status']})"
+        )
+    best = out["best_lap_s"]
+    print(
+        f"laps completed {out['laps_completed']}/{out['laps']}, completion "
+        f"{out['completion_pct']:.1f} %, mean lap "
+        f"{out['mean_lap_s'] if out['mean_lap_s'] is not None else '-'} s, best "
+        f"{best if best is not None else '-'} s, mean speed {out['mean_speed_mps']} m/s, "
+        f"limit {out['limit_lap_time_s'] and round(out['limit_lap_time_s'], 2)} s, "
+        f"ratio {out['limit_ratio'] if out['limit_ratio'] is not None else '-'}"
+    )
+    return 0

@@ -1,0 +1,163 @@
+"""`racer train`: train a policy with PPO from camera pixels (trainer.ppo.train).
+
+The options are generated from `trainer.config.TrainConfig`: one `--flag` per field, its
+help text the docstring under the field, so `racer train --help` never drifts from the
+code. `--metadata` and `--hyperparameters` take DeepRacer's own files unchanged.
+
+    racer train --track reinvent_like --reward reward.py --minutes 15 --out runs/a
+    racer train --out runs/a --resume            # after a crash or kill: continue
+    racer train --track reinvent_base --clone runs/a --out runs/b --reward new.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import types
+import typing
+
+# Options that may differ when resuming (how to run, not what to learn).
+RESUME_OVERRIDES = {"minutes", "max_iterations", "workers", "envs_per_worker", "tf_threads"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from trainer.config import TrainConfig, field_help
+
+    parser = argparse.ArgumentParser(
+        prog="racer train",
+        description="Train a DeepRacer-style policy with PPO from camera pixels.",
+    )
+    helps = field_help(TrainConfig)
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        help_ = helps.get(f.name, "")
+        hint = hints[f.name]
+        if f.name == "track":
+            parser.add_argument(
+                flag, action="append", default=None, metavar="TRACK", help=help_ + " (repeatable)"
+            )
+        elif hint is bool:
+            parser.add_argument(flag, action="store_true", default=None, help=help_)
+        else:
+            base = hint
+            if isinstance(hint, types.UnionType):
+                base = next(a for a in typing.get_args(hint) if a is not type(None))
+            parser.add_argument(
+                flag,
+                type=base,
+                default=None,
+                metavar=f.name.upper(),
+                help=f"{help_} [default: {f.default}]",
+            )
+    parser.add_argument("--quiet", action="store_true", help="no live display")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON at the end")
+    return parser
+
+
+def resolve(args: argparse.Namespace) -> tuple:
+    """(TrainConfig, Hyperparameters, ModelMetadata) from the command line (and the run
+    directory when resuming)."""
+    from trainer.checkpoint import RunDir
+    from trainer.config import (
+        Hyperparameters,
+        TrainConfig,
+        config_from_json,
+        load_hyperparameters,
+    )
+    from trainer.errors import ConfigError
+    from vehicle.metadata import ModelMetadata, load_metadata
+
+    given = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(TrainConfig)
+        if getattr(args, f.name) is not None
+    }
+    if "track" in given:
+        given["track"] = tuple(given["track"])
+    if given.get("resume"):
+        if "out" not in given:
+            raise ConfigError("--resume needs --out RUN, the run directory to continue")
+        run = RunDir(given["out"])
+        if not run.config.exists():
+            raise ConfigError(f"--resume: {run.path} holds no run (no config.json)")
+        stored = config_from_json(json.loads(run.config.read_text()), str(run.config))
+        conflicts = [
+            k
+            for k, v in given.items()
+            if k not in RESUME_OVERRIDES | {"out", "resume"} and v != getattr(stored, k)
+        ]
+        if conflicts:
+            raise ConfigError(
+                f"--resume continues {run.path} as it was configured; these options differ "
+                f"from its config.json: {', '.join('--' + c.replace('_', '-') for c in conflicts)}"
+                ". Drop them, or start a new run with --clone"
+            )
+        overrides = {k: v for k, v in given.items() if k in RESUME_OVERRIDES}
+        config = dataclasses.replace(stored, resume=True, clone=None, **overrides)
+        return config, load_hyperparameters(run.hyperparameters_file), run.metadata()
+    if "out" not in given:
+        raise ConfigError("--out RUN is required: the directory the run is written to")
+    config = TrainConfig(**given)
+    hp = (
+        load_hyperparameters(config.hyperparameters)
+        if config.hyperparameters
+        else Hyperparameters()
+    )
+    metadata = load_metadata(config.metadata) if config.metadata else ModelMetadata()
+    if metadata.training_algorithm != "clipped_ppo":
+        raise ConfigError(
+            f"{config.metadata}: training_algorithm {metadata.training_algorithm!r}: openracer "
+            "trains clipped_ppo only; set it in model_metadata.json"
+        )
+    return config, hp, metadata
+
+
+def main(argv: list[str]) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    args = build_parser().parse_args(argv)
+    config, hp, metadata = resolve(args)
+
+    from trainer.ppo import train
+    from trainer.progress import ProgressDisplay
+
+    title = f"racer train -> {config.out}" + (" (resumed)" if config.resume else "")
+    display = ProgressDisplay(title, config.minutes * 60.0, quiet=args.quiet or args.json)
+    display.message(
+        f"network {metadata.neural_network}, {metadata.action_space.kind} actions "
+        f"({metadata.action_space.n}), tracks {list(config.track)}"
+        + (f" + {config.generated} generated" if config.generated else "")
+        + f", randomize {config.randomize}, {config.workers} simulator processes x "
+        f"{config.envs_per_worker} envs, gamma {hp.discount_factor}"
+        + (
+            f", imitation warm start {config.imitation_episodes} expert episodes"
+            if config.imitation_episodes
+            else ""
+        )
+    )
+    with display:
+        result = train(config, hp, metadata, display=display)
+    summary = {
+        "run": config.out,
+        "stop_reason": result.stop_reason,
+        "iterations": result.iterations,
+        "episodes": result.episodes,
+        "env_steps": result.env_steps,
+        "elapsed_s": round(result.elapsed_s, 1),
+        "best_checkpoint": result.best,
+        "best_evaluation": result.best_eval,
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+    else:
+        print(
+            f"stopped: {result.stop_reason}; {result.iterations} iterations, "
+            f"{result.episodes} episodes, {result.env_steps} steps in "
+            f"{result.elapsed_s / 60:.1f} min; best checkpoint {result.best} "
+            f"(evaluation {result.best_eval})",
+            file=sys.stdout,
+        )
+    return 0
