@@ -292,6 +292,7 @@ class Drive:
         period = self.period_s
         neutral_s, neutral_t = self.calibration.neutral_us()
         faults_in_row = 0
+        fault_reason = ""
         # a camera silent for the stale limit is stalled: neutral then, not later
         read_timeout = min(cfg.camera_timeout_s, cfg.stale_periods * period)
         next_due = time.monotonic()
@@ -323,7 +324,7 @@ class Drive:
                 event = "camera_stall"
                 res.camera_stalls += 1
                 self.link.neutral()
-                self._stop_reason = f"camera: {exc}"
+                fault_reason = f"camera: {exc}"
             except CameraError as exc:
                 event = "camera_error"
                 self.link.neutral()
@@ -337,6 +338,7 @@ class Drive:
                 event = "stale_frame"
                 res.stale_frames += 1
                 self.link.neutral()
+                fault_reason = f"stale frame: {frame.age_s() * 1000:.0f} ms old"
                 frame = None
             if frame is not None:
                 try:
@@ -362,7 +364,7 @@ class Drive:
                     event = "inference_error"
                     res.inference_errors += 1
                     self.link.neutral()
-                    self._stop_reason = f"inference: {type(exc).__name__}: {exc}"
+                    fault_reason = f"inference: {type(exc).__name__}: {exc}"
                     steer_deg = speed_mps = None
                     steer_us, throttle_us = neutral_s, neutral_t
                 else:
@@ -376,7 +378,6 @@ class Drive:
                         res.stages_ms[s].append(stages[f"{s}_ms"])
             if event is None:
                 faults_in_row = 0
-                self._stop_reason = ""
             else:
                 faults_in_row += 1
             miss = loop_ms is not None and loop_ms > period * 1000
@@ -396,9 +397,7 @@ class Drive:
             self._watch_firmware()
             if faults_in_row >= cfg.max_consecutive_faults:
                 res.ok = False
-                self._stop_reason = (
-                    f"{self._stop_reason or event} ({faults_in_row} faulty frames in a row)"
-                )
+                self._stop_reason = f"{fault_reason} ({faults_in_row} faulty frames in a row)"
                 break
 
     # -- helpers ------------------------------------------------------------------------
