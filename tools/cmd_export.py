@@ -131,6 +131,12 @@ def main(argv: list[str]) -> int:
         randomize=args.randomize,
     )
     console = Console(stderr=True)
+    if args.parity_frames < 2000:
+        print(
+            f"racer export: note: parity on {args.parity_frames} frames; the reference figure "
+            "uses at least 2000 (the default)",
+            file=sys.stderr,
+        )
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),

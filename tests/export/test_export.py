@@ -17,7 +17,7 @@ from vehicle.store import ModelStore
 
 pytest.importorskip("tensorflow")
 
-SMALL = ["--representative-frames", "120", "--parity-frames", "200", "--laps", "1"]
+SMALL = ["--representative-frames", "200", "--parity-frames", "200", "--laps", "1"]
 
 
 def make_run(path: Path, *, network: str = "OPENRACER_FAST", head_gain: float = 300.0) -> Path:
@@ -91,7 +91,7 @@ def test_int8_export_end_to_end(run_dir, tmp_path, capsys):
     assert q["output"]["dtype"] == "float32"
     assert "FULLY_CONNECTED" in q["ops"] and "CONV_2D" in q["ops"]
     par = data["parity"]
-    assert par["frames"] == 200 and par["representative_frames"] == 120
+    assert par["frames"] == 200 and par["representative_frames"] == 200
     assert par["randomize"] == "standard"
     for model in ("float", "tflite"):
         lap = data["laps"][model]
