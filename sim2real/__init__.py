@@ -5,10 +5,10 @@ Importing `sim2real` registers `openracer/Race-v0` with Gymnasium (when Gymnasiu
 installed); the env module itself is imported only by `gymnasium.make`.
 """
 
-try:
-    import gymnasium as _gym
-except ImportError:  # the non-gym core (world, renderer, dynamics) works without it
-    _gym = None
+import importlib.util as _util
 
-if _gym is not None and "openracer/Race-v0" not in _gym.registry:
-    _gym.register(id="openracer/Race-v0", entry_point="sim2real.env:RaceEnv")
+if _util.find_spec("gymnasium") is not None:  # the non-gym core works without it
+    import gymnasium as _gym
+
+    if "openracer/Race-v0" not in _gym.registry:
+        _gym.register(id="openracer/Race-v0", entry_point="sim2real.env:RaceEnv")

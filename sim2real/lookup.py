@@ -200,7 +200,7 @@ class TrackLookup:
         else:
             rings = [px(np.vstack([tr.outer, tr.inner[::-1], tr.outer[:1]]))]
             cv2.fillPoly(label, rings, 1, cv2.LINE_8, shift)
-        band = np.zeros((h, w), np.uint8)
+        band: np.ndarray = np.zeros((h, w), np.uint8)
         cv2.polylines(band, rings, True, 1, 1, cv2.LINE_8, shift)
         band = cv2.dilate(band, np.ones((5, 5), np.uint8))
         label[band > 0] = 2

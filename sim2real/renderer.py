@@ -104,10 +104,10 @@ class TrackScene:
         self.regions = _shelf_pack(sizes)
         self.atlas_height = max(r.row + r.height for r in self.regions)
         self.atlas_width = max(r.col + r.width for r in self.regions)
-        self.atlas_gray = np.zeros((self.atlas_height, self.atlas_width), np.uint8)
-        self._atlas_bgr = np.zeros((self.atlas_height, self.atlas_width, 3), np.uint8)
+        self.atlas_gray: np.ndarray = np.zeros((self.atlas_height, self.atlas_width), np.uint8)
+        self._atlas_bgr: np.ndarray | None = None
         self._painted: tuple = ()
-        self.floor_bgr: tuple[int, int, int] = (0, 0, 0)
+        self.floor_bgr: tuple[int, ...] = (0, 0, 0)
         self.floor_gray = 0
         self.style: TextureStyle | None = None
 
@@ -153,9 +153,10 @@ class TrackScene:
         )
         self._painted = (ground.image, pano, floor_tile)
         self.atlas_gray = self._compose(gray=True)
-        self._atlas_bgr: np.ndarray | None = None
+        self._atlas_bgr = None
         self.floor_bgr = tuple(int(c) for c in floor_tile.reshape(-1, 3).mean(0))
-        self.floor_gray = int(cv2.cvtColor(np.uint8([[self.floor_bgr]]), cv2.COLOR_BGR2GRAY)[0, 0])
+        pixel = np.array([[self.floor_bgr]], np.uint8)
+        self.floor_gray = int(cv2.cvtColor(pixel, cv2.COLOR_BGR2GRAY)[0, 0])
         self.style = style
         self.ground_image = ground
 
@@ -355,7 +356,7 @@ class CameraRenderer:
             )
         if self.sky_rows:
             shift = (-heading_rad * self.scene.pano_px_per_rad) % self.scene.pano_width_px
-            cv2.add(self._sky_x, shift, dst=self._sky_buf)
+            np.add(self._sky_x, np.float32(shift), out=self._sky_buf)
             cv2.remap(
                 atlas,
                 self._sky_buf,
@@ -431,8 +432,9 @@ class CameraRenderer:
             for i in range(n):
                 m = self._matrix(poses[i, 0], poses[i, 1], poses[i, 2])
                 np.dot(self.features, m, out=maps[i * h * w : (i + 1) * h * w])
+            assert self._batch_const is not None
             np.add(maps, self._batch_const, out=maps)
-            out = cv2.remap(
+            out = cv2.remap(  # type: ignore[call-overload]
                 atlas,
                 maps.reshape(n * h, w, 2),
                 None,

@@ -113,8 +113,8 @@ class RewardFunction:
     def _where_raised(self, exc: BaseException) -> str:
         frames = traceback.extract_tb(exc.__traceback__)
         mine = [f for f in frames if self._filename and f.filename == self._filename]
-        f = (mine or frames[-1:] or [None])[-1]
-        return f" line {f.lineno}" if f is not None else ""
+        chosen = mine or list(frames[-1:])
+        return f" line {chosen[-1].lineno}" if chosen else ""
 
     def _return_line(self, params: dict[str, Any]) -> int | None:
         """Re-run the function under a profiler to find the line of the `return` it took."""

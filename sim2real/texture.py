@@ -111,6 +111,7 @@ def surface_tile(
 ) -> np.ndarray:
     """A periodic (size_px, size_px, 3) uint8 tile of a surface pattern at `res_m` per pixel."""
     px = 1.0 / res_m  # pixels per metre
+    v: np.ndarray
     if kind == "plain":
         v = np.zeros((size_px, size_px), np.float32)
     elif kind == "noise":
@@ -118,7 +119,7 @@ def surface_tile(
             rng, size_px, 0.03 * px
         )
     elif kind == "carpet":
-        fine = rng.uniform(-1, 1, (size_px, size_px)).astype(np.float32)
+        fine: np.ndarray = rng.uniform(-1, 1, (size_px, size_px)).astype(np.float32)
         fine = _wrap_blur(fine, 0.6)
         v = 0.7 * fine * 1.8 + 0.3 * periodic_noise(rng, size_px, 0.4 * px)
     elif kind == "concrete":
@@ -137,7 +138,7 @@ def surface_tile(
         edge = (np.arange(size_px) - idx) < grout
         v[edge, :] = 1.6
         v[:, edge] = 1.6
-        v += 0.2 * periodic_noise(rng, size_px, 0.05 * px)
+        v = v + 0.2 * periodic_noise(rng, size_px, 0.05 * px)
     else:
         raise ConfigError(f"surface kind {kind!r} is not one of {SURFACE_KINDS}")
     base = np.asarray(bgr, np.float32)
@@ -228,7 +229,7 @@ def paint_ground(
     if style.shadows > 0:
         # Soft shadows are smooth: paint and blur them at a quarter of the resolution.
         q = 4
-        shade = np.zeros(((height_px + q - 1) // q, (width_px + q - 1) // q), np.uint8)
+        shade: np.ndarray = np.zeros(((height_px + q - 1) // q, (width_px + q - 1) // q), np.uint8)
         xs = np.concatenate([inner[:, 0], outer[:, 0]])
         ys = np.concatenate([inner[:, 1], outer[:, 1]])
         for _ in range(style.shadows):

@@ -63,6 +63,10 @@ def _warm_up(env: Any, episodes: int) -> None:
             done += 1
 
 
+def _pool_size(env: Any) -> int:
+    return int(env.unwrapped.randomization.texture_pool_size)
+
+
 def _window(step: Callable[[], int], seconds: float) -> float:
     """Run `step` (returns env steps done) for `seconds`; env steps per second."""
     for _ in range(20):
@@ -123,7 +127,7 @@ def _run(args: argparse.Namespace, core: int | None) -> int:
         env = gym.make("openracer/Race-v0", track=args.track, randomize=preset)
         env.reset(seed=0)
         env.action_space.seed(0)
-        _warm_up(env, 2 * env.unwrapped.randomization.texture_pool_size + 2)
+        _warm_up(env, 2 * _pool_size(env) + 2)
         return env
 
     def make_vec(preset: str) -> Any:
@@ -136,7 +140,7 @@ def _run(args: argparse.Namespace, core: int | None) -> int:
         envs.action_space.seed(0)
         for sub in envs.envs:
             sub.action_space.seed(0)
-            _warm_up(sub, 2 * sub.unwrapped.randomization.texture_pool_size + 2)
+            _warm_up(sub, 2 * _pool_size(sub) + 2)
         envs.reset()  # no seed: a seeded reset would empty the pools again
         return envs
 

@@ -327,10 +327,11 @@ def _grid(args: argparse.Namespace) -> dict[str, Any]:
             cv2.LINE_AA,
         )
         env.close()
-    _atomic(args.png, lambda tmp: cv2.imwrite(tmp, grid) or _fail(tmp))
+
+    def write_png(tmp: str) -> None:
+        if not cv2.imwrite(tmp, grid):
+            raise OSError(f"{tmp}: OpenCV could not write the PNG")
+
+    _atomic(args.png, write_png)
     print(f"wrote {args.png}: {len(PRESET_NAMES)} presets x {cols} frames", file=sys.stderr)
     return {"path": str(args.png), "rows": list(PRESET_NAMES), "columns": cols}
-
-
-def _fail(path: str) -> None:
-    raise OSError(f"{path}: OpenCV could not write the PNG")
