@@ -1,19 +1,699 @@
-"""The `racer drive` live console (Textual) and the terminal camera view it shares with
-the calibrator.
+"""The `racer drive` live console (Textual): choose a model from the car's store, start and
+stop it, set the max-speed percentage, and watch loop rate, latency p50/p99, battery,
+link state, the last action, the lap timer (when the world knows laps), the camera view
+and the log tail. Space is STOP on every screen: neutral and disarm at once.
 
-Runs on the car over SSH: no TensorFlow; numpy, OpenCV and Textual only.
+Layered like the calibrator: a thin `DriveConsole` app, one screen per task (drive,
+models), widgets fed with data, one `console.tcss`. The drive loop (`vehicle.drive.Drive`)
+runs in a thread worker whose callback only aggregates figures (`LiveStats`) and posts a
+message at most 5 times a second; the camera view repaints at 2 fps at most, so the
+console stays usable over a slow SSH link.
+
+`racer drive` (tools/cmd_drive.py) builds the parts (`ConsoleParts`: camera, link, pulse
+calibration, model store, policy loader, optional lap source) and calls `run`.
+
+Runs on the car: no TensorFlow; numpy, OpenCV and Textual only. Also home of the terminal
+camera view (`FrameView`) the calibrator reuses.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 from rich.color import Color
 from rich.style import Style
+from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+STATS_PERIOD_S = 0.2
+"""Figures are posted to the screen at most this often (5 Hz)."""
+VIEW_PERIOD_S = 0.5
+"""The camera view repaints at most this often (2 fps)."""
+SPEED_STEP = 0.05
+"""Max-speed change per key press (5 %)."""
+
+
+@dataclass(frozen=True)
+class LapTimes:
+    """What the world knows about laps (the simulator does; a real track may not)."""
+
+    current_s: float
+    """Time into the current lap."""
+    last_s: float | None = None
+    """The last complete lap."""
+    best_s: float | None = None
+    """The best complete lap."""
+    laps: int = 0
+    """Complete laps."""
+
+
+@dataclass
+class ConsoleParts:
+    """Everything the console drives, opened by `racer drive`; closed by its caller."""
+
+    camera: Any
+    """A `vehicle.camera.Camera`."""
+    link: Any
+    """An open `vehicle.link.Link`."""
+    calibration: Any
+    """The `vehicle.pulses.PulseCalibration` to arm with."""
+    config: Any
+    """The `vehicle.drive.DriveConfig` (its max_speed_fraction is the starting value)."""
+    load_policy: Callable[[Any], Any]
+    """InstalledModel -> `vehicle.inference.Policy`."""
+    store: Any = None
+    """A `vehicle.store.ModelStore`, or None when this install has none."""
+    mapping_mode: str = "deepracer"
+    """'deepracer' (relative) or 'absolute' (calibrated m/s)."""
+    absolute: Any = None
+    """The calibrated `AbsoluteMapping` for 'absolute' mode."""
+    laps: Callable[[], LapTimes | None] | None = None
+    """Lap times when the world knows them (the simulator), else None."""
+    title: str = ""
+    """Where we drive: the port or 'simulated board'."""
+    runlog_for: Callable[[Any], Any] | None = None
+    """InstalledModel -> a `vehicle.runlog.RunLog` for the drive, or None."""
+
+
+# ---- figures, aggregated on the drive thread -------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatsSnapshot:
+    """Figures for the screen."""
+
+    frames: int = 0
+    rate_hz: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    misses: int = 0
+    faults: int = 0
+    battery_v: float | None = None
+    link_state: str = "-"
+    firmware_state: str = "-"
+    steer_deg: float | None = None
+    speed_mps: float | None = None
+    steer_us: int | None = None
+    throttle_us: int | None = None
+
+
+class LiveStats:
+    """Rolling loop rate and latency percentiles over the last `window` frames, plus the
+    last action and telemetry; thread-safe (fed by the drive thread, read by the UI)."""
+
+    def __init__(self, window: int = 150) -> None:
+        self._lock = threading.Lock()
+        self._times: deque[float] = deque(maxlen=window)
+        self._lat: deque[float] = deque(maxlen=window)
+        self._snap = StatsSnapshot()
+        self.events: deque[str] = deque(maxlen=50)
+
+    def add(self, st: Any) -> None:
+        """Take one `vehicle.drive.FrameStatus`."""
+        with self._lock:
+            self._times.append(st.t_s)
+            if st.loop_ms is not None:
+                self._lat.append(st.loop_ms)
+            snap = self._snap
+            rate = None
+            if len(self._times) >= 2 and self._times[-1] > self._times[0]:
+                rate = (len(self._times) - 1) / (self._times[-1] - self._times[0])
+            lat = sorted(self._lat)
+            tel = st.telemetry
+            self._snap = StatsSnapshot(
+                frames=st.frame,
+                rate_hz=rate,
+                p50_ms=_pct(lat, 50),
+                p99_ms=_pct(lat, 99),
+                misses=snap.misses + int(st.deadline_miss),
+                faults=snap.faults + int(st.event is not None),
+                battery_v=None if tel is None else tel.battery_v,
+                link_state=st.link_state,
+                firmware_state="-" if tel is None else tel.state,
+                steer_deg=st.steer_deg,
+                speed_mps=st.speed_mps,
+                steer_us=st.steer_us,
+                throttle_us=st.throttle_us,
+            )
+
+    def snapshot(self) -> StatsSnapshot:
+        with self._lock:
+            return self._snap
+
+
+def _pct(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    return float(np.percentile(sorted_values, q))
+
+
+class TeeCamera:
+    """Wraps the drive's camera and keeps the newest frame for the console's view."""
+
+    def __init__(self, camera: Any) -> None:
+        self._camera = camera
+        self.last: Any = None
+
+    def read(self, timeout_s: float = 0.5) -> Any:
+        frame = self._camera.read(timeout_s=timeout_s)
+        self.last = frame
+        return frame
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._camera, name)
+
+
+# ---- messages ------------------------------------------------------------------------
+
+
+@dataclass
+class StatsUpdate(Message):
+    """New figures from the drive thread."""
+
+    stats: StatsSnapshot
+
+
+@dataclass
+class LogLine(Message):
+    """One line for the log tail (any thread)."""
+
+    text: str
+    level: str = "info"
+
+
+@dataclass
+class DriveEnded(Message):
+    """The drive loop returned (or never started)."""
+
+    reason: str
+    ok: bool
+    summary: dict[str, Any] | None = None
+
+
+class _LogHandler(logging.Handler):
+    """Forwards the car runtime's log records to the console's log tail."""
+
+    def __init__(self, app: App[Any]) -> None:
+        super().__init__(logging.INFO)
+        self._app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        level = "error" if record.levelno >= logging.WARNING else "info"
+        self._app.post_message(LogLine(f"{record.name}: {record.getMessage()}", level))
+
+
+# ---- screens ---------------------------------------------------------------------------
+
+
+def figures_text(app: DriveConsole, stats: StatsSnapshot, laps: LapTimes | None) -> Table:
+    """The live figures as a two-column grid."""
+
+    def num(v: float | None, fmt: str, unit: str) -> str:
+        return "-" if v is None else f"{v:{fmt}} {unit}"
+
+    t = Table.grid(padding=(0, 1))
+    t.add_column(style="dim", width=9)
+    t.add_column()
+    state_style = {"RUNNING": "bold black on green", "E-STOP": "bold white on red"}.get(
+        app.state, "bold"
+    )
+    t.add_row("state", Text(f" {app.state} ", style=state_style))
+    t.add_row("max speed", Text(f"{app.max_speed * 100:.0f} %", style="bold yellow"))
+    t.add_row(
+        "loop",
+        f"{num(stats.rate_hz, '.1f', 'Hz')}  frames {stats.frames}  miss {stats.misses}",
+    )
+    t.add_row(
+        "latency", f"p50 {num(stats.p50_ms, '.2f', 'ms')}  p99 {num(stats.p99_ms, '.2f', 'ms')}"
+    )
+    t.add_row("battery", num(stats.battery_v, ".2f", "V"))
+    link_style = "green" if stats.link_state == "up" else "bold red"
+    t.add_row("link", Text(f"{stats.link_state} / {stats.firmware_state}", style=link_style))
+    if stats.steer_deg is None:
+        action = (
+            "neutral"
+            if stats.steer_us is None
+            else f"neutral {stats.steer_us}/{stats.throttle_us} us"
+        )
+    else:
+        action = (
+            f"{stats.steer_deg:+.1f} deg {stats.speed_mps:.2f} m/s "
+            f"{stats.steer_us}/{stats.throttle_us} us"
+        )
+    t.add_row("action", action)
+    if laps is None:
+        t.add_row("lap", Text("not known on this track", style="dim"))
+    else:
+        parts = [f"{laps.current_s:.1f} s"]
+        if laps.last_s is not None:
+            parts.append(f"last {laps.last_s:.1f}")
+        if laps.best_s is not None:
+            parts.append(f"best {laps.best_s:.1f}")
+        parts.append(f"({laps.laps} laps)")
+        t.add_row("lap", "  ".join(parts))
+    t.add_row("faults", str(stats.faults))
+    return t
+
+
+class DriveScreen(Screen[None]):
+    """The main screen: model, figures, camera, log tail."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="drive-head")
+        with Horizontal(id="drive-row"):
+            yield FrameView("camera", id="drive-camera")
+            yield Static(id="drive-figures")
+        yield Static(id="drive-log")
+        yield Footer()
+
+    def on_screen_resume(self) -> None:
+        self.app.refresh_all()  # type: ignore[attr-defined]
+
+
+class ModelsScreen(Screen[None]):
+    """Pick the model to drive from the car's store."""
+
+    BINDINGS = [
+        Binding("enter", "choose", "choose", priority=True),
+        Binding("escape,d", "back", "back"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="models-head")
+        yield DataTable(id="models-table", cursor_type="row")
+        yield Static(id="models-note")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        app: DriveConsole = self.app  # type: ignore[assignment]
+        table = self.query_one(DataTable)
+        table.add_columns("", "model", "actions", "max speed", "rate", "status")
+        store = app.parts.store
+        head = self.query_one("#models-head", Static)
+        if store is None:
+            head.update("no model store in this install: install one with `racer flash`")
+            return
+        head.update(f"models in {store.root}  (Enter: choose, Esc: back)")
+        try:
+            self.models = store.list()
+        except Exception as exc:
+            self.query_one("#models-note", Static).update(Text(str(exc), style="bold red"))
+            self.models = []
+        for m in self.models:
+            mark = "*" if m.is_active else ("<" if m.is_previous else "")
+            meta = m.metadata
+            if meta is None:
+                row = (mark, m.name, "-", "-", "-", m.problem or "unreadable")
+            else:
+                space = meta.action_space
+                row = (
+                    mark,
+                    m.name,
+                    f"{space.kind} {space.n if space.kind == 'discrete' else ''}".strip(),
+                    f"{space.max_speed_mps:g} m/s",
+                    f"{meta.control_rate_hz:g} Hz",
+                    m.problem or ("active" if m.is_active else "ok"),
+                )
+            table.add_row(*row, key=m.name)
+        if not self.models:
+            self.query_one("#models-note", Static).update(
+                "the store is empty: `racer flash BUNDLE --car ...` or `racer models install`"
+            )
+        else:
+            self.query_one("#models-note", Static).update("* active   < previous (rollback)")
+
+    def action_choose(self) -> None:
+        app: DriveConsole = self.app  # type: ignore[assignment]
+        if not getattr(self, "models", None):
+            return
+        row = self.query_one(DataTable).cursor_row
+        app.choose(self.models[row])
+        self.app.pop_screen()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+
+# ---- the app ----------------------------------------------------------------------------
+
+
+class DriveConsole(App[None]):
+    """The live console. Space: STOP (always). Enter: start. s: stop. +/-: max speed."""
+
+    CSS_PATH = "console.tcss"
+    TITLE = "racer drive"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("space", "stop", "STOP", priority=True),
+        Binding("enter", "start", "start"),
+        Binding("s", "halt", "stop"),
+        Binding("plus,equals_sign", "speed(1)", "+5%", key_display="+"),
+        Binding("minus", "speed(-1)", "-5%", key_display="-"),
+        Binding("m", "models", "models"),
+        Binding("q", "quit", "quit"),
+    ]
+
+    def __init__(
+        self,
+        parts: ConsoleParts,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        auto_start: bool = False,
+    ) -> None:
+        super().__init__()
+        self.parts = parts
+        self.camera = TeeCamera(parts.camera)
+        self.stats = LiveStats()
+        self.max_speed = float(parts.config.max_speed_fraction)
+        self.state = "STOPPED"
+        self.model: Any = None
+        self.drive: Any = None
+        self.log_lines: deque[Text] = deque(maxlen=100)
+        self.auto_start = auto_start
+        self._clock = clock
+        self._t0 = clock()
+        self._last_post = 0.0
+        self._last_event: tuple[str | None, float] = (None, 0.0)
+        self._quitting = False
+        self._handler = _LogHandler(self)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        logging.getLogger("vehicle").addHandler(self._handler)
+        self.push_screen(DriveScreen())
+        store = self.parts.store
+        if store is None:
+            self.log_line("no model store in this install; `racer drive MODEL` instead", "error")
+        else:
+            try:
+                self.choose(store.active())
+            except Exception as exc:
+                self.log_line(f"{exc}", "error")
+        self.set_interval(VIEW_PERIOD_S, self._refresh_view)
+        self.set_interval(1.0, self._idle_figures)
+        if self.auto_start:
+            self.action_start()
+
+    def on_unmount(self) -> None:
+        logging.getLogger("vehicle").removeHandler(self._handler)
+        if self.drive is not None:
+            self.drive.emergency_stop()
+        self.parts.link.neutral()
+
+    # -- data down ---------------------------------------------------------------------------
+
+    def log_line(self, text: str, level: str = "info") -> None:
+        stamp = f"{self._clock() - self._t0:7.1f}s "
+        style = "bold red" if level == "error" else ""
+        self.log_lines.append(Text(stamp, style="dim") + Text(text, style=style))
+        self._refresh_log()
+
+    def choose(self, model: Any) -> None:
+        if self.drive is not None:
+            self.log_line("stop before choosing another model", "error")
+            return
+        if getattr(model, "problem", None):
+            self.log_line(f"{model.name}: {model.problem}", "error")
+            return
+        self.model = model
+        self.log_line(f"model {model.name}" + (f" ({model.note})" if model.note else ""))
+        self.refresh_all()
+
+    def refresh_all(self) -> None:
+        self._refresh_head()
+        self._refresh_figures(self.stats.snapshot())
+        self._refresh_log()
+        self._refresh_view()
+
+    def _widget(self, selector: str, kind: type[Any]) -> Any:
+        """A widget of the drive screen, or None before it is composed."""
+        for screen in self.screen_stack:
+            if isinstance(screen, DriveScreen):
+                try:
+                    return screen.query_one(selector, kind)
+                except NoMatches:
+                    return None
+        return None
+
+    def _refresh_head(self) -> None:
+        head = self._widget("#drive-head", Static)
+        if head is None:
+            return
+        name = "no model (m: choose)" if self.model is None else self.model.name
+        meta = getattr(self.model, "metadata", None)
+        detail = ""
+        if meta is not None:
+            space = meta.action_space
+            detail = f"  {space.kind}, {space.max_speed_mps:g} m/s, {meta.control_rate_hz:g} Hz"
+        where = f"  on {self.parts.title}" if self.parts.title else ""
+        head.update(Text(f"model {name}", style="bold") + Text(detail + where, style="dim"))
+
+    def _refresh_figures(self, stats: StatsSnapshot) -> None:
+        figures = self._widget("#drive-figures", Static)
+        if figures is None:
+            return
+        laps = None
+        if self.parts.laps is not None:
+            try:
+                laps = self.parts.laps()
+            except Exception:
+                laps = None
+        figures.update(figures_text(self, stats, laps))
+
+    def _refresh_log(self) -> None:
+        widget = self._widget("#drive-log", Static)
+        if widget is None:
+            return
+        rows = max(1, widget.size.height or 5)
+        tail = list(self.log_lines)[-rows:]
+        if not tail:
+            widget.update(Text("log: nothing yet", style="dim"))
+            return
+        body = Text("\n").join(tail)
+        body.no_wrap, body.overflow = True, "ellipsis"  # one entry per row, newest last
+        widget.update(body)
+
+    def _refresh_view(self) -> None:
+        view = self._widget("#drive-camera", FrameView)
+        frame = self.camera.last
+        if view is None or frame is None:
+            return
+        image = frame.image
+        if getattr(frame, "color_order", "bgr") == "rgb":
+            image = image[:, :, ::-1]
+        view.show(image)
+
+    def _idle_figures(self) -> None:
+        """While not driving, battery and link still show (no blocking I/O here)."""
+        if self.drive is not None:
+            return
+        link = self.parts.link
+        tel = link.latest_telemetry()
+        snap = self.stats.snapshot()
+        snap = StatsSnapshot(
+            **{
+                **snap.__dict__,
+                "battery_v": None if tel is None else tel.battery_v,
+                "link_state": link.state,
+                "firmware_state": "-" if tel is None else tel.state,
+            }
+        )
+        self._refresh_figures(snap)
+
+    # -- messages up -------------------------------------------------------------------------
+
+    def on_stats_update(self, message: StatsUpdate) -> None:
+        self._refresh_figures(message.stats)
+
+    def on_log_line(self, message: LogLine) -> None:
+        self.log_line(message.text, message.level)
+
+    def on_drive_ended(self, message: DriveEnded) -> None:
+        self.drive = None
+        if self.state != "E-STOP":
+            self.state = "STOPPED"
+        summary = message.summary or {}
+        figures = ""
+        if summary.get("loop_p50_ms") is not None:
+            figures = (
+                f"; {summary.get('frames', 0)} frames, latency p50 "
+                f"{summary['loop_p50_ms']:.2f} ms p99 {summary['loop_p99_ms']:.2f} ms"
+            )
+        self.log_line(f"stopped: {message.reason}{figures}", "info" if message.ok else "error")
+        self.refresh_all()
+        if self._quitting:
+            self.exit()
+
+    # -- the drive thread -----------------------------------------------------------------
+
+    def _on_frame(self, status: Any) -> None:
+        """Called by the drive loop on its thread for every frame: aggregate, post rarely."""
+        self.stats.add(status)
+        now = time.monotonic()
+        if status.event is not None:
+            last, t = self._last_event
+            if status.event != last or now - t > 1.0:
+                self._last_event = (status.event, now)
+                self.post_message(LogLine(f"frame {status.frame}: {status.event}", "error"))
+        if now - self._last_post >= STATS_PERIOD_S:
+            self._last_post = now
+            self.post_message(StatsUpdate(self.stats.snapshot()))
+
+    def _drive_worker(self, model: Any) -> None:
+        """Thread worker: load the policy, run the drive loop, post how it ended."""
+        from dataclasses import replace
+
+        from vehicle.drive import Drive, mapping_for
+
+        parts = self.parts
+        try:
+            policy = parts.load_policy(model)
+            mapping = mapping_for(policy, parts.mapping_mode, parts.absolute)
+            config = replace(parts.config, max_speed_fraction=self.max_speed, handle_signals=False)
+            runlog = parts.runlog_for(model) if parts.runlog_for is not None else None
+            drive = Drive(
+                self.camera,
+                policy,
+                parts.link,
+                parts.calibration,
+                mapping,
+                config,
+                runlog=runlog,
+                on_frame=self._on_frame,
+            )
+            self.drive = drive
+            self.post_message(LogLine(f"driving {model.name} at max speed {self.max_speed:.0%}"))
+            result = drive.run()
+            self.post_message(DriveEnded(result.stop_reason, result.ok, result.summary()))
+        except Exception as exc:  # refusal to start, model load error: shown, car neutral
+            parts.link.neutral()
+            self.post_message(DriveEnded(f"{type(exc).__name__}: {exc}", False))
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_stop(self) -> None:
+        self.parts.link.neutral()
+        if self.drive is not None:
+            self.drive.emergency_stop()
+            self.state = "E-STOP"
+        self.log_line("STOP: neutral, disarmed", "error")
+        self._refresh_head()
+        self._refresh_figures(self.stats.snapshot())
+
+    def action_start(self) -> None:
+        if self.drive is not None or self.state in ("STARTING", "RUNNING"):
+            return
+        if self.model is None:
+            self.log_line("no model chosen: press m", "error")
+            return
+        self.state = "RUNNING"
+        self.stats = LiveStats()
+        self.run_worker(lambda: self._drive_worker(self.model), thread=True, group="drive")
+        self._refresh_figures(self.stats.snapshot())
+
+    def action_halt(self) -> None:
+        if self.drive is not None:
+            self.drive.stop("stopped from the console")
+
+    def action_speed(self, direction: int) -> None:
+        self.max_speed = round(min(1.0, max(0.0, self.max_speed + direction * SPEED_STEP)), 2)
+        if self.drive is not None:
+            self.drive.max_speed_fraction = self.max_speed
+        self._refresh_figures(self.stats.snapshot())
+
+    def action_models(self) -> None:
+        if not isinstance(self.screen, ModelsScreen):
+            self.push_screen(ModelsScreen())
+
+    async def action_quit(self) -> None:
+        if self.drive is not None:
+            self._quitting = True
+            self.drive.stop("quit")
+            return
+        self.exit()
+
+
+def run(args: Any, parts: ConsoleParts | None = None) -> int:
+    """Run the console (`racer drive` in a terminal). `parts` come from tools/cmd_drive.py;
+    without them the car's defaults are opened from `args` (port, camera, store,
+    max_speed) and closed again on exit."""
+    owned = parts is None
+    if parts is None:
+        parts = parts_from_args(args)
+    app = DriveConsole(parts, auto_start=bool(getattr(args, "start", False)))
+    try:
+        app.run()
+    finally:
+        if app.drive is not None:
+            app.drive.emergency_stop()
+        parts.link.neutral()
+        if owned:
+            for close in (parts.link.close, parts.camera.close):
+                try:
+                    close()
+                except Exception:
+                    pass
+    return int(app.return_code or 0)
+
+
+def parts_from_args(args: Any) -> ConsoleParts:
+    """The car's parts from `racer drive` arguments: `port` (else $OPENRACER_PORT or
+    /dev/serial0), `camera` (else picamera2), `store` (else the default store),
+    `max_speed` (percent or fraction) and `calibration` (a PulseCalibration; else the
+    DeepRacer factory values, with a warning in the log)."""
+    import os
+
+    from vehicle.camera import open_camera
+    from vehicle.drive import DriveConfig
+    from vehicle.inference import Policy
+    from vehicle.link import Link, LinkConfig
+    from vehicle.pulses import PulseCalibration
+    from vehicle.store import ModelStore
+
+    port = getattr(args, "port", None) or os.environ.get("OPENRACER_PORT") or "/dev/serial0"
+    max_speed = float(getattr(args, "max_speed", 1.0) or 1.0)
+    if max_speed > 1.0:
+        max_speed /= 100.0
+    calibration = getattr(args, "calibration", None)
+    if calibration is None:
+        logging.getLogger("vehicle.console").warning(
+            "no calibration passed: DeepRacer factory pulse widths in use"
+        )
+        calibration = PulseCalibration()
+    link = Link(LinkConfig(port=port)).open()
+    try:
+        camera = open_camera(getattr(args, "camera", None) or "picamera2")
+    except Exception:
+        link.close()
+        raise
+    return ConsoleParts(
+        camera=camera,
+        link=link,
+        calibration=calibration,
+        config=DriveConfig(max_speed_fraction=max_speed),
+        load_policy=lambda m: Policy.load(m.tflite_path, m.metadata),
+        store=ModelStore(getattr(args, "store", None)),
+        title=port,
+    )
+
+
+# ---- the terminal camera view (shared with the calibrator) ----------------------------
 
 
 def frame_text(frame: np.ndarray, cols: int, rows: int, *, levels: int = 16) -> Text:

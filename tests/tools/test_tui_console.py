@@ -1,0 +1,223 @@
+"""The `racer drive` console driven as a person would (Textual Pilot), against the real
+firmware on the simulated board over a pty: start, STOP, max speed, model choice, quit;
+and snapshots of its screens at 80x24 and 120x40."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from tests.tools.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
+from vehicle.camera import Frame
+from vehicle.console import ConsoleParts, DriveConsole, LapTimes, ModelsScreen
+from vehicle.drive import DriveConfig
+from vehicle.link import Telemetry
+from vehicle.pulses import PulseCalibration
+
+pytestmark = pytest.mark.slow  # each test runs the console and the simulated board
+
+
+def run_async(fn):  # type: ignore[no-untyped-def]
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def until(pilot, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await pilot.pause(0.02)
+
+
+def text(app) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@pytest.fixture
+def rig() -> Iterator[Rig]:
+    r = Rig()
+    yield r
+    r.close()
+
+
+@run_async
+async def test_start_drives_the_car_and_space_stops_it(rig: Rig) -> None:
+    app = DriveConsole(rig.parts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "model reinvent-v3" in text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: rig.policies and rig.policies[-1].calls > 10)
+        # the firmware outputs what the policy asked for: 10 deg left, forward
+        ctrl = rig.sim.controller
+        await until(pilot, lambda: rig.sim.physics.speed_mps > 0.2)
+        assert rig.sim.physics.steer_deg > 5.0
+        await until(pilot, lambda: "RUNNING" in text(app) and "Hz" in text(app))
+        screen = text(app)
+        assert "+10.0 deg 0.80 m/s" in screen and "up / armed" in screen
+        await pilot.press("space")
+        await until(pilot, lambda: app.drive is None)
+        assert app.state == "E-STOP"
+        await until(pilot, lambda: "STOP: neutral, disarmed" in text(app))
+        tel = rig.link.telemetry()
+        assert tel.state == "disarmed"
+        assert tel.throttle_us == PulseCalibration().throttle.mid_us
+        await until(pilot, lambda: "stopped: emergency stop" in text(app))
+        del ctrl
+
+
+@run_async
+async def test_max_speed_keys_change_the_running_drive(rig: Rig) -> None:
+    app = DriveConsole(rig.parts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model is not None)
+        await pilot.press("enter")
+        await until(pilot, lambda: app.drive is not None)
+        await pilot.press("minus", "minus", "plus", "minus")
+        await until(pilot, lambda: "50 %" in text(app))
+        assert app.drive.max_speed_fraction == pytest.approx(0.5)
+        await pilot.press("s")
+        await until(pilot, lambda: app.drive is None)
+        assert "stopped: stopped from the console" in text(app)
+        assert rig.link.telemetry().state == "disarmed"
+
+
+@run_async
+async def test_choose_a_model_from_the_store(rig: Rig) -> None:
+    app = DriveConsole(rig.parts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model is not None)
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        screen = text(app)
+        assert "reinvent-v3" in screen and "oval-fast" in screen
+        assert "sha256 mismatch" in screen
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: app.model.name == "oval-fast")
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        await pilot.press("down", "down", "enter")
+        await until(pilot, lambda: "sha256 mismatch" in text(app))
+        assert app.model.name == "oval-fast"  # a broken model is refused
+        await pilot.press("enter")
+        await until(pilot, lambda: rig.policies and rig.policies[-1].calls > 0)
+        await pilot.press("m", "escape")  # the store screen also has space = STOP
+        await pilot.press("q")
+    assert rig.link.telemetry().state == "disarmed"
+
+
+@run_async
+async def test_without_a_store_the_console_says_so(rig: Rig) -> None:
+    rig.parts.store = None
+    app = DriveConsole(rig.parts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "no model store in this install" in text(app))
+        await pilot.press("enter")
+        await until(pilot, lambda: "no model chosen" in text(app))
+        assert rig.policies == []
+
+
+# ---- snapshots ------------------------------------------------------------------------
+
+
+class FixedLink:
+    """A link with fixed telemetry, for deterministic snapshots."""
+
+    state = "up"
+
+    def latest_telemetry(self) -> Telemetry:
+        return Telemetry(
+            state="disarmed",
+            faults=0,
+            battery_mv=7640,
+            frames_ok=10,
+            frames_bad=0,
+            since_cmd_ms=65535,
+            steer_us=1450,
+            throttle_us=1446,
+            loop_errors=0,
+            last_cmd_seq=0,
+            uptime_ms=1000,
+            failsafes=0,
+            received_s=0.0,
+        )
+
+    def neutral(self) -> None:
+        pass
+
+
+def _snapshot_app() -> DriveConsole:
+    store = FakeStore(
+        [
+            FakeModel("reinvent-v3", is_active=True),
+            FakeModel("oval-fast", is_previous=True),
+            FakeModel("broken", metadata=None, problem="model.tflite: sha256 mismatch"),
+        ]
+    )
+    parts = ConsoleParts(
+        camera=SyntheticCamera(),
+        link=FixedLink(),
+        calibration=PulseCalibration(),
+        config=DriveConfig(max_speed_fraction=0.6),
+        load_policy=lambda m: None,
+        store=store,
+        laps=lambda: LapTimes(12.3, 14.1, 13.9, 3),
+        title="simulated board",
+    )
+    app = DriveConsole(parts, clock=lambda: 100.0)
+    app.camera.last = Frame(SyntheticCamera().image, 0.0, 1, "bgr")
+    return app
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+@pytest.mark.parametrize("screen", ["drive", "models"])
+def test_console_snapshot(snap_compare, screen: str, size: tuple[int, int]) -> None:  # type: ignore[no-untyped-def]
+    app = _snapshot_app()
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await until(pilot, lambda: "battery   7.64 V" in text(app))
+        if screen == "models":
+            await pilot.press("m")
+            await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+def test_live_stats_percentiles_and_rate() -> None:
+    from vehicle.console import LiveStats
+    from vehicle.drive import FrameStatus
+
+    stats = LiveStats(window=100)
+    for i in range(101):
+        stats.add(
+            FrameStatus(
+                frame=i,
+                t_s=i / 15.0,
+                steer_deg=1.0,
+                speed_mps=0.5,
+                steer_us=1460,
+                throttle_us=1400,
+                loop_ms=float(i % 100) + 1.0,
+                stages_ms={},
+                deadline_miss=i == 50,
+                event="stale_frame" if i == 7 else None,
+                telemetry=None,
+                link_state="up",
+            )
+        )
+    snap = stats.snapshot()
+    assert snap.rate_hz == pytest.approx(15.0)
+    assert snap.p50_ms == pytest.approx(
+        float(np.percentile([(i % 100) + 1.0 for i in range(1, 101)], 50))
+    )
+    assert snap.p99_ms > 98 and snap.misses == 1 and snap.faults == 1
+    assert snap.frames == 100 and snap.steer_us == 1460
