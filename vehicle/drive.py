@@ -83,6 +83,9 @@ class DriveConfig:
     """Save every n-th camera frame into the run log (0: none)."""
     handle_signals: bool = True
     """Install SIGINT/SIGTERM handlers (only possible on the main thread)."""
+    paced: bool = True
+    """Hold the loop to the control rate; False runs as fast as the camera delivers
+    (lock-step simulation)."""
 
 
 @dataclass
@@ -266,6 +269,8 @@ class Drive:
         restore = self._install_signals() if cfg.handle_signals else None
         t_begin = time.monotonic()
         try:
+            # the first invoke builds the interpreter's kernels (tens of ms): not while armed
+            self.policy.infer(np.zeros(self.policy.metadata.input_shape, np.uint8))
             self.link.arm(self.calibration)
             self._loop(t_begin)
         except LinkError as exc:
@@ -305,10 +310,11 @@ class Drive:
                 self._stop_reason = "duration"
                 break
             # pace at the control rate (a faster camera's extra frames are dropped)
-            now = time.monotonic()
-            if next_due > now:
-                time.sleep(next_due - now)
-            next_due = max(next_due + period, time.monotonic() - period)
+            if cfg.paced:
+                now = time.monotonic()
+                if next_due > now:
+                    time.sleep(next_due - now)
+                next_due = max(next_due + period, time.monotonic() - period)
             index += 1
             res.frames = index
             stages: dict[str, float] = {}

@@ -293,3 +293,51 @@ class Policy:
             "control_rate_hz": self.metadata.control_rate_hz,
             "size_bytes": (os.path.getsize(self.tflite_path) if self.tflite_path else None),
         }
+
+
+def load_policy(
+    spec: str | Path | None,
+    *,
+    metadata: str | Path | None = None,
+    store_dir: str | Path | None = None,
+    backend: str | None = None,
+) -> Policy:
+    """The policy named on a command line: a `.tflite` file (metadata beside it or given),
+    a model bundle file (`racer export`), a model name in the car's store, or None for the
+    store's active model."""
+    if spec is not None:
+        path = Path(spec).expanduser()
+        if path.suffix == ".tflite":
+            return Policy.load(path, metadata, backend=backend)
+        if path.is_file():
+            from vehicle.bundle import read_bundle
+
+            try:
+                bundle = read_bundle(path)
+            except Exception as exc:
+                raise ModelError(f"{path}: not a usable model bundle: {exc}") from exc
+            policy = Policy.from_bytes(bundle.model_bytes, bundle.metadata, backend=backend)
+            policy.tflite_path = path
+            return policy
+        if "/" in str(spec) or path.suffix:
+            raise ModelError(
+                f"{path}: no such model file; pass a .tflite, a bundle (.tar.gz), or a "
+                "model name from `racer models list`"
+            )
+    from vehicle.store import ModelStore
+
+    store = ModelStore(store_dir)
+    if spec is None:
+        installed = store.active()
+    else:
+        matches = [m for m in store.list() if m.name == str(spec)]
+        if not matches:
+            names = [m.name for m in store.list()]
+            raise ModelError(
+                f"model {str(spec)!r} is not in the store {store.root} "
+                f"(installed: {names or 'none'}); install it with `racer models install`"
+            )
+        installed = matches[0]
+    if installed.problem:
+        raise ModelError(f"model {installed.name!r} is unusable: {installed.problem}")
+    return Policy.load(installed.tflite_path, installed.metadata, backend=backend)

@@ -1,0 +1,333 @@
+"""`racer drive`: drive the car with the active model, or the whole car in simulation.
+
+    racer drive --headless --camera picamera2|opencv:DEV|replay:DIR --port DEV
+                [--model NAME|FILE] [--max-speed F] [--mapping deepracer|absolute] ...
+    racer drive --sim --track TRACK --model FILE|NAME --laps N [--fast] [--json]
+
+On the car, in a terminal and without --headless, it opens the live console
+(`vehicle.console.run(args)`, when that module provides `run`); `args.make_drive(on_frame)`
+builds the same drive this command would run, so the console only adds the screen.
+Headless prints one status line per second and a summary; `--json` prints the summary as
+JSON. Exit status: 0 when the run ended normally, 1 when it ended on a fault (link lost,
+camera failed, inference failing), 2 for bad options or a refusal to start.
+
+`--sim` runs the hardware-in-the-loop simulation (tools/hil.py): the real drive loop and
+link over a pty to the real firmware code on a simulated board, the simulator rendering
+the camera; it needs the training-side packages (sim2real, tracks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from vehicle.errors import DriveError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="racer drive",
+        description="Drive the car with a model (console, headless) or try the whole car "
+        "in simulation (--sim).",
+    )
+    mode = p.add_argument_group("mode")
+    mode.add_argument("--headless", action="store_true", help="plain log output, no console")
+    mode.add_argument("--sim", action="store_true", help="hardware-in-the-loop simulation")
+    car = p.add_argument_group("car")
+    car.add_argument(
+        "--camera",
+        default="picamera2",
+        help="picamera2 | opencv:DEV (index, /dev/videoN or a video file) | replay:DIR",
+    )
+    car.add_argument("--port", help="serial port of the motor controller, e.g. /dev/serial0")
+    car.add_argument("--baud", type=int, default=115200, help="serial baud rate")
+    car.add_argument("--calibration", type=Path, help="calibration file (default: the car's)")
+    car.add_argument("--store", type=Path, help="model store folder (default: the car's)")
+    car.add_argument(
+        "--allow-rate-mismatch",
+        action="store_true",
+        help="drive even if the camera or loop rate differs from the model's",
+    )
+    common = p.add_argument_group("model and driving")
+    common.add_argument(
+        "--model",
+        help="a .tflite file, a bundle file, or a model name in the store "
+        "(default: the store's active model)",
+    )
+    common.add_argument("--metadata", type=Path, help="model_metadata.json for a bare .tflite")
+    common.add_argument(
+        "--max-speed",
+        type=float,
+        default=None,
+        help="max-speed fraction 0-1 (default: 1 in simulation, 0.5 on the car)",
+    )
+    common.add_argument(
+        "--mapping",
+        choices=("deepracer", "absolute"),
+        default=None,
+        help="action -> pulses: DeepRacer's relative mapping, or the calibrated speed "
+        "curve (default: deepracer on the car, absolute in simulation)",
+    )
+    common.add_argument("--duration", type=float, help="stop after this many seconds")
+    common.add_argument("--frames", type=int, help="stop after this many frames")
+    common.add_argument("--log-dir", type=Path, help="write a run log (JSONL + frames) here")
+    common.add_argument(
+        "--save-frames", type=int, default=0, metavar="N", help="save every N-th frame (0: none)"
+    )
+    common.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sim = p.add_argument_group("simulation (--sim)")
+    sim.add_argument("--track", default="reinvent_like", help="track name or .npy file")
+    sim.add_argument("--laps", type=int, default=1, help="laps to drive")
+    sim.add_argument("--fast", action="store_true", help="as fast as possible, not real time")
+    sim.add_argument("--seed", type=int, default=0, help="seed of the simulated world")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    if args.max_speed is not None and not 0.0 <= args.max_speed <= 1.0:
+        raise DriveError(f"--max-speed {args.max_speed} must be within 0-1 (e.g. 0.5 for 50 %)")
+    if args.sim:
+        return _run_sim(args)
+    if args.port is None:
+        raise DriveError("--port is required on the car (e.g. --port /dev/serial0)")
+    args.make_drive = lambda on_frame=None: _CarSession(args, on_frame)
+    if not args.headless and not args.json and sys.stdout.isatty():
+        try:
+            console = importlib.import_module("vehicle.console")
+        except ImportError:
+            console = None
+        run = getattr(console, "run", None)
+        if callable(run):
+            return int(run(args) or 0)
+    return _run_headless(args)
+
+
+# -- on the car ---------------------------------------------------------------------------
+
+
+class _CarSession:
+    """Opens camera, model, link and run log from the options; `.drive` is ready to
+    `run()`; use as a context manager so everything closes (neutral first)."""
+
+    def __init__(self, args: argparse.Namespace, on_frame: Any = None) -> None:
+        self.args = args
+        self.on_frame = on_frame
+        self._stack = ExitStack()
+        self.drive: Any = None
+
+    def __enter__(self) -> _CarSession:
+        from vehicle.camera import open_camera
+        from vehicle.drive import Drive, DriveConfig, mapping_for
+        from vehicle.inference import load_policy
+        from vehicle.link import Link, LinkConfig
+        from vehicle.runlog import RunLog
+
+        a = self.args
+        try:
+            policy = load_policy(a.model, metadata=a.metadata, store_dir=a.store)
+            pulses, absolute, cal_source = _load_calibration(a.calibration)
+            mapping = mapping_for(policy, a.mapping or "deepracer", absolute)
+            camera = self._stack.enter_context(
+                open_camera(a.camera, rate_hz=max(30.0, policy.metadata.control_rate_hz))
+            )
+            link = self._stack.enter_context(Link(LinkConfig(port=a.port, baud=a.baud)))
+            runlog = None
+            if a.log_dir is not None:
+                runlog = RunLog(
+                    a.log_dir / time.strftime("drive-%Y%m%d-%H%M%S"),
+                    {
+                        "source": "racer drive",
+                        "model": policy.describe(),
+                        "rate_hz": policy.metadata.control_rate_hz,
+                        "camera": camera.describe(),
+                        "calibration": pulses.to_dict(),
+                        "calibration_file": cal_source,
+                        "mapping": a.mapping or "deepracer",
+                        "firmware": link.firmware.version if link.firmware else None,
+                    },
+                    frame_every=a.save_frames,
+                )
+            self.drive = Drive(
+                camera,
+                policy,
+                link,
+                pulses,
+                mapping,
+                DriveConfig(
+                    max_speed_fraction=0.5 if a.max_speed is None else a.max_speed,
+                    allow_rate_mismatch=a.allow_rate_mismatch,
+                    max_frames=a.frames,
+                    duration_s=a.duration,
+                    save_frame_every=a.save_frames,
+                ),
+                runlog=runlog,
+                on_frame=self.on_frame,
+            )
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+
+
+def _load_calibration(path: Path | None) -> tuple[Any, Any, str]:
+    """(PulseCalibration, AbsoluteMapping | None, where it came from)."""
+    from vehicle.pulses import PulseCalibration
+
+    try:
+        from calibration.store import CalibrationStore
+    except ImportError:
+        return PulseCalibration(), None, "DeepRacer factory defaults (calibration not installed)"
+    store = CalibrationStore(path)
+    if not store.exists():
+        if path is not None:
+            raise DriveError(f"{path}: no calibration file there; run `racer calibrate`")
+        print(
+            f"racer drive: no calibration at {store.path}; using DeepRacer's factory pulse "
+            "widths (run `racer calibrate` first for a real car)",
+            file=sys.stderr,
+        )
+        return PulseCalibration(), None, "DeepRacer factory defaults"
+    cal = store.load()
+    return cal.pulses(), cal.absolute_mapping(), str(store.path)
+
+
+def _run_headless(args: argparse.Namespace) -> int:
+    status = _StatusPrinter(quiet=args.json)
+    with _CarSession(args, status) as session:
+        drive = session.drive
+        p = drive.policy
+        if not args.json:
+            print(
+                f"racer drive: model {p.describe().get('path')} ({p.backend}), camera "
+                f"{drive.camera.name}, port {args.port}, max speed "
+                f"{drive.max_speed_fraction:.0%}; Ctrl-C stops (neutral first)",
+                flush=True,
+            )
+        result = drive.run()
+    summary = result.summary()
+    _print_summary(summary, args.json)
+    return 0 if result.ok else 1
+
+
+class _StatusPrinter:
+    """One status line per second, events as they happen."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.last = 0.0
+        self.loops: list[float] = []
+
+    def __call__(self, st: Any) -> None:
+        if st.loop_ms is not None:
+            self.loops.append(st.loop_ms)
+        if self.quiet:
+            return
+        if st.event:
+            print(f"  frame {st.frame}: {st.event.replace('_', ' ')} -> neutral", flush=True)
+        now = time.monotonic()
+        if now - self.last >= 1.0 and self.loops:
+            self.last = now
+            loops = sorted(self.loops)
+            p50 = loops[len(loops) // 2]
+            tel = st.telemetry
+            batt = f"{tel.battery_v:.2f} V" if tel is not None else "-"
+            fw = tel.state if tel is not None else "-"
+            print(
+                f"  frame {st.frame:6d}  loop p50 {p50:6.2f} ms  steer {st.steer_us} us  "
+                f"throttle {st.throttle_us} us  battery {batt}  link {st.link_state}  "
+                f"firmware {fw}",
+                flush=True,
+            )
+            self.loops.clear()
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"stopped: {summary['stop_reason']}")
+    keys = (
+        "frames",
+        "commands",
+        "duration_s",
+        "loop_p50_ms",
+        "loop_p99_ms",
+        "infer_p50_ms",
+        "deadline_misses",
+        "stale_frames",
+        "camera_stalls",
+        "inference_errors",
+        "link_errors",
+        "firmware_failsafes",
+    )
+    for k in keys:
+        if k in summary:
+            print(f"  {k:20s} {summary[k]}")
+
+
+# -- simulation -------------------------------------------------------------------------
+
+
+def _run_sim(args: argparse.Namespace) -> int:
+    from tools.hil import HILConfig, run_hil
+    from vehicle.inference import load_policy
+
+    if args.laps < 1:
+        raise DriveError(f"--laps {args.laps} must be at least 1")
+    policy = load_policy(args.model, metadata=args.metadata, store_dir=args.store)
+    config = HILConfig(
+        track=args.track,
+        laps=args.laps,
+        fast=args.fast,
+        max_speed_fraction=1.0 if args.max_speed is None else args.max_speed,
+        mapping=args.mapping or "absolute",
+        seed=args.seed,
+        log_dir=args.log_dir,
+        save_frame_every=args.save_frames,
+    )
+    status = None
+    if not args.json:
+        print(
+            f"racer drive --sim: {args.track}, {args.laps} lap(s), model "
+            f"{policy.describe().get('path')} ({policy.backend}), "
+            f"{'fast' if args.fast else 'real time'}; firmware on a simulated board over a pty",
+            flush=True,
+        )
+        status = _SimStatus()
+    report = run_hil(config, policy, on_frame=status)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"stopped: {report['stop_reason']}")
+        for k, v in report.items():
+            if k not in ("stop_reason", "track", "model"):
+                print(f"  {k:20s} {v}")
+    return 0 if report["ok"] else 1
+
+
+class _SimStatus:
+    def __init__(self) -> None:
+        self.last = 0.0
+
+    def __call__(self, st: Any) -> None:
+        now = time.monotonic()
+        if st.event:
+            print(f"  frame {st.frame}: {st.event.replace('_', ' ')}", flush=True)
+        if now - self.last >= 2.0:
+            self.last = now
+            lat = f"{st.loop_ms:.2f} ms" if st.loop_ms is not None else "-"
+            print(
+                f"  frame {st.frame:6d}  loop {lat}  steer {st.steer_us} us  "
+                f"throttle {st.throttle_us} us  link {st.link_state}",
+                flush=True,
+            )
