@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
         transient=not console.is_terminal,
         disable=not console.is_terminal,
     ) as progress:
-        current: list[int] = []
+        current: list[Any] = []
 
         def stage(description: str, total: int | None):
             if current:

@@ -166,10 +166,10 @@ def main(argv: list[str]) -> int:
             if not args.list:
                 return 0
         keys = store.trusted_keys()
-        data = [{"key_id": k.key_id, "comment": k.comment} for k in keys]
+        rows = [{"key_id": k.key_id, "comment": k.comment} for k in keys]
         text = "\n".join(f"{k.key_id}  {k.comment}" for k in keys) or (
             f"{store.root} trusts no keys: unsigned bundles install"
         )
-        _emit(as_json, {"trusted_keys": data}, text)
+        _emit(as_json, {"trusted_keys": rows}, text)
         return 0
     raise AssertionError(args.action)

@@ -389,7 +389,7 @@ def verify_members(
         raise BundleError(
             f"{where}: manifest format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}"
         )
-    check_name(manifest.get("name"), f"{where}: manifest name")
+    check_name(str(manifest.get("name", "")), f"{where}: manifest name")
     listed = manifest.get("members")
     if not isinstance(listed, dict) or set(listed) != set(HASHED_MEMBERS):
         raise BundleError(

@@ -25,6 +25,7 @@ process exit at one of `CRASH_POINTS`, for the tests that prove this.
 
 from __future__ import annotations
 
+import builtins
 import fcntl
 import json
 import os
@@ -179,7 +180,7 @@ class ModelStore:
 
     def _pointer(self) -> tuple[dict[str, Any] | None, str | None]:
         """(pointer, note): the first readable pointer file, and a note if it was the backup."""
-        problems = []
+        problems: list[str] = []
         for fname in (POINTER_FILE, POINTER_BACKUP):
             path = self.root / fname
             if not path.exists():
@@ -241,7 +242,7 @@ class ModelStore:
             note=note,
         )
 
-    def list(self) -> list[InstalledModel]:
+    def list(self) -> builtins.list[InstalledModel]:
         """Every model folder, active first then by name (sizes checked, not hashes)."""
         pointer, _ = self._pointer()
         out = []
@@ -293,7 +294,7 @@ class ModelStore:
             return None
         return data if isinstance(data, dict) else None
 
-    def trusted_keys(self) -> list[Any]:
+    def trusted_keys(self) -> builtins.list[Any]:
         """The public keys in `_trusted_keys/` (imports `cryptography` only if any exist)."""
         directory = self.root / TRUSTED_DIR
         if not directory.is_dir() or not any(directory.glob("*.pub")):
@@ -448,7 +449,7 @@ class ModelStore:
             pointer, _ = self._pointer()
             return self._installed(name, pointer, bundle)
 
-    def _activate_locked(self, name: str, trusted: list[Any]) -> Bundle:
+    def _activate_locked(self, name: str, trusted: builtins.list[Any]) -> Bundle:
         try:
             bundle = self._read_model(name, verify=True, trusted=trusted)
         except BundleError as exc:
