@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
     print(
         f"{answer['car']}: {state} {answer['name']} "
         f"({answer.get('quantization') or '?'}, {answer.get('size_bytes')} bytes"
-        + (f", int8 agreement {100 * agree:.2f}%" if agree is not None else "")
+        + (f", parity agreement {100 * agree:.2f}%" if agree is not None else "")
         + (f", signed {answer['signed_key_id']}" if answer.get("signed_key_id") else "")
         + ")"
     )
