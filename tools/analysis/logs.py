@@ -217,17 +217,35 @@ def _load_training_csvs(paths: list[Path], workers: list[int] | None = None) -> 
         df["worker"] = workers[k] if workers else 0
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    # One number per (iteration, worker, episode), in that order. deepracer-utils derives
-    # it arithmetically from the first iteration's episode count, which merges episodes
-    # when iterations hold different numbers of episodes; a dense rank never does.
+    # One number per episode, in (iteration, worker, episode) order. deepracer-utils
+    # derives it arithmetically from the first iteration's episode count, which merges
+    # episodes when iterations hold different numbers of them; a dense rank never does.
+    # Rows of one episode are contiguous in a file; a new episode also starts where the
+    # step counter restarts (a writer that reused an episode number).
+    df["_segment"] = _segments(df)
     keys = (
-        df[["iteration", "worker", "episode"]]
+        df[["iteration", "worker", "episode", "_segment"]]
         .drop_duplicates()
-        .sort_values(["iteration", "worker", "episode"])
+        .sort_values(["iteration", "worker", "episode", "_segment"])
     )
     keys["unique_episode"] = np.arange(len(keys))
-    df = df.merge(keys, on=["iteration", "worker", "episode"], how="left")
+    df = df.merge(keys, on=["iteration", "worker", "episode", "_segment"], how="left")
+    df = df.drop(columns="_segment")
     return df.sort_values(["unique_episode", "steps"]).reset_index(drop=True)
+
+
+def _segments(df: pd.DataFrame) -> np.ndarray:
+    """Running count of episode starts in file order (episode change or step restart)."""
+    episode = df["episode"].to_numpy()
+    steps = pd.to_numeric(df["steps"], errors="coerce").to_numpy()
+    fresh = np.ones(len(df), bool)
+    if len(df) > 1:
+        fresh[1:] = (episode[1:] != episode[:-1]) | (steps[1:] <= steps[:-1])
+    # a new file also starts a new segment
+    for col in ("iteration", "worker"):
+        v = df[col].to_numpy()
+        fresh[1:] |= v[1:] != v[:-1]
+    return np.cumsum(fresh)
 
 
 def _load_eval_dirs(dirs) -> pd.DataFrame | None:
