@@ -50,7 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--camera",
         default="auto",
-        help="camera for the preview: auto, none, or an OpenCV device index/path",
+        help="camera for the preview: auto (the Pi camera; with --sim the simulator's "
+        "view of the track), none, a device index, or a vehicle.camera spec such as "
+        "opencv:/dev/video0 or replay:DIR",
     )
     p.add_argument(
         "--preview-fps", type=float, default=2.0, help="camera preview rate, 0.2-5 (default 2)"
@@ -106,37 +108,49 @@ def _summary(cal: Any, path: Path) -> str:
     return "\n".join(lines)
 
 
+class _SimTrackCamera:
+    """The simulator's camera looking down the track from the start line (the simulated
+    car does not move through the world while calibrating): a real picture to try the
+    camera screen's rotation, flips and the model view on a laptop."""
+
+    def __init__(self, track: str = "reinvent_like") -> None:
+        self.track = track
+        self.world: Any = None
+
+    def read(self, timeout_s: float = 0.5) -> Any:
+        if self.world is None:  # built on the preview thread, on first use (about 2 s)
+            import numpy as np
+
+            from sim2real.world import World
+            from tracks.catalogue import resolve
+
+            self.world = World(resolve(self.track), rng=np.random.default_rng(0))
+            self.world.place_on_centerline(0.0)
+        return self.world.render()
+
+
 def _open_camera(spec: str, *, sim: bool) -> Any:
-    """A frame source with `read()`, or None (the preview then says so)."""
+    """A frame source for the preview (`read()` -> image or `vehicle.camera.Frame`), or
+    None: the camera screen then says there is no camera."""
     if spec == "none":
         return None
     try:
-        from vehicle import camera as vcam  # lands with the car runtime
-    except ImportError:
-        vcam = None
-    if vcam is not None and hasattr(vcam, "open_camera"):
-        try:
-            return vcam.open_camera(None if spec == "auto" else spec, sim=sim)
-        except Exception as exc:  # the calibrator still works without a preview
-            print(f"racer calibrate: camera unavailable ({exc}); preview off", file=sys.stderr)
-            return None
-    if spec == "auto":
+        if spec == "auto" and sim:
+            return _SimTrackCamera()
+        from vehicle.camera import open_camera
+
+        if spec == "auto":
+            import importlib.util
+
+            if importlib.util.find_spec("picamera2") is None:
+                return None  # not a Raspberry Pi with its camera stack
+            spec = "picamera2"
+        elif spec.isdigit():
+            spec = f"opencv:{spec}"
+        return open_camera(spec, rate_hz=10.0)
+    except Exception as exc:  # the calibrator works without a preview
+        print(f"racer calibrate: camera unavailable ({exc}); preview off", file=sys.stderr)
         return None
-    import cv2
-
-    class _OpenCVCamera:
-        def __init__(self, source: int | str) -> None:
-            self.cap = cv2.VideoCapture(source)
-            if not self.cap.isOpened():
-                raise OSError(f"cannot open camera {source!r}")
-
-        def read(self) -> Any:
-            ok, frame = self.cap.read()
-            if not ok:
-                raise OSError("camera returned no frame")
-            return frame
-
-    return _OpenCVCamera(int(spec) if spec.isdigit() else spec)
 
 
 def main(argv: list[str]) -> int:
@@ -184,9 +198,14 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
 
     sim = None
     if args.sim:
-        from vehicle.simboard import SimulatedFirmware
+        try:
+            from tools.hil import start_simulated_car
+        except ImportError:  # the HIL runner is optional; the board itself is in vehicle
+            from vehicle.simboard import SimulatedFirmware
 
-        sim = SimulatedFirmware.start(realtime_physics=True)
+            sim = SimulatedFirmware.start(realtime_physics=True)
+        else:
+            sim = start_simulated_car()
         port, name = sim.port, "simulated board"
     else:
         port = args.port or os.environ.get("OPENRACER_PORT") or DEFAULT_PORT

@@ -44,11 +44,19 @@ def oriented(frame: np.ndarray, settings: CameraSettings) -> np.ndarray:
     return frame
 
 
+def as_bgr(frame: Any) -> np.ndarray:
+    """An image from a plain array (BGR or gray) or a `vehicle.camera.Frame`."""
+    image = getattr(frame, "image", frame)
+    if getattr(frame, "color_order", "bgr") == "rgb":
+        image = image[:, :, ::-1]
+    return image
+
+
 @dataclass
 class FrameReady(Message):
     """A new camera frame for the preview (posted from the camera worker)."""
 
-    frame: np.ndarray
+    frame: Any
 
 
 @dataclass
@@ -108,7 +116,8 @@ class CameraScreen(TaskScreen):
             time.sleep(max(0.0, period - (time.monotonic() - start)))
 
     def on_frame_ready(self, message: FrameReady) -> None:
-        frame = oriented(message.frame, self.draft.camera)
+        frame = as_bgr(message.frame)
+        frame = oriented(frame, self.draft.camera)
         self.query_one("#camera-preview", FrameView).show(frame)
         model = preprocess(frame)[:, :, 0]
         self.query_one("#camera-model", FrameView).show(model)
