@@ -181,37 +181,43 @@ class CarDynamics:
         k_speed = 1.0 - math.exp(-h / c.speed_time_constant_s) if c.speed_time_constant_s else 1.0
         k_steer = 1.0 - math.exp(-h / c.steer_time_constant_s) if c.steer_time_constant_s else 1.0
         a = c.rear_axle_behind_origin_m
-        total_turn = 0.0
+        inv_wheelbase = 1.0 / c.wheelbase_m
+        grip = c.max_lateral_accel_mps2
+        sin, cos = math.sin, math.cos
+        speed, steer, th = s.speed_mps, s.steer_rad, s.heading_rad
+        # The rear axle follows circular arcs; the origin is rigidly `a` ahead of it.
+        cth, sth = cos(th), sin(th)
+        rx, ry = s.x_m - a * cth, s.y_m - a * sth
+        th0 = th
         for _ in range(n):
-            v0 = s.speed_mps
-            s.speed_mps = v0 + (target_speed_mps - v0) * k_speed
-            s.steer_rad = s.steer_rad + (target_steer_rad - s.steer_rad) * k_steer
+            v0 = speed
+            speed = v0 + (target_speed_mps - v0) * k_speed
+            steer = steer + (target_steer_rad - steer) * k_steer
             # Trapezoid over the substep (exact enough for the lag; a step change if no lag).
-            v = 0.5 * (v0 + s.speed_mps) if k_speed < 1.0 else s.speed_mps
-            curvature = math.tan(s.steer_rad) / c.wheelbase_m
+            v = 0.5 * (v0 + speed) if k_speed < 1.0 else speed
+            curvature = math.tan(steer) * inv_wheelbase
             if v > 1e-6:
-                limit = c.max_lateral_accel_mps2 / (v * v)
+                limit = grip / (v * v)
                 if curvature > limit:
                     curvature = limit
                 elif curvature < -limit:
                     curvature = -limit
             ds = v * h
-            th = s.heading_rad
-            # Rear axle follows the arc; the origin is rigidly `a` ahead of it.
-            rx = s.x_m - a * math.cos(th)
-            ry = s.y_m - a * math.sin(th)
             dth = ds * curvature
             if abs(dth) > 1e-9:
-                rx += (math.sin(th + dth) - math.sin(th)) / curvature
-                ry += (math.cos(th) - math.cos(th + dth)) / curvature
+                cth2, sth2 = cos(th + dth), sin(th + dth)
+                rx += (sth2 - sth) / curvature
+                ry += (cth - cth2) / curvature
+                cth, sth = cth2, sth2
             else:
-                rx += ds * math.cos(th)
-                ry += ds * math.sin(th)
+                rx += ds * cth
+                ry += ds * sth
             th += dth
-            total_turn += dth
-            s.x_m = rx + a * math.cos(th)
-            s.y_m = ry + a * math.sin(th)
-            s.heading_rad = th
+        s.speed_mps, s.steer_rad = speed, steer
+        s.x_m = rx + a * cth
+        s.y_m = ry + a * sth
+        s.heading_rad = th
+        total_turn = th - th0
         s.heading_rad = wrap_angle(s.heading_rad)
         s.yaw_rate_rps = total_turn / dt_s if dt_s > 0 else 0.0
         s.time_s += dt_s

@@ -24,7 +24,7 @@ from tracks.track import Track
 
 _CELL_M = 0.1
 _REACH_M = 1.0
-_ROAD_CELL_M = 0.01
+_ROAD_CELL_M = 0.005
 
 
 class PolylineIndex:
@@ -90,7 +90,7 @@ class PolylineIndex:
         return best[0], best[1], best[2], best[3], math.sqrt(best_d2)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TrackPosition:
     """Where a point is relative to the track, with DeepRacer's reward semantics."""
 
