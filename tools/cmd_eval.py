@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-steps", type=int, default=3000, help="step limit per lap")
     p.add_argument("--env-id", default="openracer/Race-v0", help="Gymnasium environment id")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    from tools.sweep import add_arguments as add_sweep_arguments  # racer eval --sweep
+
+    add_sweep_arguments(p)
     return p
 
 
@@ -111,6 +114,10 @@ def main(argv: list[str]) -> int:
             raise EvaluationError("--track is required when TARGET is a bundle or .tflite file")
         config = json.loads((Path(run_dir) / "config.json").read_text())
         track = config["track"][0]
+    if args.sweep:  # the robustness map (tools/sweep.py)
+        from tools.sweep import main_from_eval
+
+        return main_from_eval(args, policy_fn, metadata, track, run_dir)
     logs = args.logs or run_dir
     report = evaluate(
         policy_fn,

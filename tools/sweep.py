@@ -415,8 +415,11 @@ def main_from_eval(args, policy_fn, metadata, track, run_dir: str | None) -> int
             row.append(f"{c['label']}\n[{colour}]{c['completion_pct']:.0f} %[/{colour}] {lap}")
         table.add_row(a, *row)
     console.print(table)
-    for w in summary["weakest"]:
-        if w["drop_pct"] > 0:
+    broken = [w for w in summary["weakest"] if w["drop_pct"] >= 5]
+    if not broken:
+        console.print("no axis costs 5 points of completion or more against its nominal level")
+    for w in broken:
+        if w["drop_pct"] >= 5:
             console.print(
                 f"breaks on [bold]{w['axis']}[/bold] at {w['label']}: {w['completion_pct']:.0f} % completion ({w['drop_pct']:.0f} points below nominal)"
             )

@@ -42,3 +42,22 @@ def test_sweep_finds_the_dark_scene_that_breaks_a_fixed_threshold_policy(tmp_pat
     for name in ("sweep_completion.png", "sweep_laptime.png"):
         assert (tmp_path / name).stat().st_size > 5000
     assert "sweep_completion.png" in (tmp_path / "sweep.html").read_text()
+
+
+@pytest.mark.slow
+def test_racer_eval_sweep_on_a_bundle(tmp_path, capsys):
+    from tests.vehicle.tiny_models import tflite_bytes
+    from tools.cli import main as racer
+    from vehicle.bundle import write_bundle
+    from vehicle.metadata import ModelMetadata
+
+    bundle = tmp_path / "m.bundle"
+    write_bundle(bundle, name="m", model_bytes=tflite_bytes(10, seed=0), metadata=ModelMetadata())
+    capsys.readouterr()
+    out = tmp_path / "map"
+    argv = ["eval", str(bundle), "--track", "beginner_oval", "--laps", "1", "--sweep"]
+    assert racer([*argv, "--sweep-out", str(out), "--json"]) == 0
+    s = json.loads(capsys.readouterr().out)
+    assert len(s["cells"]) == len(default_cells()) == 20
+    assert all(c["laps"] == 1 for c in s["cells"])
+    assert (out / "sweep.html").is_file() and (out / "sweep_completion.png").is_file()
