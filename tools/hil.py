@@ -115,6 +115,8 @@ class HILConfig:
     """Write a run log here (None: none)."""
     save_frame_every: int = 0
     """Save every n-th frame into the run log."""
+    cut_cable_at_s: float | None = None
+    """Fault injection: close the serial line at this simulated time (None: never)."""
 
 
 class SimCamera(Camera):
@@ -139,6 +141,8 @@ class SimCamera(Camera):
         self.off_track = 0
         self.index = 0
         self.done_reason: str | None = None
+        self.cut_s: float | None = None
+        """time.monotonic() when the serial line was closed (fault injection)."""
         self.trace: list[tuple[float, float, float, float]] = []
         """(sim time, x, y, speed) per frame."""
         self._cond = threading.Condition()
@@ -166,6 +170,9 @@ class SimCamera(Camera):
         x0, y0, _ = self.world.pose
         self.world.dynamics.advance(math.radians(steer_deg), speed, self.dt_s)
         self.sim_time_s += self.dt_s
+        cut_at = self.config.cut_cable_at_s
+        if cut_at is not None and self.cut_s is None and self.sim_time_s >= cut_at:
+            self.cut_s = self.sim.cut_cable()
         x1, y1, _ = self.world.pose
         pos = self.world.position()
         self.progress.update(pos.ndist, math.hypot(x1 - x0, y1 - y0))
@@ -302,6 +309,7 @@ def run_hil(
         )
         result = drive.run()
         summary = result.summary()
+        failsafe_ms = _failsafe_delay_ms(sim) if camera.cut_s is not None else None
     finally:
         sys.setswitchinterval(switch)
         camera.close()
@@ -334,4 +342,23 @@ def run_hil(
         "stop_reason": summary["stop_reason"],
         "ok": bool(summary["ok"]) and completed >= config.laps,
         "battery_v_end": round(sim.physics.battery_v(), 3),
+        "cable_cut": camera.cut_s is not None,
+        "failsafe_after_last_frame_ms": failsafe_ms,
     }
+
+
+def _failsafe_delay_ms(sim: SimulatedFirmware, wait_s: float = 1.0) -> float | None:
+    """After the line was closed: ms from the last byte the firmware received to its
+    neutral throttle pulse (waits for the failsafe to fire)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        ctrl = sim.controller
+        if ctrl is not None and ctrl.state != 1:  # no longer ARMED
+            break
+        time.sleep(0.005)
+    last_rx = sim.port_device.last_rx_s
+    neutral = sim.controller.t_mid if sim.controller is not None else None
+    for t, which, us in sim.board.pulse_log:
+        if which == "throttle" and us == neutral and t >= last_rx:
+            return round((t - last_rx) * 1000, 2)
+    return None
