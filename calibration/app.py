@@ -72,6 +72,7 @@ class CalibratorApp(App[None]):
         start: str = "steering",
         link_name: str = "",
         odometer: Callable[[], float] | None = None,
+        readout: Callable[[], str] | None = None,
     ) -> None:
         super().__init__()
         self.store = store
@@ -86,6 +87,9 @@ class CalibratorApp(App[None]):
         self.odometer = odometer
         """Distance driven, metres, when the car can tell (the simulated board can): the
         speed test then offers it as the tape measurement."""
+        self.readout = readout
+        """A line of what the simulated car really does (wheel angle, speed), shown under
+        the status line with --sim so a laptop user can "measure" like on a real car."""
         self._stop_link = threading.Event()
         self._warned_lost = False
         if link_name:
@@ -96,6 +100,12 @@ class CalibratorApp(App[None]):
     def on_mount(self) -> None:
         self.run_worker(self._link_worker, thread=True, name="link", group="link")
         self.push_screen(self.start)
+        if self.readout is not None:
+            self.set_interval(0.5, self._refresh_readout)
+
+    def _refresh_readout(self) -> None:
+        if self.screen_stack and isinstance(self.screen, TaskScreen):
+            self.screen.show_status(self.status)
 
     def _link_worker(self) -> None:
         """Thread worker: the actuator loop; only posts messages."""

@@ -215,12 +215,20 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
     try:
         link = Link(LinkConfig(port=port)).open()
         camera = _open_camera(args.camera, sim=args.sim)
-        odometer = None
+        odometer = readout = None
         if sim is not None:
             physics = sim.physics
 
             def odometer() -> float:
                 return float(physics.odometer_m)
+
+            def readout() -> str:
+                deg = physics.steer_deg
+                side = "left" if deg > 0.05 else ("right" if deg < -0.05 else "straight")
+                return (
+                    f"sim car: wheels {abs(deg):4.1f} deg {side}, "
+                    f"{physics.speed_mps:4.2f} m/s, odometer {physics.odometer_m:6.2f} m"
+                )
 
         app = CalibratorApp(
             link,
@@ -229,6 +237,7 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
             preview_fps=args.preview_fps,
             link_name=name,
             odometer=odometer,
+            readout=readout,
         )
 
         def hang_up(signum: int, _frame: object) -> None:

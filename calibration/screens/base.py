@@ -42,6 +42,9 @@ class TaskScreen(Screen[None]):
             yield from self.compose_body()
         yield self.message
         yield self.status_line
+        if self.calibrator.readout is not None:
+            self.readout_line = Static(id="readout")
+            yield self.readout_line
         yield Footer()
 
     def compose_body(self) -> Iterable[Widget]:
@@ -75,6 +78,9 @@ class TaskScreen(Screen[None]):
     def show_status(self, status: ActuatorStatus | None) -> None:
         """Called for every status the link worker posts."""
         self.status_line.show(status)
+        readout = self.calibrator.readout
+        if readout is not None:
+            self.readout_line.update(Text(readout(), style="italic magenta"))
 
     def show_draft(self) -> None:
         """Redraw from the app's draft calibration."""

@@ -50,6 +50,7 @@ def test_calibrate_in_a_terminal_and_save(term: Terminal, tmp_path: Path) -> Non
     # steering: centre 1455 (the simulated servo's true centre), ends at +-200 us
     term.keys(*["Right"] * 5, "c")
     term.wait_for("centre         1455 us")
+    term.wait_for("sim car: wheels  0.0 deg straight")  # what the simulated servo does
     term.keys(*["]"] * 20, "l", "Home", *["["] * 20, "r")
     term.wait_for("full right     1255 us")
     term.keys("a")
