@@ -27,7 +27,8 @@ Constructor keyword arguments:
 - `simtrace_dir`: a model folder; every step is then logged as DeepRacer simtrace CSV in
   the DRfC single-worker layout (`training-simtrace/<iteration>-iteration.csv`, or an
   `evaluation-<stamp>/evaluation-simtrace/` folder when `training=False`). Set the
-  iteration with `set_simtrace_iteration(i)` (through `envs.call(...)` for vector envs).
+  iteration with `set_simtrace_iteration(i)` (through `envs.call(...)` for vector envs)
+  and, when resuming a run, the next episode number with `set_simtrace_episode(n)`.
 - `worker_index` (0), `num_workers` (1): this env's episode numbers in the simtrace are
   `local_episode * num_workers + worker_index`, so parallel workers never collide.
 - `validate_reward` (True): call the reward function on sample params in the constructor.
@@ -240,6 +241,7 @@ class RaceEnv(gym.Env):
         self._texture_pool: dict[int, list[Any]] = {}
         self._camera_pool: list[CameraConfig] = []
         self._episode_index = -1
+        self._trace_offset = 0
         self._episode_ready = False
         self.simtrace: SimtraceWriter | None = None
         if simtrace_dir is not None:
@@ -469,6 +471,11 @@ class RaceEnv(gym.Env):
         if self.simtrace is not None:
             self.simtrace.set_iteration(iteration)
 
+    def set_simtrace_episode(self, next_local_episode: int) -> None:
+        """Number the next episode's simtrace rows as if `next_local_episode` episodes had
+        run in this worker (resuming a run); the round-robin start is not affected."""
+        self._trace_offset = int(next_local_episode) - (self._episode_index + 1)
+
     # -- internals --------------------------------------------------------------------
     def _observe(self) -> np.ndarray:
         color = self.observation_kind == "rgb"
@@ -519,7 +526,8 @@ class RaceEnv(gym.Env):
             return
         self.simtrace.add(
             format_row(
-                episode=self._local_episode * self.num_workers + self.worker_index,
+                episode=(self._local_episode + self._trace_offset) * self.num_workers
+                + self.worker_index,
                 steps=params["steps"],
                 x=params["x"],
                 y=params["y"],

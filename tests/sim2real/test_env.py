@@ -208,3 +208,36 @@ def test_rgb_observation_and_render():
     obs, _ = env.reset(seed=0)
     assert obs.shape == (120, 160, 3)
     assert env.render().shape == (240, 320, 3)
+
+
+def test_reverse_direction_flips_waypoints_and_sides():
+    fwd = gym.make("openracer/Race-v0").unwrapped
+    rev = gym.make("openracer/Race-v0", reverse_direction=True).unwrapped
+    _, a = fwd.reset(seed=0)
+    _, b = rev.reset(seed=0)
+    assert b["params"]["is_reversed"] is True and a["params"]["is_reversed"] is False
+    assert b["params"]["waypoints"] == a["params"]["waypoints"][::-1]
+    # same spot, same offset to the car's left: left of centre in both directions
+    for env in (fwd, rev):
+        x, y, th = env.world.centerline_pose(0.25)
+        ox, oy = x - math.sin(th) * 0.2, y + math.cos(th) * 0.2
+        _, info = env.reset(options={"pose": {"x": ox, "y": oy, "heading_deg": math.degrees(th)}})
+        assert info["params"]["is_left_of_center"] is True
+    expert = PurePursuit(rev.world)
+    rev.reset(seed=1)
+    for _ in range(1500):
+        _, _, term, trunc, info = rev.step(expert.action_for(rev.action_def))
+        if term or trunc:
+            break
+    assert info["episode_status"] == "lap_complete"
+
+
+def test_simtrace_episode_numbers_can_be_resumed(tmp_path):
+    env = gym.make("openracer/Race-v0", simtrace_dir=tmp_path).unwrapped
+    env.set_simtrace_episode(40)
+    env.reset(seed=0)
+    env.step(8)
+    env.reset()
+    env.close()
+    rows = (tmp_path / "training-simtrace" / "0-iteration.csv").read_text().splitlines()[1:]
+    assert {r.split(",")[0] for r in rows} == {"40", "41"}
