@@ -58,7 +58,7 @@ def main(argv: list[str]) -> int:
             run = load_run(run_path)
         with console.status(f"drawing the report into {out} ..."):
             summary = analyze_run(run, out, track=args.track)
-        title = f"{run.layout} run"
+        title = summary["source"]
     if args.json:
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")

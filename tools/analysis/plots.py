@@ -243,7 +243,10 @@ def metrics_curves(metrics: pd.DataFrame, episodes_per_iteration: int, path: Pat
     """DeepRacer console's training graph from TrainingMetrics.json: completion of
     training and evaluation episodes per iteration."""
     m = metrics.copy()
-    m["iteration"] = ((m["episode"] - 1) // max(1, episodes_per_iteration)).astype(int)
+    # the simapp numbers training episodes from 1 (evaluations reuse the last number);
+    # accept 0-based numbering too
+    first = 0 if (m["episode"] == 0).any() else 1
+    m["iteration"] = ((m["episode"] - first) // max(1, episodes_per_iteration)).astype(int)
     fig, ax = plt.subplots(figsize=(9, 3.8))
     for phase, colour in (("training", "#1f77b4"), ("evaluation", "#d62728")):
         part = m[m["phase"] == phase]

@@ -34,7 +34,16 @@ def _num(v: Any) -> Any:
 
 def summarize(run: RunLog) -> dict[str, Any]:
     """Key figures of a run without drawing anything (used by analyze and compare)."""
-    out: dict[str, Any] = {"run": str(run.root), "layout": run.layout}
+    source = {
+        "drfc": "deepracer-for-cloud model folder (single worker)",
+        "drfc-multi": "deepracer-for-cloud model folder (multiple workers)",
+        "console": "AWS DeepRacer console export",
+        "droa": "DeepRacer-on-AWS / new console export",
+        "upload": "model folder with evaluations only",
+    }[run.layout]
+    if run.layout == "drfc" and run.config and "schema_version" in run.config:
+        source = "openracer run (DRfC single-worker layout)"
+    out: dict[str, Any] = {"run": str(run.root), "layout": run.layout, "source": source}
     if run.training is not None:
         eps = episode_table(run.training)
         iters = iteration_table(eps)
