@@ -218,6 +218,12 @@ def winner_video(entry: Entry, track: str, path: Path) -> dict[str, Any] | None:
     if lap is None or len(lap) < 2:
         return None
     t = catalogue.resolve(track)
+    try:
+        from tracks.racing_line import racing_line
+
+        line = racing_line(t)
+    except Exception:  # the racing line is context on the picture, not the point
+        line = None
     what = (
         f"{row['lap_time_s']:.2f} s"
         if row["complete"]
@@ -230,6 +236,7 @@ def winner_video(entry: Entry, track: str, path: Path) -> dict[str, Any] | None:
         lap["tstamp"].to_numpy(float),
         lap["speed"].to_numpy(float),
         f"{entry.name}: best lap {what}",
+        racing_line=line,
     )
     fps = 1.0 / float(np.median(np.diff(lap["tstamp"].to_numpy(float)))) if len(lap) > 2 else 15.0
     info = write_mp4(frames, path, float(np.clip(fps, 1.0, 60.0)))
