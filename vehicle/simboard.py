@@ -502,3 +502,34 @@ class SimulatedFirmware:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m vehicle.simboard`: run the simulated car in this process, print the pty
+    path on the first line of stdout, serve until stdin closes or SIGTERM/SIGINT."""
+    import argparse
+    import signal
+
+    p = argparse.ArgumentParser(prog="python -m vehicle.simboard", description=main.__doc__)
+    p.add_argument("--seed", type=int, default=0, help="seed of the ADC noise")
+    args = p.parse_args(argv)
+    sim = SimulatedFirmware.start(CarPhysics(seed=args.seed), realtime_physics=True)
+    done = threading.Event()
+    for s in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(s, lambda *_: done.set())
+    print(sim.port, flush=True)
+
+    def watch_stdin() -> None:
+        try:
+            sys.stdin.read()
+        finally:
+            done.set()
+
+    threading.Thread(target=watch_stdin, daemon=True).start()
+    done.wait()
+    sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""`racer drive --headless` and `racer bench car` as a user runs them: real CLI, a replay
+camera, the firmware on a simulated board behind a pty (in-process for drive, its own
+process for the benchmark)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.vehicle.tiny_models import write_model
+from tools.cli import main as racer
+from vehicle.simboard import SimulatedFirmware
+
+pytest.importorskip("tensorflow")
+
+
+def _run(argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = racer(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return write_model(tmp_path_factory.mktemp("m"), quant="int8")
+
+
+def test_headless_drive_over_replay_frames(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENRACER_CALIBRATION", str(tmp_path / "none.json"))
+    rec = tmp_path / "rec"
+    rec.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(rec / f"{i:06d}.png"), np.full((480, 640, 3), i * 20, np.uint8))
+    sim = SimulatedFirmware.start()
+    try:
+        code, out, err = _run(
+            [
+                "drive",
+                "--headless",
+                "--camera",
+                f"replay:{rec}",
+                "--port",
+                sim.port,
+                "--model",
+                str(model[0]),
+                "--max-speed",
+                "0.3",
+                "--json",
+                "--log-dir",
+                str(tmp_path / "logs"),
+            ]
+        )
+    finally:
+        sim.stop()
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["commands"] == 12 and summary["ok"]
+    assert "end of the recording" in summary["stop_reason"]
+    assert summary["loop_p50_ms"] > 0
+    assert "factory pulse widths" in err  # no calibration saved: said so, not hidden
+    logs = list((tmp_path / "logs").glob("drive-*/run.jsonl"))
+    assert len(logs) == 1
+
+
+def test_bad_options_are_one_line_errors(model, tmp_path):
+    code, _, err = _run(["drive", "--headless", "--port", "/dev/null", "--max-speed", "3"])
+    assert code == 2 and "--max-speed 3.0 must be within 0-1" in err
+    code, _, err = _run(["drive", "--headless", "--camera", "replay:x"])
+    assert code == 2 and "--port is required" in err
+    code, _, err = _run(
+        ["drive", "--headless", "--port", "/dev/null", "--model", str(tmp_path / "nope.tflite")]
+    )
+    assert code == 2 and "model file not found" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_model_refuses_to_start(tmp_path):
+    bad = tmp_path / "model.tflite"
+    bad.write_bytes(b"not a model")
+    (tmp_path / "model_metadata.json").write_text('{"action_space": []}')
+    code, _, err = _run(["drive", "--headless", "--port", "/dev/null", "--model", str(bad)])
+    assert code == 2 and ("action_space" in err or "not a loadable" in err), err
+
+
+def test_bench_car_json(model):
+    code, out, err = _run(["bench", "car", "--model", str(model[0]), "--frames", "60", "--json"])
+    assert code == 0, err
+    r = json.loads(out)
+    for key in (
+        "loop_p50_ms",
+        "loop_p99_ms",
+        "infer_p50_ms",
+        "reference_p50_ms",
+        "protocol_encode_frames_per_s",
+        "protocol_parse_frames_per_s",
+    ):
+        assert r[key] > 0, key
+    assert r["frames"] == 60 and r["link_errors"] == 0
