@@ -340,7 +340,25 @@ def check_parser_robustness():
     check("ticks wrap", ticks_diff(5, 0x3FFFFFFF - 4) == 10)
 
 
+def check_loop_never_raises():
+    ctrl, port, sp, tp, ap = make()
+
+    def broken(buf):
+        raise OSError(5)
+
+    port.readinto = broken
+    for t in range(5):
+        ctrl.poll(t)
+    check("loop errors counted", ctrl.loop_errors == 5)
+    check("loop error flagged", ctrl.faults & P.FAULT_LOOP_ERROR)
+    check("still neutral after errors", tp.duty_ns == 1446000)
+    ap.adc_u16 = None  # the ADC read now fails (None * int)
+    ctrl.poll(100)
+    check("battery error counted", ctrl.loop_errors == 7)  # port + ADC
+
+
 check_golden()
+check_loop_never_raises()
 check_controller()
 check_corruption()
 check_parser_robustness()
