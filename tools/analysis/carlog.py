@@ -276,6 +276,12 @@ def summarize_car(log: CarLog, s: CarSeries) -> dict[str, Any]:
     if s.link_errors is not None:
         errs = s.link_errors[np.isfinite(s.link_errors)]
         out["link_errors"] = int(errs.max() - errs.min()) if len(errs) else 0
+    if isinstance(log.end.get("link_errors"), int | float):
+        # the car's own count also covers what happened after the last frame record
+        out["link_errors"] = max(int(out.get("link_errors", 0)), int(log.end["link_errors"]))
+    for key in ("stop_reason", "firmware_failsafes", "camera_stalls", "inference_errors"):
+        if key in log.end:
+            out[key] = log.end[key]
     if s.battery_v is not None and np.isfinite(s.battery_v).any():
         b = s.battery_v[np.isfinite(s.battery_v)]
         out.update(
@@ -378,7 +384,7 @@ def plot_car(log: CarLog, s: CarSeries, out_dir: Path) -> list[tuple[Path, str]]
             len(traces), 1, figsize=(11, 2.3 * len(traces)), sharex=True, squeeze=False
         )
         for ax, (values, label) in zip(axes[:, 0], traces, strict=True):
-            ax.plot(s.t_s, values, lw=0.8)
+            ax.plot(s.t_s, values, lw=0.8, drawstyle="steps-post")
             ax.set_ylabel(label, fontsize=9)
             ax.grid(alpha=0.3)
         axes[-1, 0].set_xlabel("time (s)")
