@@ -22,7 +22,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,32 +63,79 @@ class LapTimes:
     """Complete laps."""
 
 
+OpenDrive = Callable[[Any, Callable[[Any], None]], AbstractContextManager[Any]]
+"""(chosen model or None for the default, on_frame) -> a context manager that gives a
+ready `vehicle.drive.Drive` and closes whatever it opened when it exits."""
+
+
 @dataclass
 class ConsoleParts:
-    """Everything the console drives, opened by `racer drive`; closed by its caller."""
+    """What the console needs; built by `racer drive` (`parts_from_args`) or, with the
+    pieces already open (simulation, tests), by `ConsoleParts.from_pieces`."""
 
-    camera: Any
-    """A `vehicle.camera.Camera`."""
-    link: Any
-    """An open `vehicle.link.Link`."""
-    calibration: Any
-    """The `vehicle.pulses.PulseCalibration` to arm with."""
-    config: Any
-    """The `vehicle.drive.DriveConfig` (its max_speed_fraction is the starting value)."""
-    load_policy: Callable[[Any], Any]
-    """InstalledModel -> `vehicle.inference.Policy`."""
+    open_drive: OpenDrive
+    """Builds the drive for one start (see `OpenDrive`)."""
     store: Any = None
-    """A `vehicle.store.ModelStore`, or None when this install has none."""
-    mapping_mode: str = "deepracer"
-    """'deepracer' (relative) or 'absolute' (calibrated m/s)."""
-    absolute: Any = None
-    """The calibrated `AbsoluteMapping` for 'absolute' mode."""
+    """A `vehicle.store.ModelStore` to choose from, or None when this install has none."""
+    link: Any = None
+    """An open `vehicle.link.Link` kept between drives (battery and link state while
+    stopped); None when each drive opens its own."""
+    max_speed_fraction: float = 0.5
+    """Starting max-speed fraction (the console's +/- change it, also while driving)."""
     laps: Callable[[], LapTimes | None] | None = None
     """Lap times when the world knows them (the simulator), else None."""
     title: str = ""
     """Where we drive: the port or 'simulated board'."""
-    runlog_for: Callable[[Any], Any] | None = None
-    """InstalledModel -> a `vehicle.runlog.RunLog` for the drive, or None."""
+    initial_model: Any = None
+    """The model named on the command line (else the store's active one)."""
+
+    @classmethod
+    def from_pieces(
+        cls,
+        *,
+        camera: Any,
+        link: Any,
+        calibration: Any,
+        config: Any,
+        load_policy: Callable[[Any], Any],
+        store: Any = None,
+        mapping_mode: str = "deepracer",
+        absolute: Any = None,
+        runlog_for: Callable[[Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> ConsoleParts:
+        """Parts over an open camera and link that outlive each drive."""
+
+        @contextmanager
+        def open_drive(model: Any, on_frame: Callable[[Any], None]) -> Iterator[Any]:
+            from dataclasses import replace
+
+            from vehicle.drive import Drive, mapping_for
+
+            policy = load_policy(model)
+            yield Drive(
+                camera,
+                policy,
+                link,
+                calibration,
+                mapping_for(policy, mapping_mode, absolute),
+                replace(config, handle_signals=False),
+                runlog=None if runlog_for is None else runlog_for(model),
+                on_frame=on_frame,
+            )
+
+        kwargs.setdefault("max_speed_fraction", config.max_speed_fraction)
+        return cls(open_drive=open_drive, store=store, link=link, **kwargs)
+
+
+@dataclass(frozen=True)
+class CommandLineModel:
+    """A model given on the command line (a file, or a name the store may not list)."""
+
+    name: str
+    metadata: Any = None
+    problem: str | None = None
+    note: str | None = "from the command line"
 
 
 # ---- figures, aggregated on the drive thread -------------------------------------------
@@ -377,9 +425,10 @@ class DriveConsole(App[None]):
     ) -> None:
         super().__init__()
         self.parts = parts
-        self.camera = TeeCamera(parts.camera)
+        self.camera: TeeCamera | None = None
         self.stats = LiveStats()
-        self.max_speed = float(parts.config.max_speed_fraction)
+        self.max_speed = float(parts.max_speed_fraction)
+        self._cancel_start = False
         self.state = "STOPPED"
         self.model: Any = None
         self.drive: Any = None
@@ -398,8 +447,10 @@ class DriveConsole(App[None]):
         logging.getLogger("vehicle").addHandler(self._handler)
         self.push_screen(DriveScreen())
         store = self.parts.store
-        if store is None:
-            self.log_line("no model store in this install; `racer drive MODEL` instead", "error")
+        if self.parts.initial_model is not None:
+            self.choose(self.parts.initial_model)
+        elif store is None:
+            self.log_line("no model store in this install; `racer drive --model FILE`", "error")
         else:
             try:
                 self.choose(store.active())
@@ -412,9 +463,11 @@ class DriveConsole(App[None]):
 
     def on_unmount(self) -> None:
         logging.getLogger("vehicle").removeHandler(self._handler)
+        self._cancel_start = True
         if self.drive is not None:
             self.drive.emergency_stop()
-        self.parts.link.neutral()
+        if self.parts.link is not None:
+            self.parts.link.neutral()
 
     # -- data down ---------------------------------------------------------------------------
 
@@ -491,7 +544,7 @@ class DriveConsole(App[None]):
 
     def _refresh_view(self) -> None:
         view = self._widget("#drive-camera", FrameView)
-        frame = self.camera.last
+        frame = None if self.camera is None else self.camera.last
         if view is None or frame is None:
             return
         image = frame.image
@@ -504,17 +557,17 @@ class DriveConsole(App[None]):
         if self.drive is not None:
             return
         link = self.parts.link
-        tel = link.latest_telemetry()
         snap = self.stats.snapshot()
-        snap = StatsSnapshot(
-            **{
-                **snap.__dict__,
+        if link is None:
+            fields = {"link_state": "opens on start" if snap.frames == 0 else "closed"}
+        else:
+            tel = link.latest_telemetry()
+            fields = {
                 "battery_v": None if tel is None else tel.battery_v,
                 "link_state": link.state,
                 "firmware_state": "-" if tel is None else tel.state,
             }
-        )
-        self._refresh_figures(snap)
+        self._refresh_figures(StatsSnapshot(**{**snap.__dict__, **fields}))
 
     # -- messages up -------------------------------------------------------------------------
 
@@ -556,41 +609,38 @@ class DriveConsole(App[None]):
             self.post_message(StatsUpdate(self.stats.snapshot()))
 
     def _drive_worker(self, model: Any) -> None:
-        """Thread worker: load the policy, run the drive loop, post how it ended."""
-        from dataclasses import replace
-
-        from vehicle.drive import Drive, mapping_for
-
-        parts = self.parts
+        """Thread worker: open the drive (policy, camera, link as the parts say), run it,
+        post how it ended. Nothing moves before `Drive.run()` arms the firmware."""
         try:
-            policy = parts.load_policy(model)
-            mapping = mapping_for(policy, parts.mapping_mode, parts.absolute)
-            config = replace(parts.config, max_speed_fraction=self.max_speed, handle_signals=False)
-            runlog = parts.runlog_for(model) if parts.runlog_for is not None else None
-            drive = Drive(
-                self.camera,
-                policy,
-                parts.link,
-                parts.calibration,
-                mapping,
-                config,
-                runlog=runlog,
-                on_frame=self._on_frame,
-            )
-            self.drive = drive
-            self.post_message(LogLine(f"driving {model.name} at max speed {self.max_speed:.0%}"))
-            result = drive.run()
+            with self.parts.open_drive(model, self._on_frame) as drive:
+                self.camera = TeeCamera(drive.camera)
+                drive.camera = self.camera
+                drive.max_speed_fraction = self.max_speed
+                if self._cancel_start:
+                    self.post_message(DriveEnded("STOP before the start", True))
+                    return
+                self.drive = drive
+                self.post_message(
+                    LogLine(f"driving {model.name} at max speed {self.max_speed:.0%}")
+                )
+                result = drive.run()
             self.post_message(DriveEnded(result.stop_reason, result.ok, result.summary()))
         except Exception as exc:  # refusal to start, model load error: shown, car neutral
-            parts.link.neutral()
+            if self.parts.link is not None:
+                self.parts.link.neutral()
             self.post_message(DriveEnded(f"{type(exc).__name__}: {exc}", False))
+        finally:
+            self.drive = None
 
     # -- actions ---------------------------------------------------------------------------
 
     def action_stop(self) -> None:
-        self.parts.link.neutral()
+        if self.parts.link is not None:
+            self.parts.link.neutral()
+        self._cancel_start = True
         if self.drive is not None:
             self.drive.emergency_stop()
+        if self.state == "RUNNING":
             self.state = "E-STOP"
         self.log_line("STOP: neutral, disarmed", "error")
         self._refresh_head()
@@ -603,6 +653,7 @@ class DriveConsole(App[None]):
             self.log_line("no model chosen: press m", "error")
             return
         self.state = "RUNNING"
+        self._cancel_start = False
         self.stats = LiveStats()
         self.run_worker(lambda: self._drive_worker(self.model), thread=True, group="drive")
         self._refresh_figures(self.stats.snapshot())
@@ -630,10 +681,9 @@ class DriveConsole(App[None]):
 
 
 def run(args: Any, parts: ConsoleParts | None = None) -> int:
-    """Run the console (`racer drive` in a terminal). `parts` come from tools/cmd_drive.py;
-    without them the car's defaults are opened from `args` (port, camera, store,
-    max_speed) and closed again on exit."""
-    owned = parts is None
+    """Run the console: `racer drive` in a terminal calls `run(args)`; `parts` may be given
+    by a caller that has the pieces open already (simulation). The car is neutral and
+    disarmed when this returns, however the console ended."""
     if parts is None:
         parts = parts_from_args(args)
     app = DriveConsole(parts, auto_start=bool(getattr(args, "start", False)))
@@ -642,54 +692,41 @@ def run(args: Any, parts: ConsoleParts | None = None) -> int:
     finally:
         if app.drive is not None:
             app.drive.emergency_stop()
-        parts.link.neutral()
-        if owned:
-            for close in (parts.link.close, parts.camera.close):
-                try:
-                    close()
-                except Exception:
-                    pass
+        if parts.link is not None:
+            parts.link.neutral()
     return int(app.return_code or 0)
 
 
 def parts_from_args(args: Any) -> ConsoleParts:
-    """The car's parts from `racer drive` arguments: `port` (else $OPENRACER_PORT or
-    /dev/serial0), `camera` (else picamera2), `store` (else the default store),
-    `max_speed` (percent or fraction) and `calibration` (a PulseCalibration; else the
-    DeepRacer factory values, with a warning in the log)."""
-    import os
+    """Parts for `racer drive`'s options: each start builds the drive exactly as the
+    headless command would (`args.make_drive(on_frame)`, a context manager whose
+    `.drive` is ready), with `args.model` set to the model chosen in the console."""
+    make_drive = getattr(args, "make_drive", None)
+    if not callable(make_drive):
+        raise TypeError("racer drive's arguments carry no make_drive(on_frame) factory")
 
-    from vehicle.camera import open_camera
-    from vehicle.drive import DriveConfig
-    from vehicle.inference import Policy
-    from vehicle.link import Link, LinkConfig
-    from vehicle.pulses import PulseCalibration
-    from vehicle.store import ModelStore
+    @contextmanager
+    def open_drive(model: Any, on_frame: Callable[[Any], None]) -> Iterator[Any]:
+        if model is not None and not isinstance(model, CommandLineModel):
+            args.model = model.name  # a store model, by name
+        with make_drive(on_frame) as session:
+            yield session.drive
 
-    port = getattr(args, "port", None) or os.environ.get("OPENRACER_PORT") or "/dev/serial0"
-    max_speed = float(getattr(args, "max_speed", 1.0) or 1.0)
-    if max_speed > 1.0:
-        max_speed /= 100.0
-    calibration = getattr(args, "calibration", None)
-    if calibration is None:
-        logging.getLogger("vehicle.console").warning(
-            "no calibration passed: DeepRacer factory pulse widths in use"
-        )
-        calibration = PulseCalibration()
-    link = Link(LinkConfig(port=port)).open()
+    store = None
     try:
-        camera = open_camera(getattr(args, "camera", None) or "picamera2")
-    except Exception:
-        link.close()
-        raise
+        from vehicle.store import ModelStore
+
+        store = ModelStore(getattr(args, "store", None))
+    except Exception as exc:  # an install without the store: the console says so
+        logging.getLogger("vehicle.console").warning(f"model store unavailable: {exc}")
+    model = getattr(args, "model", None)
+    max_speed = getattr(args, "max_speed", None)
     return ConsoleParts(
-        camera=camera,
-        link=link,
-        calibration=calibration,
-        config=DriveConfig(max_speed_fraction=max_speed),
-        load_policy=lambda m: Policy.load(m.tflite_path, m.metadata),
-        store=ModelStore(getattr(args, "store", None)),
-        title=port,
+        open_drive=open_drive,
+        store=store,
+        max_speed_fraction=0.5 if max_speed is None else float(max_speed),
+        title=str(getattr(args, "port", "") or ""),
+        initial_model=None if model is None else CommandLineModel(str(model)),
     )
 
 

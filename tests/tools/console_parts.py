@@ -55,6 +55,10 @@ class ScriptedPolicy:
         self.metadata = metadata
         self.calls = 0
 
+    def infer(self, obs: np.ndarray) -> np.ndarray:
+        assert obs.shape == (120, 160, 1) and obs.dtype == np.uint8
+        return np.zeros(2, np.float32)
+
     def act(self, obs: np.ndarray) -> tuple[float, float, Any]:
         assert obs.shape == (120, 160, 1)
         self.calls += 1
@@ -107,7 +111,7 @@ class Rig:
             self.policies.append(p)
             return p
 
-        self.parts = ConsoleParts(
+        self.parts = ConsoleParts.from_pieces(
             camera=SyntheticCamera(),
             link=self.link,
             calibration=PulseCalibration(),

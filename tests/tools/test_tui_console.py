@@ -14,7 +14,7 @@ import pytest
 
 from tests.tools.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
 from vehicle.camera import Frame
-from vehicle.console import ConsoleParts, DriveConsole, LapTimes, ModelsScreen
+from vehicle.console import ConsoleParts, DriveConsole, LapTimes, ModelsScreen, TeeCamera
 from vehicle.drive import DriveConfig
 from vehicle.link import Telemetry
 from vehicle.pulses import PulseCalibration
@@ -162,7 +162,7 @@ def _snapshot_app() -> DriveConsole:
             FakeModel("broken", metadata=None, problem="model.tflite: sha256 mismatch"),
         ]
     )
-    parts = ConsoleParts(
+    parts = ConsoleParts.from_pieces(
         camera=SyntheticCamera(),
         link=FixedLink(),
         calibration=PulseCalibration(),
@@ -173,6 +173,7 @@ def _snapshot_app() -> DriveConsole:
         title="simulated board",
     )
     app = DriveConsole(parts, clock=lambda: 100.0)
+    app.camera = TeeCamera(SyntheticCamera())
     app.camera.last = Frame(SyntheticCamera().image, 0.0, 1, "bgr")
     return app
 
@@ -221,3 +222,48 @@ def test_live_stats_percentiles_and_rate() -> None:
     )
     assert snap.p99_ms > 98 and snap.misses == 1 and snap.faults == 1
     assert snap.frames == 100 and snap.steer_us == 1460
+
+
+@run_async
+async def test_racer_drive_arguments_build_each_drive(rig: Rig) -> None:
+    """The `racer drive` path: `args.make_drive(on_frame)` builds the drive for each start,
+    with `args.model` set to the model chosen in the console."""
+    import argparse
+    from contextlib import contextmanager
+
+    from vehicle.console import parts_from_args
+
+    built: list[str | None] = []
+    pieces = rig.parts
+
+    @contextmanager
+    def make_drive(on_frame):  # type: ignore[no-untyped-def]
+        built.append(args.model)
+        with pieces.open_drive(FakeModel(args.model or "active"), on_frame) as drive:
+
+            class Session:
+                pass
+
+            session = Session()
+            session.drive = drive  # type: ignore[attr-defined]
+            yield session
+
+    args = argparse.Namespace(model=None, store=None, max_speed=0.3, port="/dev/pty-sim")
+    args.make_drive = make_drive
+    parts = parts_from_args(args)
+    parts.store = rig.store  # the fake store instead of the car's folder
+    parts.link = rig.link
+    app = DriveConsole(parts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: app.model is not None and "30 %" in text(app))
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        await pilot.press("down", "enter")
+        await until(pilot, lambda: app.model.name == "oval-fast")
+        await pilot.press("enter")
+        await until(pilot, lambda: rig.policies and rig.policies[-1].calls > 3)
+        assert built == ["oval-fast"]
+        assert app.drive.max_speed_fraction == pytest.approx(0.3)
+        await pilot.press("space")
+        await until(pilot, lambda: app.drive is None)
+    assert rig.link.telemetry().state == "disarmed"
