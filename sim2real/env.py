@@ -261,23 +261,15 @@ class RaceEnv(gym.Env):
 
     # -- worlds and tracks ------------------------------------------------------------
     def _world_for(self, track: Track) -> World:
-        if self.reverse_direction:
-            key = id(track)
-            hit = self._worlds.get(key)
-            if hit is not None and hit[0] is track:
-                return hit[1]
-            drive = track.reversed()
-        else:
-            key = id(track)
-            hit = self._worlds.get(key)
-            if hit is not None and hit[0] is track:
-                return hit[1]
-            drive = track
+        """The (cached) world of a track, driven in reverse when asked."""
+        hit = self._worlds.get(id(track))
+        if hit is not None and hit[0] is track:
+            return hit[1]
         if len(self._worlds) >= 8:
             self._worlds.pop(next(iter(self._worlds)))
             self._texture_pool.clear()
-        world = World(drive, self.base_world)
-        self._worlds[key] = (track, world)
+        world = World(track.reversed() if self.reverse_direction else track, self.base_world)
+        self._worlds[id(track)] = (track, world)
         return world
 
     # -- params -----------------------------------------------------------------------
@@ -465,6 +457,14 @@ class RaceEnv(gym.Env):
             self.simtrace.flush()
         super().close()
 
+    def continue_lap(self) -> None:
+        """After `lap_complete`, keep the episode going for another lap from the current
+        pose (continuous evaluation, videos of several laps); progress restarts at 0."""
+        if self.progress.status(self.world.wheels_on_road()) != P.LAP_COMPLETE:
+            raise ConfigError("continue_lap() is only allowed right after lap_complete")
+        self.progress.next_lap()  # as the simapp: same start line, previous progress 0
+        self._episode_ready = True
+
     # -- trainer hooks ----------------------------------------------------------------
     def set_simtrace_iteration(self, iteration: int) -> None:
         """Send further simtrace rows to `<iteration>-iteration.csv`."""
@@ -482,6 +482,8 @@ class RaceEnv(gym.Env):
         frame = self.world.render(color=color)
         frame = self.effects.apply(frame, self.np_random)
         if color:
+            if frame.shape[:2] != OBS_SHAPE[:2]:
+                frame = cv2.resize(frame, OBS_SHAPE[1::-1], interpolation=cv2.INTER_AREA)
             return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
         return preprocess(frame)
 

@@ -113,6 +113,9 @@ def _atomic(path: Path, write: Any) -> None:
         write(tmp)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -216,9 +219,7 @@ def _video(args: argparse.Namespace) -> dict[str, Any]:
                 progress.advance(task)
                 if laps < args.laps:
                     # keep driving: next lap from here, as a continuous evaluation would
-                    env.progress.next_lap()
-                    env.progress.start_ndist = world.position().ndist
-                    env._episode_ready = True
+                    env.continue_lap()
             elif term or trunc:
                 break
     _atomic(

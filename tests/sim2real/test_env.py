@@ -43,14 +43,12 @@ def test_spaces_follow_model_metadata():
     env.reset(seed=0)
     _, _, _, _, info = env.step(np.array([1.0, -1.0], np.float32))
     assert info["params"]["steering_angle"] == 30.0 and info["params"]["speed"] == 0.5
+    bad = gym.make("openracer/Race-v0").unwrapped
+    bad.reset(seed=0)
     with pytest.raises(ActionError):
-        gym.make("openracer/Race-v0").unwrapped.step(3) if False else _bad_action()
-
-
-def _bad_action():
-    env = gym.make("openracer/Race-v0").unwrapped
-    env.reset(seed=0)
-    env.step(10)
+        bad.step(10)
+    with pytest.raises(ActionError):
+        bad.step("left")
 
 
 @pytest.mark.parametrize("preset", ["none", "standard"])
@@ -241,3 +239,25 @@ def test_simtrace_episode_numbers_can_be_resumed(tmp_path):
     env.close()
     rows = (tmp_path / "training-simtrace" / "0-iteration.csv").read_text().splitlines()[1:]
     assert {r.split(",")[0] for r in rows} == {"40", "41"}
+
+
+def test_continue_lap_counts_a_second_lap():
+    env = gym.make("openracer/Race-v0", action_space=CONTINUOUS, training=False).unwrapped
+    env.reset(seed=0)
+    expert = PurePursuit(env.world)
+    laps, times = 0, []
+    for _ in range(4000):
+        _, _, term, trunc, info = env.step(expert.action_for(env.action_def))
+        if info["episode_status"] == "lap_complete":
+            laps += 1
+            times.append(info["params"]["sim_time"])
+            if laps == 2:
+                break
+            env.continue_lap()
+        elif term or trunc:
+            break
+    assert laps == 2
+    assert times[1] - times[0] == pytest.approx(times[0], rel=0.1)
+    env.reset()
+    with pytest.raises(ConfigError):
+        env.continue_lap()
