@@ -11,8 +11,9 @@ Constructor keyword arguments:
 - `reward_function`: a callable `f(params) -> float`, a path to a `.py` file defining
   `reward_function(params)`, or None for `sim2real.reward.centerline_reward`. It is
   validated on sample params from the real track before the env is returned.
-- `action_space`: a `model_metadata.json` path, its dict, a `vehicle.metadata.ActionSpace`,
-  or None for the DeepRacer console default (10 discrete actions). Discrete -> `Discrete(n)`;
+- `action_space`: a `model_metadata.json` path, its dict (or just its `action_space` value:
+  the discrete list or the continuous ranges), a `vehicle.metadata.ActionSpace`, or None
+  for the DeepRacer console default (10 discrete actions). Discrete -> `Discrete(n)`;
   continuous -> `Box(-1, 1, (2,))` rescaled to the ranges as DeepRacer does.
 - `randomize`: `"none"`, `"light"`, `"standard"`, `"heavy"`, a dict
   `{"preset": ..., knob: value}` or a `RandomizationConfig` (see `sim2real.randomization`).
@@ -105,9 +106,11 @@ def resolve_action_space(spec: Any) -> ActionSpace:
         return console_default_action_space()
     if isinstance(spec, ActionSpace):
         return spec
+    if isinstance(spec, list):  # just the discrete list of model_metadata.json
+        return parse_metadata({"action_space": spec}).action_space
     if isinstance(spec, dict):
-        if "action_space" not in spec:
-            spec = {"action_space": spec.get("actions", spec), **spec}
+        if "action_space" not in spec:  # just the continuous ranges
+            spec = {"action_space": spec, "action_space_type": "continuous"}
         return parse_metadata(spec).action_space
     if isinstance(spec, str | Path):
         return load_metadata(spec).action_space

@@ -261,3 +261,21 @@ def test_continue_lap_counts_a_second_lap():
     env.reset()
     with pytest.raises(ConfigError):
         env.continue_lap()
+
+
+def test_action_space_forms(tmp_path):
+    from sim2real.env import resolve_action_space
+
+    actions = [{"steering_angle": -20, "speed": 1.0}, {"steering_angle": 20, "speed": 1.0}]
+    assert resolve_action_space(actions).n == 2
+    assert resolve_action_space({"action_space": actions}).n == 2
+    cont = resolve_action_space(CONTINUOUS["action_space"])
+    assert cont.kind == "continuous" and cont.speed_range_mps == (0.5, 2.0)
+    path = tmp_path / "model_metadata.json"
+    path.write_text(json.dumps(CONTINUOUS))
+    env = gym.make("openracer/Race-v0", action_space=str(path))
+    assert env.action_space.shape == (2,)
+    from vehicle.errors import MetadataError
+
+    with pytest.raises(MetadataError):
+        resolve_action_space([{"steering_angle": 45, "speed": 1.0}])
