@@ -7,7 +7,8 @@ Layout of a run folder:
                         then one record per loop iteration (frame, t_s, loop_ms,
                         stages.{capture,preprocess,infer,command}, steer_deg, speed_mps,
                         steer_us, throttle_us, deadline_miss, link_errors, battery_v,
-                        telemetry.*, event), and a last {"kind": "end", ...} summary
+                        telemetry.*, event)
+    summary.json        the drive's summary (stop reason, counters, p50/p99), at close
     frames/NNNNNN.png   saved camera frames (gray, as captured), every `frame_every`-th
     frames/frames.jsonl {"file", "t_s", "frame"} per saved frame (replay timing)
 
@@ -19,6 +20,7 @@ a torn last line, which the readers skip.
 from __future__ import annotations
 
 import json
+import os
 import queue
 import threading
 import time
@@ -100,14 +102,24 @@ class RunLog:
         """Write the end record, flush and close (waits for the queue to drain)."""
         if self._closed:
             return
-        if summary is not None:
-            self._q.put(("rec", {"kind": "end", **summary}))
         self._closed = True
         self._q.put(_STOP)
         self._thread.join(timeout=30.0)
         self._fh.close()
         if self._frames_index is not None:
             self._frames_index.close()
+        if summary is not None:
+            summary = {
+                **summary,
+                "records_dropped": self.dropped,
+                "frames_saved": self.frames_saved,
+            }
+            tmp = self.dir / "summary.json.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(summary, fh, indent=2, default=_json_default)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.dir / "summary.json")
 
     def _writer(self) -> None:
         last_flush = time.monotonic()

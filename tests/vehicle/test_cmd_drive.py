@@ -66,6 +66,15 @@ def test_headless_drive_over_replay_frames(model, tmp_path, monkeypatch):
     assert "factory pulse widths" in err  # no calibration saved: said so, not hidden
     logs = list((tmp_path / "logs").glob("drive-*/run.jsonl"))
     assert len(logs) == 1
+    # `racer analyze` reads the run log: latency, stage timings, pulses
+    carlog = pytest.importorskip("tools.analysis.carlog")
+    log = carlog.load_car_log(logs[0].parent)
+    s = carlog.series(log)
+    assert log.header["calibration.throttle.mid_us"] == 1446  # the run header
+    assert len(s.t_s) == 13  # 12 frames + the "end of the recording" event (neutral)
+    assert set(s.stages_ms) >= {"capture", "preprocess", "infer", "command"}
+    assert s.latency_ms is not None and np.nanmax(s.latency_ms) > 0
+    assert s.throttle_us is not None and np.nanmin(s.throttle_us) >= 1311
 
 
 def test_bad_options_are_one_line_errors(model, tmp_path):
