@@ -118,7 +118,13 @@ def main(argv: list[str]) -> int:
     from tools import wizard
 
     if not args.yes:
-        choices = wizard.ask(choices, given, console)
+        try:
+            choices = wizard.ask(choices, given, console)
+        except EOFError as exc:
+            raise WizardError(
+                "input ended before every question was answered; run `racer new` in a "
+                "terminal, or pass the choices as flags with --yes for the rest"
+            ) from exc
     with console.status("writing the model folder ..."):
         result = wizard.write_model_folder(choices, force=args.force)
     if args.json:

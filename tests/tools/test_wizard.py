@@ -272,3 +272,16 @@ def test_the_spec_example_with_a_catalogue_track(tmp_path, capsys, monkeypatch):
     cfg = config_from_json(json.loads((tmp_path / "m" / "train.json").read_text()), "t")
     assert cfg.track == ("reinvent_like",)
     assert (tmp_path / "m" / "track.png").stat().st_size > 10000
+
+
+def test_input_ending_early_is_a_clear_error(tmp_path, track_file):
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "new", str(tmp_path / "m"), "--track", str(track_file)],
+        input="discrete\n",
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
+    assert proc.returncode == 2
+    assert "input ended" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "m").exists()
