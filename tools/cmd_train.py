@@ -78,6 +78,8 @@ def resolve(args: argparse.Namespace) -> tuple:
     }
     if "track" in given:
         given["track"] = tuple(given["track"])
+    elif given.get("generated"):
+        given["track"] = ()  # --generated alone: only generated tracks
     if given.get("resume"):
         if "out" not in given:
             raise ConfigError("--resume needs --out RUN, the run directory to continue")

@@ -10,6 +10,7 @@ RUN/reward_function.py               the reward file used (copy)
 RUN/training-simtrace/N-iteration.csv
 RUN/metrics/TrainingMetrics.json
 RUN/tensorboard/                     TensorBoard event files
+RUN/progress.json                    the last iteration's figures (what the display shows)
 RUN/checkpoints/ckpt-NNNNNN.npz      weights after iteration N (policy, value, log_std)
 RUN/checkpoints/index.json           {"last", "best", "best_score", "kept"}
 RUN/checkpoints/resume.npz           full state of the last iteration (weights, Adam,

@@ -578,6 +578,29 @@ def train(
     tensorboard = TensorBoard(run.tensorboard)
     budget_end = session_start + config.minutes * 60.0 - prior_elapsed
     stop_reason = ""
+    if config.imitation_episodes and not config.resume:
+        # Optional warm start, off by default and recorded in the run (index.json).
+        from trainer.imitation import behaviour_clone, collect_expert
+
+        display.message(
+            f"imitation warm start: behaviour cloning from {config.imitation_episodes} "
+            "pure-pursuit expert episodes (not pure PPO)"
+        )
+        obs_e, act_e = collect_expert(
+            config.env_id,
+            kwargs,
+            metadata.action_space,
+            config.imitation_episodes,
+            config.seed,
+            config.max_episode_steps,
+        )
+        bc = behaviour_clone(learner, obs_e, act_e, rng)
+        index["imitation"] = {"episodes": config.imitation_episodes, **bc}
+        tensorboard.scalars(0, {f"imitation/{k}": v for k, v in bc.items()})
+        display.message(
+            f"imitation: {int(bc['samples'])} expert frames, action accuracy "
+            f"{bc['accuracy']:.2f}, loss {bc['loss']:.3f}"
+        )
     # Evaluation trials run on the same simulator slots: every reset names its start
     # (the start line for evaluation), so one pool serves both phases.
     pool = make_pool(
@@ -695,6 +718,8 @@ def train(
                 "eval_laps": evaluation.get("laps_completed"),
                 "eval_lap_s": evaluation.get("mean_lap_s"),
             }
+            if hasattr(display, "usage"):
+                stats["cpu_pct"], stats["memory_mb"] = display.usage()
             tensorboard.scalars(
                 iteration, {k: v for k, v in stats.items() if isinstance(v, int | float)}
             )

@@ -65,7 +65,7 @@ class ProgressDisplay:
             return
         self.console.print(text)
 
-    def _usage(self) -> tuple[float, float]:
+    def usage(self) -> tuple[float, float]:
         """CPU percent (trainer + simulator processes) and resident memory in MB."""
         cpu = self._proc.cpu_percent(None)
         mem = self._proc.memory_info().rss
@@ -92,7 +92,10 @@ class ProgressDisplay:
 
     def iteration(self, stats: dict[str, Any]) -> None:
         """Record an iteration's statistics and refresh (or print a line)."""
-        cpu, mem = self._usage()
+        if "cpu_pct" in stats:
+            cpu, mem = stats["cpu_pct"], stats["memory_mb"]
+        else:
+            cpu, mem = self.usage()
         self.stats = {**stats, "cpu_pct": cpu, "memory_mb": mem}
         self.rollout_text = ""
         if self._live is not None:

@@ -13,8 +13,9 @@ from trainer.errors import ConfigError
 
 GENERATED_LENGTH_M = (14.0, 30.0)
 """Length range of generated training tracks (re:Invent 2018 is about 17.7 m)."""
-GENERATED_WIDTH_M = 1.07
-"""Width of generated training tracks (DeepRacer's standard 1.07 m road)."""
+GENERATED_WIDTHS_M = (0.76, 0.9, 1.07)
+"""Widths of generated training tracks, cycled (the catalogue's 0.76 m up to DeepRacer's
+1.07 m road), so a policy does not learn one road width."""
 
 
 def resolve_track(track: Any) -> Any:
@@ -50,7 +51,10 @@ def generated_tracks(n: int, seed: int) -> list[Any]:
 
     return [
         generate(
-            seed=seed * 100003 + i, length_range_m=GENERATED_LENGTH_M, width_m=GENERATED_WIDTH_M
+            seed=seed * 100003 + i,
+            length_range_m=GENERATED_LENGTH_M,
+            width_m=GENERATED_WIDTHS_M[i % len(GENERATED_WIDTHS_M)],
+            clockwise=bool(i % 2),
         )
         for i in range(n)
     ]

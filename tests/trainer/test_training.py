@@ -93,6 +93,11 @@ def test_train_writes_run_dir_and_resumes_to_identical_state(
     assert np.asarray(model(obs)).shape == (1, 10)
     with pytest.raises(CheckpointError, match="no checkpoint of iteration 99"):
         load_policy(tmp_path / "a", 99)
+    cloned = config(tmp_path / "c", track_file, max_iterations=1, clone=str(tmp_path / "a"))
+    train(cloned, small_hp, fast_metadata)
+    index = json.loads((tmp_path / "c" / "checkpoints" / "index.json").read_text())
+    assert index["cloned_from"]["run"] == str(tmp_path / "a")
+    assert index["cloned_from"]["iteration"] == RunDir(tmp_path / "a").resolve("best")
 
 
 def test_entropy_falls_and_losses_are_finite(tmp_path, track_file, fast_metadata, small_hp):

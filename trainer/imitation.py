@@ -1,0 +1,105 @@
+"""Optional imitation warm start: behaviour cloning from the simulator's pure-pursuit expert.
+
+Off by default (`TrainConfig.imitation_episodes = 0`); when used, `racer train` says so
+before training and the run records it (`checkpoints/index.json` key `imitation`, and
+the `imitation/*` TensorBoard scalars), so a result is never mistaken for pure PPO.
+
+The expert (`sim2real.pure_pursuit.PurePursuit`) sees the true pose and the track; its
+command is mapped onto the model's action space (`action_for`: nearest discrete action,
+or the [-1, 1] vector for continuous spaces). Episodes start at round-robin positions
+with the run's randomization, so the policy learns from the same pixels PPO will see.
+Loss: cross-entropy to the expert's action (discrete) or squared error of the mean
+(continuous), with its own Adam so PPO's optimizer state starts clean.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainer.errors import ConfigError
+
+
+def collect_expert(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    space: Any,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observations and expert actions from `episodes` pure-pursuit episodes."""
+    from sim2real.pure_pursuit import PurePursuit
+    from trainer.workers import make_env
+
+    env = make_env(env_id, env_kwargs)
+    base = env.unwrapped
+    if not hasattr(base, "world"):
+        raise ConfigError(
+            f"--imitation-episodes needs the openracer simulator's expert; {env_id} has none"
+        )
+    obs_list, act_list = [], []
+    try:
+        for k in range(episodes):
+            obs, _ = env.reset(seed=seed * 7919 + k, options={"start_progress": (k * 0.05) % 1.0})
+            expert = PurePursuit(base.world)
+            for _ in range(max_steps):
+                action = expert.action_for(space)
+                obs_list.append(obs)
+                act_list.append(action)
+                obs, _, terminated, truncated, _ = env.step(action)
+                if terminated or truncated:
+                    break
+    finally:
+        env.close()
+    return np.stack(obs_list), np.asarray(act_list)
+
+
+def behaviour_clone(
+    learner: Any,
+    obs: np.ndarray,
+    actions: np.ndarray,
+    rng: np.random.Generator,
+    *,
+    epochs: int = 3,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+) -> dict[str, float]:
+    """Fit the learner's policy to the expert; returns the final loss and accuracy."""
+    model = learner.nets.policy_logits
+    optimizer = keras.optimizers.Adam(learning_rate=lr)
+    discrete = learner.discrete
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            out = model(x, training=True)
+            if discrete:
+                loss = tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=out)
+                )
+                hit = tf.reduce_mean(tf.cast(tf.argmax(out, axis=1) == y, tf.float32))
+            else:
+                loss = tf.reduce_mean(tf.square(out - y))
+                hit = tf.reduce_mean(tf.cast(tf.reduce_all(tf.abs(out - y) < 0.1, 1), tf.float32))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, hit
+
+    y_all = actions.astype(np.int64) if discrete else actions.astype(np.float32)
+    n = len(obs)
+    size = min(batch_size, n)
+    loss = hit = 0.0
+    for _ in range(epochs):
+        order = rng.permutation(n)
+        losses, hits = [], []
+        for start in range(0, n - size + 1, size):
+            idx = np.sort(order[start : start + size])
+            l_, h_ = step(tf.constant(obs[idx]), tf.constant(y_all[idx]))
+            losses.append(float(l_))
+            hits.append(float(h_))
+        loss, hit = float(np.mean(losses)), float(np.mean(hits))
+    return {"loss": loss, "accuracy": hit, "samples": float(n), "epochs": float(epochs)}
