@@ -155,8 +155,8 @@ def main(argv: list[str]) -> int:
             for _ in range(args.frames):
                 frame = cam.read()
                 o = preprocess(frame.image)
-                s, v, _ = policy.act(o)
-                su, tu, _, _ = action_pulses(mapping, cal, s, v, max_speed_fraction=0.0)
+                steer, speed, _ = policy.act(o)
+                su, tu, _, _ = action_pulses(mapping, cal, steer, speed, max_speed_fraction=0.0)
                 nbytes = enc.command(1, su, tu)
                 os.write(link._ser.fileno(), bytes(enc.out[:nbytes]))
                 ref.append((time.monotonic() - frame.timestamp_s) * 1000)
