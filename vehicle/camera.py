@@ -237,12 +237,15 @@ class PiCamera2Camera(_LatestFrameCamera):
         try:
             cam = Picamera2()
             mode = self._full_fov_mode(cam.sensor_modes, rate_hz)
+            extra: dict[str, Any] = {}
+            if mode:  # selecting the raw stream's size picks that sensor mode
+                extra["raw"] = {"size": mode["size"], "format": mode["unpacked"]}
             config = cam.create_video_configuration(
                 main={"size": (width, height), "format": "RGB888"},
-                raw={"size": mode["size"], "format": mode["unpacked"]} if mode else None,
                 controls={"FrameDurationLimits": (int(1e6 / rate_hz), int(1e6 / rate_hz))},
                 buffer_count=2,
                 queue=False,
+                **extra,
             )
             cam.configure(config)
             cam.start()

@@ -321,7 +321,7 @@ def check_parser_robustness():
     for _ in range(500):
         parser.feed(0x41)
     parser.feed(0)
-    check("overflow counted once", parser.bad == 1)
+    check("overflow counted once", parser.bad == 1 and parser.overflows == 1)
     n = ENC.command(1, 1500, 1500)
     got = 0
     for b in ENC.out[:n]:
@@ -355,6 +355,13 @@ def check_loop_never_raises():
     ap.adc_u16 = None  # the ADC read now fails (None * int)
     ctrl.poll(100)
     check("battery error counted", ctrl.loop_errors == 7)  # port + ADC
+    ctrl, port, sp, tp, ap = make()
+    port.inbox.extend(b"\x41" * 100 + b"\x00")
+    for t in range(3):
+        ctrl.poll(t)
+    check("overrun flagged", ctrl.faults & P.FAULT_RX_OVERFLOW and ctrl.parser.bad == 1)
+    arm(ctrl, port, 10)
+    check("arm clears overrun", not ctrl.faults & P.FAULT_RX_OVERFLOW)
 
 
 check_golden()

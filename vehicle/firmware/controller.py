@@ -33,7 +33,7 @@ _TICKS_MASK = const(0x3FFFFFFF)  # MicroPython ticks_ms() wraps at 2**30
 _TICKS_HALF = const(0x20000000)
 _BATTERY_PERIOD_MS = const(20)
 _RX_CHUNK = const(64)
-_STICKY = const(0x001F)  # faults cleared by ARM (not LOW_BATTERY)
+_STICKY = const(0x005F)  # faults cleared by ARM (not LOW_BATTERY)
 
 
 def ticks_diff(a, b):
@@ -95,6 +95,8 @@ class Controller:
             n = self.port.readinto(self.rx)
             if n:
                 self.parser.feed_into(self.rx, n, self._handler)
+                if self.parser.overflows:
+                    self.faults |= protocol.FAULT_RX_OVERFLOW
         except Exception:
             self._error()
         try:
@@ -185,6 +187,7 @@ class Controller:
             self.timeout_ms = timeout
             self.center_on_failsafe = bool(flags & protocol.FLAG_CENTER_ON_FAILSAFE)
             self.faults &= ~_STICKY
+            self.parser.overflows = 0
             self.steering.write_us(s_mid)
             self.throttle.write_us(t_mid)
             self.last_cmd_ms = self.now  # the first COMMAND must come within the timeout

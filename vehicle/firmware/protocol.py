@@ -71,7 +71,7 @@ FAULT_CMD_DISARMED = const(0x0004)  # a command arrived while not armed (ignored
 FAULT_LOOP_ERROR = const(0x0008)  # the main loop caught an exception
 FAULT_WATCHDOG_RESET = const(0x0010)  # the last reset was the hardware watchdog
 FAULT_LOW_BATTERY = const(0x0020)  # battery below the low threshold
-FAULT_RX_OVERFLOW = const(0x0040)  # receive buffer overflowed (bytes lost)
+FAULT_RX_OVERFLOW = const(0x0040)  # a frame overran the receive buffer (sticky until ARM)
 
 PULSE_MIN_US = const(500)
 PULSE_MAX_US = const(2500)
@@ -282,6 +282,7 @@ class Parser:
         self.overflow = False
         self.good = 0
         self.bad = 0
+        self.overflows = 0  # frames longer than MAX_ENCODED (bytes were lost or merged)
         self.msg_id = 0
         self.seq = 0
         self.length = 0
@@ -305,6 +306,7 @@ class Parser:
         if self.overflow:
             self.overflow = False
             self.bad += 1
+            self.overflows += 1
             return 0
         if n == 0:
             return 0
