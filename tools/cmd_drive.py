@@ -295,39 +295,38 @@ def _run_sim(args: argparse.Namespace) -> int:
         log_dir=args.log_dir,
         save_frame_every=args.save_frames,
     )
-    status = None
-    if not args.json:
-        print(
-            f"racer drive --sim: {args.track}, {args.laps} lap(s), model "
-            f"{policy.describe().get('path')} ({policy.backend}), "
-            f"{'fast' if args.fast else 'real time'}; firmware on a simulated board over a pty",
-            flush=True,
-        )
-        status = _SimStatus()
-    report = run_hil(config, policy, on_frame=status)
     if args.json:
+        report = run_hil(config, policy)
         print(json.dumps(report, indent=2))
-    else:
-        print(f"stopped: {report['stop_reason']}")
-        for k, v in report.items():
-            if k not in ("stop_reason", "track", "model"):
-                print(f"  {k:20s} {v}")
+        return 0 if report["ok"] else 1
+    print(
+        f"racer drive --sim: {args.track}, {args.laps} lap(s), model "
+        f"{policy.describe().get('path')} ({policy.backend}), "
+        f"{'fast' if args.fast else 'real time'}; firmware on a simulated board over a pty",
+        flush=True,
+    )
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+    ) as bar:
+        task = bar.add_task("laps", total=args.laps * 100.0, info="")
+
+        def on_event(kind: str, info: dict[str, Any]) -> None:
+            if kind == "progress":
+                done = info["laps"] * 100.0 + max(0.0, info["progress"])
+                bar.update(task, completed=done, info=f"sim {info['sim_time_s']:.1f} s")
+            elif kind == "lap":
+                bar.console.print(f"  lap {info['lap']}: {info['lap_time_s']:.2f} s")
+            elif kind == "off_track":
+                bar.console.print(f"  off track ({info['count']}): back on the centre line")
+
+        report = run_hil(config, policy, on_event=on_event)
+    print(f"stopped: {report['stop_reason']}")
+    for k, v in report.items():
+        if k not in ("stop_reason", "track", "model"):
+            print(f"  {k:30s} {v}")
     return 0 if report["ok"] else 1
-
-
-class _SimStatus:
-    def __init__(self) -> None:
-        self.last = 0.0
-
-    def __call__(self, st: Any) -> None:
-        now = time.monotonic()
-        if st.event:
-            print(f"  frame {st.frame}: {st.event.replace('_', ' ')}", flush=True)
-        if now - self.last >= 2.0:
-            self.last = now
-            lat = f"{st.loop_ms:.2f} ms" if st.loop_ms is not None else "-"
-            print(
-                f"  frame {st.frame:6d}  loop {lat}  steer {st.steer_us} us  "
-                f"throttle {st.throttle_us} us  link {st.link_state}",
-                flush=True,
-            )

@@ -125,7 +125,13 @@ class SimCamera(Camera):
 
     name = "sim"
 
-    def __init__(self, world: Any, sim: SimulatedFirmware, config: HILConfig) -> None:
+    def __init__(
+        self,
+        world: Any,
+        sim: SimulatedFirmware,
+        config: HILConfig,
+        on_event: Any = None,
+    ) -> None:
         from sim2real.params import EpisodeProgress
 
         self.world = world
@@ -141,6 +147,8 @@ class SimCamera(Camera):
         self.off_track = 0
         self.index = 0
         self.done_reason: str | None = None
+        self.on_event = on_event
+        """Called with (kind, info dict) on 'lap', 'off_track' and every 'progress' step."""
         self.cut_s: float | None = None
         """time.monotonic() when the serial line was closed (fault injection)."""
         self.trace: list[tuple[float, float, float, float]] = []
@@ -180,6 +188,7 @@ class SimCamera(Camera):
         if status == LAP_COMPLETE:
             self.lap_times_s.append(round(self.sim_time_s - self.lap_start_s, 3))
             self.lap_start_s = self.sim_time_s
+            self._event("lap", lap=len(self.lap_times_s), lap_time_s=self.lap_times_s[-1])
             self.progress.next_lap()
             if len(self.lap_times_s) >= self.config.laps:
                 self.done_reason = f"{len(self.lap_times_s)} laps complete"
@@ -189,16 +198,27 @@ class SimCamera(Camera):
             keep = self.progress.progress
             self.world.place_on_centerline(pos.ndist)
             self.progress.progress = keep
+            self._event("off_track", count=self.off_track, progress=keep)
         if self.sim_time_s - self.lap_start_s > self.config.lap_time_limit_s:
             self.done_reason = (
                 f"lap time limit {self.config.lap_time_limit_s:g} s reached "
                 f"(progress {self.progress.progress:.0f} %)"
             )
+        self._event(
+            "progress",
+            laps=len(self.lap_times_s),
+            progress=self.progress.progress,
+            sim_time_s=self.sim_time_s,
+        )
         s = self.world.dynamics.state
         self.trace.append((round(self.sim_time_s, 3), s.x_m, s.y_m, s.speed_mps))
         image = self.world.render()
         self.index += 1
         return Frame(image, time.monotonic(), self.index, "gray")
+
+    def _event(self, kind: str, **info: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, info)
 
     def _realtime_loop(self) -> None:
         next_t = time.monotonic()
@@ -248,10 +268,13 @@ def run_hil(
     policy: Policy,
     *,
     on_frame: Any = None,
+    on_event: Any = None,
     line_faults: Any = None,
 ) -> dict[str, Any]:
     """Drive `policy` around the simulated track through the whole car stack; returns
-    the report (laps, lap times, off-tracks, latency, deadline misses, link errors)."""
+    the report (laps, lap times, off-tracks, latency, deadline misses, link errors).
+    `on_frame(FrameStatus)` sees every loop iteration, `on_event(kind, info)` every lap,
+    off-track and simulation step (from the simulation's thread in real-time mode)."""
     from sim2real.world import World, WorldConfig
     from tracks.catalogue import resolve
 
@@ -265,7 +288,7 @@ def run_hil(
     calibration, absolute = sim_calibration(config.physics)
     mapping = mapping_for(policy, config.mapping, absolute)
     sim = SimulatedFirmware.start(CarPhysics(config.physics, seed=config.seed), line_faults)
-    camera = SimCamera(world, sim, config)
+    camera = SimCamera(world, sim, config, on_event)
     runlog = None
     if config.log_dir is not None:
         runlog = RunLog(
