@@ -87,8 +87,12 @@ class RunLog:
 
     @property
     def name(self) -> str:
-        """The run's display name: its folder name."""
-        return self.root.name or str(self.root)
+        """The run's display name: its folder name (with the parent's for generic names
+        such as `racer new`'s `MODEL/run`)."""
+        name = self.root.resolve().name
+        if name in ("run", "model", "logs") and self.root.resolve().parent.name:
+            return f"{self.root.resolve().parent.name}/{name}"
+        return name or str(self.root)
 
     @property
     def track_length_m(self) -> float | None:
