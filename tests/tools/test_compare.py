@@ -18,9 +18,9 @@ def test_compare_two_runs_and_a_console_export(tmp_path, capsys):
     out = tmp_path / "cmp"
     assert racer(["compare", str(a), str(b), str(c), "--out", str(out), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
-    assert list(result["runs"]) == ["model", "model#2", "export"]
-    assert result["runs"]["model"]["iterations"] == 3
-    assert result["runs"]["model#2"]["iterations"] == 5
+    assert list(result["runs"]) == ["a/model", "b/model", "export"]
+    assert result["runs"]["a/model"]["iterations"] == 3
+    assert result["runs"]["b/model"]["iterations"] == 5
     html = (out / "compare.html").read_text()
     for png in ("compare_training.png", "compare_evaluation.png"):
         assert f'src="{png}"' in html and (out / png).stat().st_size > 5000
