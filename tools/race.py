@@ -96,7 +96,9 @@ def unique_names(targets: list[str]) -> list[str]:
     out = []
     for t in targets:
         p = Path(t)
-        base = p.stem if p.is_file() else p.name
+        base = p.stem if p.is_file() else p.resolve().name
+        if base in ("run", "model") and p.resolve().parent.name:
+            base = f"{p.resolve().parent.name}/{base}"  # racer new's MODEL/run
         seen[base] = seen.get(base, 0) + 1
         out.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
     return out
@@ -141,7 +143,7 @@ def run_race(
         for name, target in zip(names, targets, strict=True):
             progress.update(task, description=name)
             policy_fn, metadata, info, _ = policy_from_target(target, "best")
-            logs = out_dir / "entries" / name
+            logs = out_dir / "entries" / name.replace("/", "_")
             report = evaluate(
                 policy_fn,
                 track,
