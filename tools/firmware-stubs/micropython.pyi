@@ -1,1 +1,0 @@
-../../.venv/lib/python3.11/site-packages/micropython.pyi
