@@ -89,6 +89,12 @@ def _print_report(data: dict[str, Any]) -> None:
     )
     what = "probability" if kind == "discrete" else "action mean"
     print(f"  {what} error  max {par['max_abs_error']:.5f}, mean {par['mean_abs_error']:.5f}")
+    if par.get("decisive_agreement") is not None:
+        print(
+            f"  decisive       {100 * par['decisive_agreement']:.2f}% agreement on the "
+            f"{100 * par['decisive_fraction']:.1f}% of frames where the float model's top two "
+            f"probabilities differ by >= {par['decisive_margin']}"
+        )
     if par.get("float_margin_at_disagreement") is not None:
         print(
             f"  float top-2 margin where they differ (median): {par['float_margin_at_disagreement']:.5f}"

@@ -26,6 +26,10 @@ import numpy as np
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
 
+DECISIVE_MARGIN = 0.01
+"""Discrete: a frame is decisive when the float model's two best probabilities differ by at
+least this much; agreement on decisive frames tells a broken conversion (disagrees on
+clear choices) from an undecided policy (near-ties that any rounding flips)."""
 CONTINUOUS_TOLERANCE = 0.05
 """Continuous spaces: a frame agrees when both action means differ by at most this much
 (in DeepRacer's [-1, 1] units: 0.05 is 2.5 % of the steering or speed range)."""
@@ -53,6 +57,10 @@ class ParityReport:
     float_margin_at_disagreement: float | None
     """Discrete: median gap between the float model's two best probabilities on the frames
     where the models disagree (small = near-ties, not a broken conversion)."""
+    decisive_fraction: float | None = None
+    """Discrete: fraction of frames whose float top-2 gap is at least DECISIVE_MARGIN."""
+    decisive_agreement: float | None = None
+    """Discrete: agreement on those decisive frames only."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -64,6 +72,9 @@ class ParityReport:
             "mean_abs_error": self.mean_abs_error,
             "chosen_prob_error": self.chosen_prob_error,
             "float_margin_at_disagreement": self.float_margin_at_disagreement,
+            "decisive_margin": DECISIVE_MARGIN if self.kind == "discrete" else None,
+            "decisive_fraction": self.decisive_fraction,
+            "decisive_agreement": self.decisive_agreement,
             "continuous_tolerance": CONTINUOUS_TOLERANCE if self.kind == "continuous" else None,
         }
 
@@ -75,14 +86,18 @@ def compare(reference: np.ndarray, candidate: np.ndarray, kind: str) -> ParityRe
     if ref.shape != cand.shape or ref.ndim != 2 or len(ref) == 0:
         raise ValueError(f"output shapes {ref.shape} and {cand.shape} cannot be compared")
     diff = np.abs(ref - cand)
-    chosen_err = margin = None
+    chosen_err = margin = decisive_frac = decisive_agree = None
     if kind == "discrete":
         ref_a, cand_a = ref.argmax(1), cand.argmax(1)
         same = ref_a == cand_a
         chosen_err = float(np.mean(diff[np.arange(len(ref)), ref_a]))
+        top2 = np.sort(ref, axis=1)[:, -2:]
+        gaps = top2[:, 1] - top2[:, 0] if ref.shape[1] > 1 else np.ones(len(ref))
         if not same.all():
-            top2 = np.sort(ref[~same], axis=1)[:, -2:]
-            margin = float(np.median(top2[:, 1] - top2[:, 0]))
+            margin = float(np.median(gaps[~same]))
+        decisive = gaps >= DECISIVE_MARGIN
+        decisive_frac = float(np.mean(decisive))
+        decisive_agree = float(np.mean(same[decisive])) if decisive.any() else None
     else:
         same = np.all(diff[:, :2] <= CONTINUOUS_TOLERANCE, axis=1)
     return ParityReport(
@@ -94,6 +109,8 @@ def compare(reference: np.ndarray, candidate: np.ndarray, kind: str) -> ParityRe
         mean_abs_error=float(diff.mean()),
         chosen_prob_error=chosen_err,
         float_margin_at_disagreement=margin,
+        decisive_fraction=decisive_frac,
+        decisive_agreement=decisive_agree,
     )
 
 

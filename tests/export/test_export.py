@@ -53,6 +53,11 @@ def test_compare_discrete_counts_argmax_and_probability_error():
     assert r.max_abs_error == pytest.approx(0.04)
     assert r.float_margin_at_disagreement == pytest.approx(0.05)
     assert r.chosen_prob_error == pytest.approx((0.01 + 0.04 + 0.0) / 3)
+    # decisive frames: top-2 gaps 0.5, 0.05, 0.7 are all >= 0.01; the miss is among them
+    assert r.decisive_fraction == 1.0 and r.decisive_agreement == pytest.approx(2 / 3)
+    tie = compare(np.array([[0.5, 0.495, 0.005]]), np.array([[0.49, 0.5, 0.01]]), "discrete")
+    assert tie.decisive_fraction == 0.0 and tie.decisive_agreement is None
+    assert tie.float_margin_at_disagreement == pytest.approx(0.005)
 
 
 def test_compare_continuous_uses_the_tolerance():
