@@ -68,9 +68,10 @@ class Cell:
 
 
 def default_cells() -> list[Cell]:
-    """The standard grid: five levels per axis, nominal in the middle."""
+    """The standard grid: six levels per axis, the nominal one among them."""
     return [
-        Cell("lighting", "dark ×0.4", gain=0.4, gamma=1.3),
+        Cell("lighting", "very dark ×0.25", gain=0.25, gamma=1.4),
+        Cell("lighting", "dark ×0.45", gain=0.45, gamma=1.2),
         Cell("lighting", "dim ×0.7", gain=0.7, gamma=1.1),
         Cell("lighting", "nominal", nominal=True),
         Cell("lighting", "bright ×1.3", gain=1.3, gamma=0.9),
@@ -85,21 +86,29 @@ def default_cells() -> list[Cell]:
         ),
         Cell(
             "texture",
-            "barriers, carpet",
+            "barriers, red carpet",
             style={
                 "background_kind": "barriers",
                 "floor_kind": "carpet",
                 "floor_bgr": (60, 60, 140),
             },
         ),
+        Cell(
+            "texture",
+            "shadows, thin lines",
+            style={"shadows": 4, "border_width_m": 0.03, "centre_width_m": 0.025},
+        ),
         Cell("camera", "pitch 8°", camera={"pitch_deg": 8.0}),
         Cell("camera", "low 9 cm", camera={"height_m": 0.09}),
         Cell("camera", "nominal", nominal=True),
         Cell("camera", "high 13 cm", camera={"height_m": 0.13}),
         Cell("camera", "pitch 22°", camera={"pitch_deg": 22.0}),
+        # the real DeepRacer lens is far wider than the simulator's (compat reference 6.3)
+        Cell("camera", "fisheye 120°", camera={"model": "fisheye", "hfov_deg": 120.0}),
         Cell("battery", "full 100 %", battery_soc=1.0),
         Cell("battery", "75 %", battery_soc=0.75),
         Cell("battery", "nominal (ideal)", nominal=True),
+        Cell("battery", "50 %", battery_soc=0.5),
         Cell("battery", "30 %", battery_soc=0.3),
         Cell("battery", "empty 5 %", battery_soc=0.05),
     ]

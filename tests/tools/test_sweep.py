@@ -58,6 +58,6 @@ def test_racer_eval_sweep_on_a_bundle(tmp_path, capsys):
     argv = ["eval", str(bundle), "--track", "beginner_oval", "--laps", "1", "--sweep"]
     assert racer([*argv, "--sweep-out", str(out), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert len(s["cells"]) == len(default_cells()) == 20
+    assert len(s["cells"]) == len(default_cells()) == 24
     assert all(c["laps"] == 1 for c in s["cells"])
     assert (out / "sweep.html").is_file() and (out / "sweep_completion.png").is_file()
