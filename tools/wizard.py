@@ -84,7 +84,7 @@ class ModelChoices:
 def action_space_of(c: ModelChoices):
     """The `vehicle.metadata.ActionSpace` the choices describe (validated there)."""
     from vehicle.errors import MetadataError
-    from vehicle.metadata import ActionSpace, _validate_space, discrete_grid
+    from vehicle.metadata import discrete_grid, parse_metadata
 
     try:
         if c.action_space == "discrete":
@@ -100,13 +100,13 @@ def action_space_of(c: ModelChoices):
             raise WizardError(
                 f"--min-speed {c.min_speed_mps} must be below --max-speed {c.max_speed_mps}"
             )
-        space = ActionSpace(
-            kind="continuous",
-            steer_range_deg=(-abs(c.max_steer_deg), abs(c.max_steer_deg)),
-            speed_range_mps=(c.min_speed_mps, c.max_speed_mps),
-        )
-        _validate_space(space, "wizard")
-        return space
+        steer = abs(c.max_steer_deg)
+        ranges = {
+            "steering_angle": {"low": -steer, "high": steer},
+            "speed": {"low": c.min_speed_mps, "high": c.max_speed_mps},
+        }
+        data = {"action_space": ranges, "action_space_type": "continuous"}
+        return parse_metadata(data, source="racer new").action_space
     except MetadataError as exc:
         raise WizardError(str(exc)) from exc
 
