@@ -122,7 +122,14 @@ def lap_frames(
     from tracks.render import _View, render
 
     base = render(track, racing_line=racing_line, max_size_px=max_size_px, info=title)
+    # the same world->pixel transform render() used (its margins), checked against the
+    # picture so a change in tracks.render cannot silently misplace the car
     view = _View(track, max_size_px, margin_px=40, header_px=56)
+    if (view.height, view.width) != base.shape[:2]:
+        raise AnalysisError(
+            f"tracks.render drew {base.shape[1]}x{base.shape[0]} px but the lap overlay "
+            f"expects {view.width}x{view.height}; update tools/analysis/replay.py"
+        )
     pts = view.px(np.c_[xs, ys]) >> 4  # _View returns fixed point with 4 fractional bits
     t0 = float(ts[0])
     for i in range(len(xs)):
