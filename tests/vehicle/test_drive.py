@@ -227,8 +227,9 @@ def test_link_loss_mid_drive_firmware_neutral_within_100ms(model, car):
         f"no neutral after the cut: {sim.board.pulse_log[-6:]} last_rx={t_last_rx} cut={cut} state={sim.controller.state} err={sim.error}"
     )
     delay_ms = (neutral[0] - t_last_rx) * 1000
-    # the failsafe fires when the last command is 100 ms old; the loop polls every 1 ms
-    assert delay_ms <= 100 + 10, f"neutral {delay_ms:.1f} ms after the last frame"
+    # the firmware trips at 98 ms (2 ms margin for its 1 ms loop); on a heavily loaded
+    # test machine its thread can be scheduled late, hence the 10 ms allowance
+    assert 90 <= delay_ms <= 100 + 10, f"neutral {delay_ms:.1f} ms after the last frame"
     assert sim.controller.state == 2  # FAILSAFE
 
 

@@ -82,7 +82,8 @@ def test_cable_cut_mid_lap_neutral_within_100ms_and_host_stops(expert):
     assert report["link_errors"] == 1
     assert report["laps_completed"] == 0
     ms = report["failsafe_after_last_frame_ms"]
-    assert ms is not None and ms <= 110, f"firmware neutral {ms} ms after its last frame"
+    # 98 ms by design (see the controller's FAILSAFE_MARGIN_MS); + thread scheduling slack
+    assert ms is not None and 90 <= ms <= 110, f"firmware neutral {ms} ms after its last frame"
 
 
 def test_one_percent_line_noise_laps_still_complete(expert):

@@ -8,7 +8,8 @@ Safety rules:
 - after boot, after DISARM and after any failsafe the ESC is at neutral and COMMANDs are
   ignored until an explicit ARM;
 - while armed, if no valid COMMAND arrived for the failsafe timeout (100 ms unless ARM
-  says otherwise), the throttle goes to neutral and the steering holds or centres (ARM
+  says otherwise; the check fires 2 ms early to absorb the loop period, so neutral is
+  reached within the timeout), the throttle goes to neutral and the steering holds or centres (ARM
   flag), and the state becomes FAILSAFE;
 - every pulse width is clamped to the limits sent with ARM;
 - a corrupt frame never reaches here: the parser drops it on COBS, CRC or length.
@@ -32,6 +33,7 @@ FIRMWARE_VERSION = (1, 0, 0)
 _TICKS_MASK = const(0x3FFFFFFF)  # MicroPython ticks_ms() wraps at 2**30
 _TICKS_HALF = const(0x20000000)
 _BATTERY_PERIOD_MS = const(20)
+FAILSAFE_MARGIN_MS = const(2)  # loop period (1 ms sleep + work) + tick truncation
 _RX_CHUNK = const(64)
 _STICKY = const(0x005F)  # faults cleared by ARM (not LOW_BATTERY)
 
@@ -116,9 +118,11 @@ class Controller:
             self._error()
 
     def check_failsafe(self, now_ms):
-        """Armed and the last COMMAND is `timeout_ms` old or older: neutral, FAILSAFE."""
+        """Armed and the last COMMAND is `timeout_ms - FAILSAFE_MARGIN_MS` old or older:
+        neutral, FAILSAFE. The margin covers the loop period and the 1 ms tick, so the
+        throttle is at neutral no later than `timeout_ms` after the last command."""
         if self.state == protocol.STATE_ARMED:
-            if ticks_diff(now_ms, self.last_cmd_ms) >= self.timeout_ms:
+            if ticks_diff(now_ms, self.last_cmd_ms) >= self.timeout_ms - FAILSAFE_MARGIN_MS:
                 self.throttle.write_us(self.t_mid)
                 if self.center_on_failsafe:
                     self.steering.write_us(self.s_mid)
