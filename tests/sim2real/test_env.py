@@ -26,7 +26,9 @@ CONTINUOUS = {
 }
 
 
-@pytest.mark.parametrize("preset", ["none", "standard", "heavy"])
+@pytest.mark.parametrize(
+    "preset", ["none", "standard", pytest.param("heavy", marks=pytest.mark.slow)]
+)
 def test_check_env_passes(preset):
     env = gym.make("openracer/Race-v0", randomize=preset, render_mode="rgb_array")
     with warnings.catch_warnings():
@@ -118,6 +120,7 @@ def test_track_list_and_generator():
     assert got[1:] == ["technical", "chicane"] or got == ["chicane", "technical", "chicane"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "mode", [gym.vector.AutoresetMode.NEXT_STEP, gym.vector.AutoresetMode.SAME_STEP]
 )
@@ -164,6 +167,7 @@ def test_pure_pursuit_expert_laps_through_the_env():
     assert info["params"]["progress"] == 100.0
 
 
+@pytest.mark.slow
 def test_simtrace_layout_is_read_by_deepracer_utils(tmp_path):
     pytest.importorskip("deepracer")
     from deepracer.logs import DeepRacerLog
