@@ -283,3 +283,16 @@ def test_action_space_forms(tmp_path):
 
     with pytest.raises(MetadataError):
         resolve_action_space([{"steering_angle": 45, "speed": 1.0}])
+
+
+def test_evaluation_simtrace_layout(tmp_path):
+    env = gym.make("openracer/Race-v0", simtrace_dir=tmp_path, training=False)
+    env.reset(seed=0)
+    for _ in range(3):
+        env.step(5)
+    env.close()
+    files = list(tmp_path.glob("evaluation-*/evaluation-simtrace/0-iteration.csv"))
+    assert len(files) == 1
+    assert len(files[0].parent.parent.name) == len("evaluation-") + 14
+    rows = files[0].read_text().splitlines()
+    assert len(rows) == 1 + 4 and rows[1].split(",")[15] == "prepare"

@@ -225,3 +225,27 @@ def test_corrected_progress_rules():
     assert corrected_progress(0.001, 99.9) == 100.0  # lap completed over the line
     assert corrected_progress(-0.001, 0.5) == pytest.approx(-0.1)  # slightly behind start
     assert corrected_progress(1.2, 99.0) == 100.0
+
+
+def test_episode_rules_in_deepracer_order():
+    from sim2real.params import EpisodeProgress
+
+    ep = EpisodeProgress()
+    ep.reset(0.5)
+    ep.update(0.501, None)
+    assert ep.steps == 1 and ep.status([True] * 4) == "in_progress"
+    for _ in range(14):
+        ep.update(0.501, 0.0)  # standing still
+    assert ep.status([True] * 4) == "in_progress"
+    ep.update(0.501, 0.0003)
+    assert ep.status([True] * 4) == "immobilized"
+    assert ep.status([False] * 4) == "off_track"  # off track is checked before
+    ep.reset(0.0)
+    ep.update(0.999, None)  # just behind the start line: slightly negative progress
+    assert ep.progress == pytest.approx(-0.1)
+    for nd in (0.01, 0.3, 0.6, 0.9, 0.999):
+        ep.update(nd, 0.1)
+    assert ep.progress == pytest.approx(99.9)
+    ep.update(0.0005, 0.1)  # over the line
+    assert ep.progress == 100.0
+    assert ep.status([False] * 4) == "lap_complete"  # lap complete wins over off track
