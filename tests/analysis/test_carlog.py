@@ -122,6 +122,8 @@ def test_a_log_written_by_the_drive_loops_run_log_writer(tmp_path):
     log.close({"frames": 40, "stop_reason": "test"})
     car = load_car_log(tmp_path / "drive")
     assert car.header["model"] == "m" and car.end["stop_reason"] == "test"
+    with pytest.raises(CarLogError, match="overwrite"):
+        analyze_car_log(car, tmp_path / "drive")
     assert len(car.records) == 40
     s = series(car)
     assert s.period_ms == pytest.approx(1000 / 15) and int(s.deadline_miss.sum()) == 1

@@ -149,6 +149,14 @@ def load_car_log(path: str | Path) -> CarLog:
     if not rows:
         raise CarLogError(f"{jsonl}: holds no frame records; was the drive stopped at once?")
     root = jsonl.parent
+    summary_file = root / "summary.json"
+    if not end and summary_file.is_file():  # the drive loop's closing summary
+        try:
+            loaded = json.loads(summary_file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            loaded = None
+        if isinstance(loaded, dict):
+            end = {k: v for k, v in _flatten(loaded).items() if k != "kind"}
     frames = root / "frames"
     return CarLog(root, jsonl, pd.DataFrame(rows), header, end, frames if frames.is_dir() else None)
 
@@ -478,6 +486,11 @@ def analyze_car_log(log: CarLog, out_dir: Path, video: bool = True) -> dict[str,
     from tools.analysis.report import Report, write_text_atomic
 
     out_dir = Path(out_dir)
+    if out_dir.resolve() == log.root.resolve():
+        raise CarLogError(
+            f"--out {out_dir} is the run log folder itself; the report would overwrite the "
+            "car's summary.json, choose another folder (default: RUN/analysis)"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     s = series(log)
     summary = summarize_car(log, s)
