@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import importlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -47,12 +48,13 @@ def _discover() -> dict[str, tuple[str, str]]:
     for path in sorted(Path(__file__).parent.glob("cmd_*.py")):
         name = path.stem.removeprefix("cmd_")
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        doc = (ast.get_docstring(tree) or "").strip().splitlines()
-        help_ = doc[0] if doc else ""
+        paragraph = (ast.get_docstring(tree) or "").strip().split("\n\n")[0]
+        help_ = " ".join(paragraph.split())
         # docstrings read "`racer NAME ...`: what it does." -> keep what it does
         if help_.startswith("`") and "`:" in help_:
             help_ = help_.split("`:", 1)[1].strip()
-        found[name] = (f"tools.cmd_{name}", help_.rstrip("."))
+        help_ = re.sub(r"\s*\([^)]*\)", "", help_.split(". ")[0]).rstrip(".:,")
+        found[name] = (f"tools.cmd_{name}", help_)
     rank = {n: i for i, n in enumerate(ORDER)}
     return dict(sorted(found.items(), key=lambda kv: (rank.get(kv[0], len(ORDER)), kv[0])))
 
