@@ -80,6 +80,8 @@ class ActuatorStatus:
     run_id: int = 0
     """Number of the latest timed run (`run_for` returns it); with `run_remaining_s`
     None and this id, that run is over."""
+    dropouts: int = 0
+    """Times the firmware fell back to neutral on its own (failsafe) and was re-armed."""
     error: str | None = None
     """The last link error, if the link is lost."""
 
@@ -94,7 +96,8 @@ TelemetryReader = Callable[[Any], tuple[float | None, tuple[str, ...]]]
 
 
 def read_telemetry(link: Any) -> tuple[float | None, tuple[str, ...]]:
-    """(battery volts, fault names) from a `vehicle.link.Link`-like object."""
+    """(battery volts, fault names) from a `vehicle.link.Link`-like object; raises the
+    link's error when the link is dead (a dead link must not look like "no data")."""
     telem = getattr(link, "telemetry", None)
     if callable(telem):
         telem = telem()
@@ -111,6 +114,16 @@ def read_telemetry(link: Any) -> tuple[float | None, tuple[str, ...]]:
     if getattr(telem, "state", None) == "failsafe" and "failsafe" not in names:
         names += ("failsafe",)
     return battery_v, names
+
+
+def firmware_dropped_out(link: Any, armed_at_s: float) -> bool:
+    """Whether the firmware reports, in telemetry newer than our last arm, that it is no
+    longer armed (its 100 ms failsafe tripped because this host stalled, or it rebooted)."""
+    latest = getattr(link, "latest_telemetry", None)
+    telem = latest() if callable(latest) else None
+    if telem is None or getattr(telem, "received_s", 0.0) <= armed_at_s:
+        return False
+    return getattr(telem, "state", "armed") in ("failsafe", "disarmed")
 
 
 def calibration_limits(steer_mid_us: int, throttle_neutral_us: int) -> PulseCalibration:
@@ -131,6 +144,7 @@ class _State:
     hold_until: float = 0.0
     run_until: float = 0.0
     run_id: int = 0
+    dropouts: int = 0
     rearm: bool = True
     sent: int = 0
     lost: str | None = None
@@ -155,6 +169,7 @@ class Actuator:
         self._clock = clock
         self._telemetry = telemetry
         self._lock = threading.Lock()
+        self._io = threading.Lock()  # one exchange with the link at a time
         self._s = _State(
             steer_us=pulses.steering.mid_us,
             steer_mid_us=pulses.steering.mid_us,
@@ -162,6 +177,7 @@ class Actuator:
         )
         self._battery_v: float | None = None
         self._faults: tuple[str, ...] = ()
+        self._armed_at_s = 0.0
 
     # ---- UI thread ------------------------------------------------------------------
 
@@ -232,8 +248,15 @@ class Actuator:
             return s.steer_us, throttle, remaining, s.run_id
 
     def tick(self) -> ActuatorStatus:
-        """Send one command (arming first when needed) and read telemetry."""
+        """Send one command (arming first when needed) and read telemetry; after
+        `shutdown` nothing more is sent."""
+        with self._io:
+            return self._tick()
+
+    def _tick(self) -> ActuatorStatus:
         steer_us, throttle_us, remaining, run_id = self.outputs()
+        if self._s.closed:
+            return ActuatorStatus("closed", steer_us, self._s.neutral_us, self._s.neutral_us)
         error = None
         try:
             with self._lock:
@@ -241,6 +264,15 @@ class Actuator:
                 limits = calibration_limits(self._s.steer_mid_us, self._s.neutral_us)
             if rearm:
                 self.link.arm(limits)
+                self._armed_at_s = time.monotonic()
+            elif firmware_dropped_out(self.link, self._armed_at_s):
+                # the firmware fell back to neutral on its own: stop any hold so the motor
+                # does not start again by itself, and arm again (at neutral) next tick
+                with self._lock:
+                    self._stop_locked()
+                    self._s.rearm = True
+                    self._s.dropouts += 1
+                throttle_us = self._s.neutral_us
             self.link.command(steer_us, throttle_us)
             battery_v, self._faults = self._telemetry(self.link)
             self._battery_v = None if battery_v is None else round(battery_v, 2)
@@ -270,6 +302,7 @@ class Actuator:
                 commands_sent=s.sent,
                 run_remaining_s=None if remaining is None else round(remaining, 1),
                 run_id=run_id,
+                dropouts=s.dropouts,
                 error=error or s.lost,
             )
 
@@ -305,8 +338,9 @@ class Actuator:
             if self._s.closed:
                 return
             self._s.closed = True
-        for call in (self.link.neutral, self.link.disarm):
-            try:
-                call()
-            except Exception:
-                pass
+        with self._io:  # after any tick in flight, so nothing re-arms behind our back
+            for call in (self.link.neutral, self.link.disarm):
+                try:
+                    call()
+                except Exception:
+                    pass

@@ -114,6 +114,12 @@ class CalibratorApp(App[None]):
     def on_unmount(self) -> None:
         self.shutdown_link()
 
+    def _handle_exception(self, error: Exception) -> None:
+        # a bug anywhere in the app: the car goes to neutral and disarms before anything
+        # else (Textual then exits; `racer calibrate` does the same again on its way out)
+        self.shutdown_link()
+        super()._handle_exception(error)
+
     def shutdown_link(self) -> None:
         """Stop the command stream and leave the car at neutral, disarmed."""
         self._stop_link.set()

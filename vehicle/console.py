@@ -469,6 +469,15 @@ class DriveConsole(App[None]):
         if self.parts.link is not None:
             self.parts.link.neutral()
 
+    def _handle_exception(self, error: Exception) -> None:
+        # a bug anywhere in the console: stop the car before Textual reports and exits
+        self._cancel_start = True
+        if self.drive is not None:
+            self.drive.emergency_stop()
+        if self.parts.link is not None:
+            self.parts.link.neutral()
+        super()._handle_exception(error)
+
     # -- data down ---------------------------------------------------------------------------
 
     def log_line(self, text: str, level: str = "info") -> None:

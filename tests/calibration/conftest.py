@@ -82,3 +82,18 @@ async def goto(pilot, key: str, screen_type: type) -> None:  # type: ignore[no-u
     """Press a screen key and wait until that screen shows."""
     await pilot.press(key)
     await until(pilot, lambda: isinstance(pilot.app.screen, screen_type))
+
+
+async def hold_key(pilot, key: str, seconds: float, interval_s: float = 0.04) -> None:  # type: ignore[no-untyped-def]
+    """A key held down: the terminal's auto-repeat sends it every `interval_s`, whether or
+    not the app is idle (Pilot's `press` waits for idle between keys, which a busy app
+    with a simulated board in the same process may never be)."""
+    import asyncio
+    import time
+
+    from textual import events
+
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pilot.app.post_message(events.Key(key, key if len(key) == 1 else None))
+        await asyncio.sleep(interval_s)

@@ -115,3 +115,31 @@ def test_loop_shuts_down_to_neutral_and_disarms() -> None:
     assert link.names()[-2:] == ["neutral", "disarm"]
     act.shutdown()  # idempotent
     assert link.names().count("disarm") == 1
+
+
+def test_firmware_failsafe_stops_the_hold_and_rearms() -> None:
+    """The firmware's own 100 ms failsafe tripped (this host stalled): the hold is dropped,
+    so the motor does not restart by itself, and the firmware is armed again at neutral."""
+    import time
+    from dataclasses import dataclass
+
+    @dataclass
+    class Telem:
+        state: str
+        received_s: float
+        battery_mv: int = 7600
+
+    act, link, clock = _make()
+    link.latest = Telem("armed", 0.0)
+    link.latest_telemetry = lambda: link.latest  # type: ignore[attr-defined]
+    act.tick()  # arms
+    act.hold(1400)
+    assert act.tick().throttle_us == 1400
+    link.latest = Telem("failsafe", time.monotonic() + 1.0)
+    status = act.tick()
+    assert status.throttle_us == NEUTRAL and status.dropouts == 1
+    assert link.last_command() == (CENTRE, NEUTRAL)
+    clock.advance(0.02)
+    act.tick()
+    assert link.names()[-2:] == ["arm", "command"]
+    assert act.tick().throttle_us == NEUTRAL  # still no motion without a new key press
