@@ -116,7 +116,9 @@ class HILConfig:
     save_frame_every: int = 0
     """Save every n-th frame into the run log."""
     cut_cable_at_s: float | None = None
-    """Fault injection: close the serial line at this simulated time (None: never)."""
+    """Fault injection: close the serial line at this simulated time (None: never); use
+    real time to measure the firmware's failsafe (in lock-step its clock stops with the
+    simulation)."""
 
 
 class SimCamera(Camera):
@@ -148,6 +150,8 @@ class SimCamera(Camera):
         self.index = 0
         self.done_reason: str | None = None
         self.on_event = on_event
+        self.clock: list[float] | None = None
+        """The firmware's simulated clock (lock-step mode), advanced every step."""
         """Called with (kind, info dict) on 'lap', 'off_track' and every 'progress' step."""
         self.cut_s: float | None = None
         """time.monotonic() when the serial line was closed (fault injection)."""
@@ -178,6 +182,8 @@ class SimCamera(Camera):
         x0, y0, _ = self.world.pose
         self.world.dynamics.advance(math.radians(steer_deg), speed, self.dt_s)
         self.sim_time_s += self.dt_s
+        if self.clock is not None:
+            self.clock[0] = self.sim_time_s
         cut_at = self.config.cut_cable_at_s
         if cut_at is not None and self.cut_s is None and self.sim_time_s >= cut_at:
             self.cut_s = self.sim.cut_cable()
@@ -287,8 +293,17 @@ def run_hil(
     world.place_on_centerline(config.start_ndist)
     calibration, absolute = sim_calibration(config.physics)
     mapping = mapping_for(policy, config.mapping, absolute)
-    sim = SimulatedFirmware.start(CarPhysics(config.physics, seed=config.seed), line_faults)
+    # Lock-step (fast): the firmware's clock is the simulated time, so its failsafe
+    # judges the command stream in simulated time and a laptop that stalls for a moment
+    # (other programs, the GIL) is not a silent host. Real time: the wall clock.
+    sim_clock: list[float] = [0.0]
+    sim = SimulatedFirmware.start(
+        CarPhysics(config.physics, seed=config.seed),
+        line_faults,
+        clock=(lambda: sim_clock[0]) if config.fast else None,
+    )
     camera = SimCamera(world, sim, config, on_event)
+    camera.clock = sim_clock
     runlog = None
     if config.log_dir is not None:
         runlog = RunLog(
@@ -304,7 +319,9 @@ def run_hil(
             },
             frame_every=config.save_frame_every,
         )
-    link = Link(LinkConfig(port=sim.port))
+    # the link's liveness is judged on the wall clock: in lock-step mode allow a stalled
+    # laptop a couple of seconds (the firmware's failsafe runs on simulated time there)
+    link = Link(LinkConfig(port=sim.port, timeout_s=2.0 if config.fast else 0.3))
     t0 = time.monotonic()
     # The firmware, the link threads and the loop share one interpreter here (on the car
     # the firmware has its own chip): switch threads every 0.5 ms instead of 5 ms so a

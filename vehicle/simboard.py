@@ -35,6 +35,7 @@ import threading
 import time
 import tty
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _DIVIDER = 3.0  # board.py: 20 kOhm over 10 kOhm
@@ -357,7 +358,12 @@ class _Watchdog:
 class SimBoard:
     """What `vehicle/firmware/main.run` needs from a board, simulated."""
 
-    def __init__(self, physics: CarPhysics, port: PtyPort) -> None:
+    def __init__(
+        self, physics: CarPhysics, port: PtyPort, clock: Callable[[], float] | None = None
+    ) -> None:
+        """`clock`: seconds for the firmware's ticks_ms (default time.monotonic; a lock-step
+        simulation passes its simulated time, so a stalled laptop does not look like a
+        silent host to the firmware)."""
         install_machine_module()
         from vehicle.firmware.actuators import BatteryMonitor, PulseOutput
 
@@ -376,7 +382,8 @@ class SimBoard:
         self.wdt = _Watchdog()
         self.controller = None
         """The firmware's Controller, once `run` has created it."""
-        self._t0 = time.monotonic()
+        self.clock = clock or time.monotonic
+        self._t0 = self.clock()
 
     def _on_duty(self, pin: SimPin) -> None:
         us = pin.duty_ns // 1000
@@ -387,7 +394,7 @@ class SimBoard:
         self.physics.set_pulses(self.steer_pin.duty_ns / 1000, self.throttle_pin.duty_ns / 1000)
 
     def ticks_ms(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000) & 0x3FFFFFFF
+        return int((self.clock() - self._t0) * 1000) & 0x3FFFFFFF
 
     def sleep_ms(self, ms: int) -> None:
         time.sleep(ms / 1000)
@@ -409,10 +416,11 @@ class SimulatedFirmware:
         *,
         faults_to_host: LineFaults | None = None,
         realtime_physics: bool = False,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.physics = physics or CarPhysics()
         self.port_device = PtyPort(faults, faults_to_host)
-        self.board = SimBoard(self.physics, self.port_device)
+        self.board = SimBoard(self.physics, self.port_device, clock)
         self._stop = threading.Event()
         self._polls = 0
         self._realtime = realtime_physics
@@ -437,10 +445,17 @@ class SimulatedFirmware:
         *,
         faults_to_host: LineFaults | None = None,
         realtime_physics: bool = False,
+        clock: Callable[[], float] | None = None,
     ) -> SimulatedFirmware:
         """Start the firmware thread (and, with `realtime_physics`, a thread that advances
         the physics with the wall clock, for `racer calibrate --sim`)."""
-        sim = cls(physics, faults, faults_to_host=faults_to_host, realtime_physics=realtime_physics)
+        sim = cls(
+            physics,
+            faults,
+            faults_to_host=faults_to_host,
+            realtime_physics=realtime_physics,
+            clock=clock,
+        )
         t = threading.Thread(target=sim._run, name="sim-firmware", daemon=True)
         t.start()
         sim._threads.append(t)

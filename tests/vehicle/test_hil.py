@@ -66,15 +66,15 @@ def test_racer_drive_sim_completes_laps(expert, tmp_path):
     assert len(report["lap_times_s"]) == 2 and all(5 < t < 60 for t in report["lap_times_s"])
     assert report["off_track"] == 0
     assert report["link_errors"] == 0
-    # on a loaded laptop a >100 ms hiccup can trip the firmware failsafe; the loop re-arms
-    assert report["firmware_failsafes"] <= 2
+    # lock-step: the firmware's failsafe runs on simulated time, a stalled laptop is no fault
+    assert report["firmware_failsafes"] == 0
     assert report["loop_p99_ms"] is not None
     assert (tmp_path / "log" / "run.jsonl").exists()
 
 
 def test_cable_cut_mid_lap_neutral_within_100ms_and_host_stops(expert):
     report = run_hil(
-        HILConfig(track="beginner_oval", laps=1, fast=True, cut_cable_at_s=6.0),
+        HILConfig(track="beginner_oval", laps=1, fast=False, cut_cable_at_s=2.5),
         Policy.load(*expert),
     )
     assert report["cable_cut"] and not report["ok"]
