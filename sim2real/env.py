@@ -47,10 +47,8 @@ the centre line at lap fraction f.
 
 from __future__ import annotations
 
-import itertools
 import math
 import operator
-from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +59,7 @@ from gymnasium import spaces
 
 from sim2real import params as P
 from sim2real.camera import CameraConfig
-from sim2real.errors import ActionError, ConfigError, TrackInputError
+from sim2real.errors import ActionError, ConfigError
 from sim2real.lookup import TrackPosition
 from sim2real.randomization import (
     FrameEffects,
@@ -75,8 +73,8 @@ from sim2real.randomization import (
 )
 from sim2real.reward import RewardFunction, load_reward_function
 from sim2real.simtrace import SimtraceWriter, format_row
+from sim2real.tracksource import TrackSource
 from sim2real.world import World, WorldConfig
-from tracks import catalogue
 from tracks.track import Track
 from vehicle.errors import MetadataError
 from vehicle.metadata import (
@@ -89,15 +87,6 @@ from vehicle.observation import CONTROL_RATE_HZ, OBS_SHAPE, preprocess
 
 ENV_ID = "openracer/Race-v0"
 DEFAULT_TRACK = "reinvent_like"
-
-
-def resolve_track(spec: Any) -> Track:
-    """A `Track`, a `.npy` path, or a catalogue name -> a `Track` (`tracks.catalogue`)."""
-    if isinstance(spec, Track | str | Path):
-        return catalogue.resolve(spec)
-    raise TrackInputError(
-        f"track {spec!r}: expected a catalogue name, a .npy path, a Track, or a list of them"
-    )
 
 
 def resolve_action_space(spec: Any) -> ActionSpace:
@@ -117,58 +106,6 @@ def resolve_action_space(spec: Any) -> ActionSpace:
     raise MetadataError(
         f"action_space {spec!r}: expected a model_metadata.json path or dict, or an ActionSpace"
     )
-
-
-class _TrackSource:
-    """Which track each episode uses: a fixed one, a list (drawn), or an iterator (next)."""
-
-    def __init__(self, spec: Any) -> None:
-        self.fixed: Track | None = None
-        self.choices: list[Any] = []
-        self.iterator: Iterator[Any] | None = None
-        if isinstance(spec, Track | str | Path):
-            self.fixed = resolve_track(spec)
-        elif isinstance(spec, list | tuple):
-            if not spec:
-                raise TrackInputError("track: the list of tracks is empty")
-            self.choices = list(spec)
-        elif isinstance(spec, Iterable):
-            self.iterator = iter(spec)
-        else:
-            raise TrackInputError(
-                f"track {spec!r}: expected a catalogue name, a .npy path, a Track, or a "
-                "list or generator of them"
-            )
-        self._resolved: dict[int, Track] = {}
-
-    def first(self) -> Track:
-        if self.fixed is not None:
-            return self.fixed
-        if self.choices:
-            return self._choice(0)
-        assert self.iterator is not None
-        first = self._next()
-        self.iterator = itertools.chain([first], self.iterator)
-        return first
-
-    def _choice(self, i: int) -> Track:
-        if i not in self._resolved:
-            self._resolved[i] = resolve_track(self.choices[i])
-        return self._resolved[i]
-
-    def _next(self) -> Track:
-        assert self.iterator is not None
-        try:
-            return resolve_track(next(self.iterator))
-        except StopIteration as exc:
-            raise TrackInputError("track: the track generator is exhausted") from exc
-
-    def draw(self, rng: np.random.Generator) -> Track:
-        if self.fixed is not None:
-            return self.fixed
-        if self.choices:
-            return self._choice(int(rng.integers(len(self.choices))))
-        return self._next()
 
 
 class RaceEnv(gym.Env):
@@ -227,7 +164,7 @@ class RaceEnv(gym.Env):
         self.randomization: RandomizationConfig = resolve_randomization(randomize)
         self.action_def = resolve_action_space(action_space)
         self.reward_fn: RewardFunction = load_reward_function(reward_function)
-        self.tracks = _TrackSource(track)
+        self.tracks = TrackSource(track)
 
         self._discrete: list[tuple[float, float]] | None = None
         if self.action_def.kind == "discrete":

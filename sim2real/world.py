@@ -31,7 +31,8 @@ from sim2real.camera import CameraConfig
 from sim2real.dynamics import REFERENCE_POINT_AHEAD_M, CarDynamics, DynamicsConfig
 from sim2real.errors import ConfigError
 from sim2real.lookup import TrackLookup, TrackPosition
-from sim2real.renderer import CameraRenderer, TrackScene
+from sim2real.renderer import CameraRenderer
+from sim2real.scene import TrackScene
 from sim2real.texture import TextureStyle
 from tracks.track import Track
 from vehicle.observation import CONTROL_RATE_HZ, preprocess

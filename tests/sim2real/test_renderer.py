@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from sim2real.camera import CameraConfig, pixel_geometry
-from sim2real.renderer import CameraRenderer, TrackScene
+from sim2real.renderer import CameraRenderer
+from sim2real.scene import TrackScene
 from sim2real.texture import TextureStyle
 from sim2real.world import World
 from tracks import catalogue
