@@ -213,7 +213,9 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
     link = None
     app = None
     try:
-        link = Link(LinkConfig(port=port)).open()
+        # the simulated board shares this process (and its GIL) with the app: on a busy
+        # laptop its replies can lag, so --sim allows a longer silence than a real car
+        link = Link(LinkConfig(port=port, timeout_s=1.0 if sim is not None else 0.3)).open()
         camera = _open_camera(args.camera, sim=args.sim)
         odometer = readout = None
         if sim is not None:

@@ -568,7 +568,12 @@ class DriveConsole(App[None]):
         link = self.parts.link
         snap = self.stats.snapshot()
         if link is None:
-            fields = {"link_state": "opens on start" if snap.frames == 0 else "closed"}
+            # each drive opens and closes its own link: nothing is known between drives
+            fields = {
+                "link_state": "opens on start" if snap.frames == 0 else "closed",
+                "firmware_state": "-",
+                "battery_v": None,
+            }
         else:
             tel = link.latest_telemetry()
             fields = {
