@@ -122,14 +122,17 @@ def lap_frames(
     from tracks.render import _View, render
 
     base = render(track, racing_line=racing_line, max_size_px=max_size_px, info=title)
-    # the same world->pixel transform render() used (its margins), checked against the
-    # picture so a change in tracks.render cannot silently misplace the car
-    view = _View(track, max_size_px, margin_px=40, header_px=56)
-    if (view.height, view.width) != base.shape[:2]:
+    # the same world->pixel transform render() used: its margin (checked through the
+    # width) and whatever header it drew above the track (the rest of the height), so a
+    # change in tracks.render cannot silently misplace the car
+    view = _View(track, max_size_px, margin_px=40, header_px=0)
+    header = base.shape[0] - view.height
+    if base.shape[1] != view.width or header < 0:
         raise AnalysisError(
-            f"tracks.render drew {base.shape[1]}x{base.shape[0]} px but the lap overlay "
-            f"expects {view.width}x{view.height}; update tools/analysis/replay.py"
+            f"tracks.render drew {base.shape[1]}x{base.shape[0]} px, which does not match "
+            f"its {view.width} px wide track view; update tools/analysis/replay.py"
         )
+    view = _View(track, max_size_px, margin_px=40, header_px=header)
     pts = view.px(np.c_[xs, ys]) >> 4  # _View returns fixed point with 4 fractional bits
     t0 = float(ts[0])
     for i in range(len(xs)):
