@@ -59,12 +59,11 @@ from gymnasium import spaces
 
 from sim2real import params as P
 from sim2real.camera import CameraConfig
+from sim2real.effects import FrameEffects, albumentations_pipeline
 from sim2real.errors import ActionError, ConfigError
 from sim2real.lookup import TrackPosition
 from sim2real.randomization import (
-    FrameEffects,
     RandomizationConfig,
-    albumentations_pipeline,
     draw_battery,
     draw_camera,
     draw_dynamics,
