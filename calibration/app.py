@@ -109,7 +109,11 @@ class CalibratorApp(App[None]):
 
     def _link_worker(self) -> None:
         """Thread worker: the actuator loop; only posts messages."""
-        self.actuator.loop(lambda s: self.post_message(StatusUpdate(s)), self._stop_link)
+
+        def post(status: ActuatorStatus) -> None:
+            self.post_message(StatusUpdate(status))
+
+        self.actuator.loop(post, self._stop_link)
 
     def on_unmount(self) -> None:
         self.shutdown_link()

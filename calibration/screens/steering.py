@@ -130,7 +130,9 @@ class SteeringScreen(TaskScreen):
 
     def _set_angle(self, field: str, value: float) -> None:
         try:
-            steering = replace(self.draft.steering, **{field: value})
+            s = self.draft.steering
+            left, right = (value, s.right_deg) if field == "left_deg" else (s.left_deg, value)
+            steering = replace(s, left_deg=left, right_deg=right)
         except CalibrationValueError as exc:
             self.say(str(exc), error=True)
             return
