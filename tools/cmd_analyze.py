@@ -1,8 +1,8 @@
 """`racer analyze RUN --out DIR`: a report (HTML + PNG plots) of a training run or a car run log.
 
 RUN is an openracer run folder, a deepracer-for-cloud model folder (single or multiple
-workers), an unpacked AWS DeepRacer console export, or a car run log written by
-`racer drive` (real or simulated). The report is `DIR/report.html` with its PNGs beside it;
+workers), an AWS DeepRacer console export (unpacked, or the .tar.gz / .zip as downloaded),
+or a car run log written by `racer drive` (real or simulated). The report is `DIR/report.html` with its PNGs beside it;
 `--json` prints the key figures as JSON instead of a summary table.
 """
 
@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run", help="run folder, DRfC model folder, console export, or car run log")
-    p.add_argument("--out", help="report folder (default: RUN/analysis)")
+    p.add_argument(
+        "--out", help="report folder (default: RUN/analysis, or NAME-analysis beside an archive)"
+    )
     p.add_argument(
         "--track",
         help="track name or DeepRacer .npy route file (default: what the run declares, "
@@ -39,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     run_path = Path(args.run).expanduser()
-    out = Path(args.out).expanduser() if args.out else run_path / "analysis"
+    if args.out:
+        out = Path(args.out).expanduser()
+    elif run_path.is_file():  # an archive or a bare run.jsonl: report beside it
+        out = run_path.parent / f"{run_path.name.split('.')[0]}-analysis"
+    else:
+        out = run_path / "analysis"
     from rich.console import Console
 
     console = Console(stderr=args.json)

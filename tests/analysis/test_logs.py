@@ -107,3 +107,21 @@ def test_droa_export_layout(tmp_path):
     assert run.layout == "droa"
     assert run.training["iteration"].nunique() == 2
     assert run.evaluation["stream"].unique().tolist() == ["20261122033000"]
+
+
+def test_console_download_archive_loads(folders, tmp_path):
+    import tarfile
+
+    archive = tmp_path / "my-model-logs.tar.gz"
+    with tarfile.open(archive, "w:gz") as tf:
+        tf.add(folders["console"], arcname="my-model")
+    run = load_run(archive)
+    assert run.layout == "console" and run.name == "my-model-logs"
+    assert len(run.training) == len(load_run(folders["console"]).training)
+    evil = tmp_path / "evil.tar.gz"
+    with tarfile.open(evil, "w:gz") as tf:
+        info = tarfile.TarInfo("../../escape.txt")
+        info.size = 0
+        tf.addfile(info)
+    with pytest.raises(LogFolderError, match="cannot unpack"):
+        load_run(evil)

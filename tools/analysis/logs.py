@@ -84,11 +84,15 @@ class RunLog:
     """openracer's `config.json` of the run, when present."""
     notes: list[str] = field(default_factory=list)
     """What was skipped or guessed while loading (shown in the report)."""
+    archive: Path | None = None
+    """The archive the folder was unpacked from, if it came as one."""
 
     @property
     def name(self) -> str:
         """The run's display name: its folder name (with the parent's for generic names
         such as `racer new`'s `MODEL/run`)."""
+        if self.archive is not None:
+            return self.archive.name.split(".")[0]
         name = self.root.resolve().name
         if name in ("run", "model", "logs") and self.root.resolve().parent.name:
             return f"{self.root.resolve().parent.name}/{name}"
@@ -122,9 +126,48 @@ def detect_layout(root: Path) -> str:
     )
 
 
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
+"""Archives `load_run` unpacks first (the console's "Download logs" gives a .tar.gz)."""
+
+
+def unpack_archive(path: Path, into: Path) -> Path:
+    """Unpack a log archive safely (no absolute paths, no `..`, no links) into `into`;
+    returns the folder holding the model layout (the archive's single top folder, if any)."""
+    import tarfile
+    import zipfile
+
+    into.mkdir(parents=True, exist_ok=True)
+    try:
+        if path.name.endswith(".zip"):
+            with zipfile.ZipFile(path) as zf:
+                for name in zf.namelist():
+                    target = (into / name).resolve()
+                    if not str(target).startswith(str(into.resolve())):
+                        raise LogFolderError(f"{path}: member {name!r} escapes the archive")
+                zf.extractall(into)
+        else:
+            with tarfile.open(path) as tf:
+                tf.extractall(into, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as exc:
+        raise LogFolderError(f"{path}: cannot unpack the log archive ({exc})") from exc
+    entries = [p for p in into.iterdir() if not p.name.startswith(".")]
+    if len(entries) == 1 and entries[0].is_dir():
+        return entries[0]
+    return into
+
+
 def load_run(path: str | Path) -> RunLog:
-    """Load a run folder of any supported layout."""
+    """Load a run folder of any supported layout, or a .tar.gz / .zip of one."""
     root = Path(path).expanduser()
+    if root.is_file() and root.name.endswith(ARCHIVE_SUFFIXES):
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="openracer-logs-"))
+        folder = unpack_archive(root, scratch)
+        run = load_run(folder)
+        run.notes.append(f"read from the archive {root} (unpacked into {scratch})")
+        run.archive = root
+        return run
     if not root.is_dir():
         raise LogFolderError(f"{root}: not a folder; give the run folder (e.g. runs/my-model)")
     layout = detect_layout(root)
