@@ -48,23 +48,23 @@ def copy_params(params: dict[str, Any]) -> dict[str, Any]:
     lists of lists one level deeper; anything else goes through `copy.deepcopy`. About a
     hundred times faster than `deepcopy` on params with a hundred waypoints.
     """
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if isinstance(value, list):
-            if value and isinstance(value[0], list):
+    out = dict(params)
+    for key, value in out.items():
+        kind = type(value)
+        if kind is list:
+            first = type(value[0]) if value else int
+            if first is list:
                 out[key] = [list(v) for v in value]
-            elif all(isinstance(v, _IMMUTABLE) for v in value[:1]):
-                out[key] = list(value)
+            elif first in _IMMUTABLE and set(map(type, value)) == {first}:
+                out[key] = value.copy()
             else:
                 out[key] = copy.deepcopy(value)
-        elif isinstance(value, _IMMUTABLE):
-            out[key] = value
-        else:
+        elif kind not in _IMMUTABLE:
             out[key] = copy.deepcopy(value)
     return out
 
 
-_IMMUTABLE = (int, float, bool, str, tuple, type(None))
+_IMMUTABLE = frozenset({int, float, bool, str, tuple, type(None)})
 
 
 def _describe(value: Any) -> str:
