@@ -341,7 +341,7 @@ def write_model_folder(c: ModelChoices, force: bool = False) -> dict[str, Any]:
 def _train_config(folder: Path, c: ModelChoices, command: list[str]) -> dict[str, Any]:
     """openracer's training config (TrainConfig's JSON), or the same keys if the trainer
     package cannot build one here."""
-    values = {
+    values: dict[str, Any] = {
         "out": str(folder / "run"),
         "track": [command[command.index("--track") + 1]],
         "reward": str(folder / "reward_function.py"),

@@ -118,7 +118,9 @@ def load_car_log(path: str | Path) -> CarLog:
     jsonl = _jsonl_of(path)
     if jsonl is None:
         raise CarLogError(f"{path}: no .jsonl run log found; give the folder `racer drive` wrote")
-    rows, header, end = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    header: dict[str, Any] = {}
+    end: dict[str, Any] = {}
     with jsonl.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             line = line.strip()
@@ -220,9 +222,8 @@ def series(log: CarLog) -> CarSeries:
     latency = lat.to_numpy(dtype=float) if lat is not None else None
     if latency is None and stages:
         latency = np.nansum(np.vstack(list(stages.values())), axis=0)
-    rate = _pick(log.header, _RATE) or (
-        _column(df, _RATE).iloc[0] if _column(df, _RATE) is not None else None
-    )
+    rate_col = _column(df, _RATE)
+    rate = _pick(log.header, _RATE) or (rate_col.iloc[0] if rate_col is not None else None)
     if rate is None and len(t_s) > 2:
         rate = 1.0 / float(np.nanmedian(np.diff(t_s)))
     period_ms = 1000.0 / float(rate or 15.0)

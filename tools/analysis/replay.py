@@ -54,7 +54,8 @@ def write_mp4(frames_bgr: Iterable[np.ndarray], path: Path, fps: float) -> dict:
             frame = _even(frame)
             if writer_cv is None:
                 h, w = frame.shape[:2]
-                writer_cv = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+                writer_cv = cv2.VideoWriter(str(tmp), fourcc, fps, (w, h))
             writer_cv.write(frame)
             count += 1
         if writer_cv is not None:
