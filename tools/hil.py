@@ -150,6 +150,8 @@ class SimCamera(Camera):
         self.index = 0
         self.done_reason: str | None = None
         self.on_event = on_event
+        self.host_bytes_sent: Any = None
+        """Callable: bytes the host link has written (lock-step synchronisation)."""
         self.clock: list[float] | None = None
         """The firmware's simulated clock (lock-step mode), advanced every step."""
         """Called with (kind, info dict) on 'lap', 'off_track' and every 'progress' step."""
@@ -184,6 +186,9 @@ class SimCamera(Camera):
         self.sim_time_s += self.dt_s
         if self.clock is not None:
             self.clock[0] = self.sim_time_s
+            # a firmware iteration that read the old time must not stamp the next command
+            # with it: wait until every running iteration has seen the new time
+            self.sim.wait_polls(1)
         cut_at = self.config.cut_cable_at_s
         if cut_at is not None and self.cut_s is None and self.sim_time_s >= cut_at:
             self.cut_s = self.sim.cut_cable()
@@ -246,7 +251,13 @@ class SimCamera(Camera):
         if self.config.fast:
             if self.done_reason is not None:
                 raise CameraEnded(f"simulation: {self.done_reason}")
-            self.sim.settle()  # the firmware has applied the last command
+            # lock-step: the firmware has taken everything the host sent before the world
+            # moves on (a cut cable: nothing more arrives, the world goes on)
+            sent = self.host_bytes_sent() if self.host_bytes_sent is not None else None
+            if not self.sim.settle(sent, timeout_s=10.0) and not self.sim.port_device.closed:
+                from vehicle.errors import CameraStalled
+
+                raise CameraStalled("simulation: the firmware did not take the host's frames")
             return self._step()
         deadline = time.monotonic() + timeout_s
         with self._cond:
@@ -322,6 +333,7 @@ def run_hil(
     # the link's liveness is judged on the wall clock: in lock-step mode allow a stalled
     # laptop a couple of seconds (the firmware's failsafe runs on simulated time there)
     link = Link(LinkConfig(port=sim.port, timeout_s=2.0 if config.fast else 0.3))
+    camera.host_bytes_sent = lambda: link.stats.bytes_sent
     t0 = time.monotonic()
     # The firmware, the link threads and the loop share one interpreter here (on the car
     # the firmware has its own chip): switch threads every 0.5 ms instead of 5 ms so a

@@ -141,6 +141,8 @@ class LinkStats:
     """Command frames written (including repeats)."""
     reconnects: int = 0
     """Successful reopenings of the port."""
+    bytes_sent: int = 0
+    """Bytes written to the port (all frames)."""
     errors: int = 0
     """Port failures seen."""
 
@@ -422,6 +424,7 @@ class Link:
             n = build(seq)
             try:
                 ser.write(bytes(self._enc.out[:n]))
+                self.stats.bytes_sent += n
             except Exception as exc:
                 self._fail(exc)
                 raise LinkError(

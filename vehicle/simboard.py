@@ -290,6 +290,8 @@ class PtyPort:
         self._rng_out = random.Random(self.faults_to_host.seed + 1)
         self.closed = False
         self.write_drops = 0
+        self.rx_bytes = 0
+        """Bytes read from the host, before any injected fault."""
         self.last_rx_s = 0.0
         """time.monotonic() of the last byte received."""
 
@@ -307,6 +309,7 @@ class PtyPort:
         if not data:
             return None
         self.last_rx_s = time.monotonic()
+        self.rx_bytes += len(data)
         data = _apply_faults(data, self.faults, self._rng)
         n = len(data)
         buf[:n] = data
@@ -490,15 +493,41 @@ class SimulatedFirmware:
             self.physics.advance(now - last)
             last = now
 
-    def settle(self, timeout_s: float = 0.5) -> None:
-        """Wait until the firmware has read everything the host wrote and finished one
-        more loop iteration (lock-step simulation)."""
+    def settle(self, sent_bytes: int | None = None, timeout_s: float = 0.5) -> bool:
+        """Wait until the firmware has read what the host wrote (`sent_bytes` in total,
+        e.g. `Link.stats.bytes_sent`; a pty hands bytes over asynchronously, so the
+        count is the reliable test) and finished the loop iteration that read them
+        (lock-step simulation). Without `sent_bytes`, waits for the pty's input queue to
+        drain. False on timeout."""
         deadline = time.monotonic() + timeout_s
-        while self.port_device.pending() > 0 and time.monotonic() < deadline:
-            time.sleep(0.0002)
+        port = self.port_device
+        if sent_bytes is not None:
+            while port.rx_bytes < sent_bytes:
+                if time.monotonic() > deadline or port.closed or self.error is not None:
+                    return False
+                time.sleep(0.0001)
+        else:
+            while port.pending() > 0:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.0002)
         target = self._polls + 2
-        while self._polls < target and time.monotonic() < deadline:
-            time.sleep(0.0002)
+        while self._polls < target:
+            if time.monotonic() > deadline or self._stop.is_set() or self.error is not None:
+                return False
+            time.sleep(0.0001)
+        return True
+
+    def wait_polls(self, n: int = 1, timeout_s: float = 10.0) -> bool:
+        """Wait until the firmware loop has begun `n` more iterations: after the simulated
+        clock moves, no iteration that read the old time is still running."""
+        deadline = time.monotonic() + timeout_s
+        target = self._polls + n
+        while self._polls < target:
+            if time.monotonic() > deadline or self._stop.is_set() or self.error is not None:
+                return False
+            time.sleep(0.0001)
+        return True
 
     def cut_cable(self) -> float:
         """Close the serial line (both ends); returns time.monotonic() of the cut."""
