@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     car.add_argument("--calibration", type=Path, help="calibration file (default: the car's)")
     car.add_argument("--store", type=Path, help="model store folder (default: the car's)")
     car.add_argument(
+        "--no-rearm",
+        action="store_true",
+        help="stop instead of re-arming when the firmware reports a failsafe (a burst of "
+        "lost commands) while the link is healthy",
+    )
+    car.add_argument(
         "--allow-rate-mismatch",
         action="store_true",
         help="drive even if the camera or loop rate differs from the model's",
@@ -163,6 +169,7 @@ class _CarSession:
                 DriveConfig(
                     max_speed_fraction=0.5 if a.max_speed is None else a.max_speed,
                     allow_rate_mismatch=a.allow_rate_mismatch,
+                    rearm_after_failsafe=not a.no_rearm,
                     max_frames=a.frames,
                     duration_s=a.duration,
                     save_frame_every=a.save_frames,

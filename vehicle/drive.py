@@ -419,11 +419,15 @@ class Drive:
         if tel.received_s < getattr(self, "_last_rearm_s", 0.0):
             return  # telemetry from before the last re-arm
         self.result.firmware_failsafes += 1
+        self._last_rearm_s = time.monotonic()  # count each failsafe once
         if self.config.rearm_after_failsafe and not self._estop:
             self.link.check()
             self.link.arm(self.calibration)
             self._last_rearm_s = time.monotonic()
             self.result.rearms += 1
+        else:
+            self.result.ok = False
+            self.stop("firmware failsafe (re-arming disabled)")
 
     def _emit(
         self,

@@ -304,3 +304,40 @@ def test_absolute_mode_uses_battery(model, car):
     )
     res2 = d2.run()
     assert res2.ok and res2.commands == 8
+
+
+class _HiccupCamera(SynthCamera):
+    """One 400 ms pause (a frame arrives late but fresh): the firmware fails safe."""
+
+    def read(self, timeout_s=0.5):
+        if self.i == 5:
+            time.sleep(0.4)
+        return super().read(timeout_s)
+
+
+@pytest.mark.parametrize("rearm", [True, False])
+def test_firmware_failsafe_rearms_or_stops(model, car, rearm):
+    sim, link = car
+    policy = Policy.load(*model)
+    d = Drive(
+        _HiccupCamera(),
+        policy,
+        link,
+        PulseCalibration(),
+        mapping_for(policy),
+        DriveConfig(
+            handle_signals=False,
+            max_frames=25,
+            rearm_after_failsafe=rearm,
+            camera_timeout_s=1.0,
+            stale_periods=10.0,
+        ),
+    )
+    res = d.run()
+    assert res.firmware_failsafes >= 1
+    if rearm:
+        assert res.ok and res.rearms >= 1 and res.frames == 25
+        assert sim.controller.failsafes >= 1
+    else:
+        assert not res.ok and "re-arming disabled" in res.stop_reason and res.rearms == 0
+    assert sim.board.throttle_pin.duty_ns == 1446_000
