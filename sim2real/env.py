@@ -220,31 +220,20 @@ class RaceEnv(gym.Env):
         off_track: bool,
         pos: TrackPosition | None = None,
     ) -> dict[str, Any]:
-        w = self.world
-        pos = pos or w.position()
-        x, y = w.reference_point()
-        return P.build_params(
-            x_m=x,
-            y_m=y,
-            heading_rad=w.dynamics.state.heading_rad,
-            position=pos,
-            progress=self.progress.progress,
-            steps=self.progress.steps,
-            speed_mps=speed_mps,
-            steer_deg=steer_deg,
-            wheels_on_road=wheels,
-            is_offtrack=off_track,
-            track_length_m=w.lookup.length_m,
-            waypoints=self._waypoints,
+        return self.world.params(
+            self.progress,
+            steer_deg,
+            speed_mps,
             is_reversed=self.reverse_direction,
-            sim_time_s=w.dynamics.state.time_s,
+            position=pos,
+            wheels=wheels,
+            off_track=off_track,
         )
 
     def sample_params(self) -> list[dict[str, Any]]:
         """Params from the real track at spread-out poses (centre, near borders, off track,
         backwards) with the action space's extreme commands: the reward-function check."""
         w = self.world
-        self._waypoints = w.track.waypoints
         saved = w.pose
         out = []
         actions = (
@@ -298,7 +287,6 @@ class RaceEnv(gym.Env):
             )
         track = self.tracks.draw(rng)
         self.world = w = self._world_for(track)
-        self._waypoints = w.track.waypoints
         self._draw_randomization(rng, track)
 
         if "pose" in options:

@@ -16,13 +16,21 @@ Typical use (hardware-in-the-loop: the car's own software decides, the world mov
 `World.advance(dt_s, ...)` integrates any duration; `World.dynamics.advance` takes physical
 targets (wheel angle, speed) when they come from servo and ESC outputs rather than from
 DeepRacer actions. Lap timing: `sim2real.params.EpisodeProgress` turns successive positions
-into DeepRacer progress and lap completion.
+into DeepRacer progress, off-track and lap completion:
+
+    laps = EpisodeProgress()
+    laps.reset(world.position().ndist)         # after placing the car
+    ...each frame, after world.step(...):
+    laps.update(world.position().ndist, moved_m)
+    status = laps.status(world.wheels_on_road())   # 'lap_complete', 'off_track', ...
+    params = world.params(laps, steer_deg, speed_mps)  # the reward function's dict
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +39,7 @@ from sim2real.camera import CameraConfig
 from sim2real.dynamics import REFERENCE_POINT_AHEAD_M, CarDynamics, DynamicsConfig
 from sim2real.errors import ConfigError
 from sim2real.lookup import TrackLookup, TrackPosition
+from sim2real.params import EpisodeProgress, build_params
 from sim2real.renderer import CameraRenderer
 from sim2real.scene import TrackScene
 from sim2real.texture import TextureStyle
@@ -86,6 +95,8 @@ class World:
         self.track = track
         self.lookup = track_lookup(track)
         self.geometry = self.lookup.geometry
+        self.waypoints: list[tuple[float, float]] = track.waypoints
+        """The centre line as DeepRacer's `params["waypoints"]` (built once)."""
         self._scene: TrackScene | None = None
         self._rng = rng
         self._renderers: dict[CameraConfig, CameraRenderer] = {}
@@ -203,6 +214,41 @@ class World:
     def position(self) -> TrackPosition:
         """Track position of DeepRacer's reference point (0.14 m ahead of the origin)."""
         return self.lookup.position(*self.reference_point())
+
+    def params(
+        self,
+        progress: EpisodeProgress,
+        steer_deg: float,
+        speed_mps: float,
+        *,
+        is_reversed: bool = False,
+        position: TrackPosition | None = None,
+        wheels: list[bool] | None = None,
+        off_track: bool | None = None,
+    ) -> dict[str, Any]:
+        """DeepRacer's reward `params` for the current pose, after `progress.update(...)`
+        accounted this step; `steer_deg` / `speed_mps` are the commanded action.
+        `off_track` defaults to "no wheel on the road" (DeepRacer's off-track rule)."""
+        pos = position or self.position()
+        wheels = wheels if wheels is not None else self.wheels_on_road()
+        x, y = self.reference_point()
+        s = self.dynamics.state
+        return build_params(
+            x_m=x,
+            y_m=y,
+            heading_rad=s.heading_rad,
+            position=pos,
+            progress=progress.progress,
+            steps=progress.steps,
+            speed_mps=speed_mps,
+            steer_deg=steer_deg,
+            wheels_on_road=wheels,
+            is_offtrack=(not any(wheels)) if off_track is None else off_track,
+            track_length_m=self.lookup.length_m,
+            waypoints=self.waypoints,
+            is_reversed=is_reversed,
+            sim_time_s=s.time_s,
+        )
 
     def wheels_on_road(self) -> list[bool]:
         """Whether each wheel centre (left rear, left front, right rear, right front) is on
