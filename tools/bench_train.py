@@ -82,7 +82,7 @@ def main(argv: list[str]) -> int:
         workers=args.workers,
         envs_per_worker=args.envs_per_worker,
     )
-    hp = load_hyperparameters(config.hyperparameters)
+    hp = load_hyperparameters(config.hyperparameters or FAST_HYPERPARAMETERS)
     metadata = load_metadata(metadata_path)
     found: dict[str, Any] = {}
     checks: list[dict[str, Any]] = []

@@ -86,7 +86,7 @@ def _pack(groups: dict[str, list[np.ndarray]], state: dict[str, Any]) -> bytes:
     state = {**state, "checkpoint_version": CHECKPOINT_VERSION}
     arrays["__state__"] = np.frombuffer(json.dumps(state).encode("utf-8"), dtype=np.uint8)
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     return buf.getvalue()
 
 
@@ -216,12 +216,12 @@ class RunDir:
             raise CheckpointError(
                 f"checkpoint {which!r} is not 'best', 'last' or an iteration number"
             )
-        n = index.get(which)
-        if n is None:
-            n = index.get("last")
-        if n is None:
+        found = index.get(which)
+        if found is None:
+            found = index.get("last")
+        if found is None:
             raise CheckpointError(f"{self.path}: no checkpoint saved yet")
-        return int(n)
+        return int(found)
 
     def save_resume(
         self,

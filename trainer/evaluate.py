@@ -326,7 +326,7 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
     with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=8) as writer:
         for f in frames:
             big = cv2.resize(f[:, :, 0], (640, 480), interpolation=cv2.INTER_NEAREST)
-            writer.append_data(np.repeat(big[:, :, None], 3, axis=2))
+            writer.append_data(np.repeat(big[:, :, None], 3, axis=2))  # type: ignore[attr-defined]
 
 
 def finite_or_none(x: float | None) -> float | None:

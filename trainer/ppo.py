@@ -444,8 +444,10 @@ def make_batch(episodes: list[Episode], learner: Learner, gamma: float) -> Batch
     obs = np.concatenate([np.stack(e.obs) for e in episodes])
     values = learner.values(obs)
     truncated = [e for e in episodes if e.truncated]
-    final_values = learner.values(np.stack([e.final_obs for e in truncated])) if truncated else []
-    final_value = {e.index: float(v) for e, v in zip(truncated, final_values, strict=True)}
+    final_value: dict[int, float] = {}
+    if truncated:
+        finals = learner.values(np.stack([np.asarray(e.final_obs) for e in truncated]))
+        final_value = {e.index: float(v) for e, v in zip(truncated, finals, strict=True)}
     next_values = np.zeros_like(values)
     terminated = np.zeros(len(values), bool)
     ends = np.zeros(len(values), bool)
