@@ -750,8 +750,9 @@ def parts_from_args(args: Any) -> ConsoleParts:
 def frame_text(frame: np.ndarray, cols: int, rows: int, *, levels: int = 16) -> Text:
     """A camera frame as `rows` lines of `cols` half-block cells (two pixels per cell).
 
-    Colours are quantised to `levels` steps per channel so neighbouring cells share
-    escape codes and a repaint over a slow SSH link stays small.
+    Colours are quantised to `levels` steps per channel and runs of identical cells share
+    one style, so a repaint over a slow SSH link stays small (flat areas of a track cost
+    a few bytes per run instead of a colour escape per cell).
     """
     cols, rows = max(1, cols), max(1, rows)
     img = cv2.resize(frame, (cols, rows * 2), interpolation=cv2.INTER_AREA)
@@ -763,16 +764,18 @@ def frame_text(frame: np.ndarray, cols: int, rows: int, *, levels: int = 16) -> 
     img = (img // step) * step + step // 2
     text = Text(no_wrap=True, overflow="crop")
     for r in range(rows):
-        top, bottom = img[2 * r], img[2 * r + 1]
-        for c in range(cols):
+        top, bottom = img[2 * r].tolist(), img[2 * r + 1].tolist()
+        c = 0
+        while c < cols:
             t, b = top[c], bottom[c]
+            run = 1
+            while c + run < cols and top[c + run] == t and bottom[c + run] == b:
+                run += 1
             text.append(
-                "\u2580",
-                Style(
-                    color=Color.from_rgb(int(t[0]), int(t[1]), int(t[2])),
-                    bgcolor=Color.from_rgb(int(b[0]), int(b[1]), int(b[2])),
-                ),
+                "\u2580" * run,
+                Style(color=Color.from_rgb(*t), bgcolor=Color.from_rgb(*b)),
             )
+            c += run
         if r < rows - 1:
             text.append("\n")
     return text
