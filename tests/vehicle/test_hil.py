@@ -82,8 +82,9 @@ def test_cable_cut_mid_lap_neutral_within_100ms_and_host_stops(expert):
     assert report["link_errors"] == 1
     assert report["laps_completed"] == 0
     ms = report["failsafe_after_last_frame_ms"]
-    # 98 ms by design (see the controller's FAILSAFE_MARGIN_MS); + thread scheduling slack
-    assert ms is not None and 90 <= ms <= 110, f"firmware neutral {ms} ms after its last frame"
+    # at most 98 ms after the last command by design (FAILSAFE_MARGIN_MS); the last frame
+    # may be a later heartbeat, so less is normal; + thread scheduling slack
+    assert ms is not None and 0 < ms <= 110, f"firmware neutral {ms} ms after its last frame"
 
 
 def test_one_percent_line_noise_laps_still_complete(expert):
