@@ -36,7 +36,8 @@ def preprocess(frame: np.ndarray, *, color_order: str = "bgr") -> np.ndarray:
     """Turn a camera frame into the model's observation, shape (120, 160, 1), dtype uint8.
 
     `frame` is HxW (grayscale) or HxWx3 / HxWx4 (colour, `color_order` "bgr" as OpenCV
-    delivers or "rgb" as picamera2's RGB888 does), dtype uint8, any size.
+    delivers and as picamera2's "RGB888" format lays out its bytes (B, G, R in memory), or
+    "rgb" for true RGB arrays such as imageio's), dtype uint8, any size.
     """
     if not isinstance(frame, np.ndarray):
         raise ObservationError(
