@@ -61,7 +61,7 @@ def preprocess(frame: np.ndarray, *, color_order: str = "bgr") -> np.ndarray:
         else:
             raise ObservationError(
                 f"color_order {color_order!r} is not 'bgr' or 'rgb'; OpenCV frames are 'bgr', "
-                "picamera2 RGB888 frames are 'rgb'"
+                "picamera2 RGB888 frames are 'bgr' (B, G, R in memory)"
             )
         gray = cv2.cvtColor(frame, code)
     else:
