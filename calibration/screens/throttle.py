@@ -93,7 +93,8 @@ class ThrottleScreen(TaskScreen):
         if not self.lifted:
             self._ask_lift()
             return
-        if self.calibrator.status is not None and self.calibrator.status.link_state != "ok":
+        status = self.calibrator.status
+        if status is None or status.link_state != "ok":
             self.say("the link is down: the motor cannot run", error=True)
             return
         self.calibrator.actuator.hold(self.target_us)

@@ -55,8 +55,12 @@ class Terminal:
         return self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead}").strip() == "1"
 
     def exit_status(self) -> int | None:
+        """The program's exit code; minus the signal number if a signal ended it."""
         out = self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead_status}").strip()
-        return int(out) if out else None
+        if out:
+            return int(out)
+        sig = self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead_signal}").strip()
+        return -int(sig) if sig else None
 
     def keys(self, *keys: str, delay_s: float = 0.05) -> None:
         """Send tmux key names (Left, Enter, Space, ...) or literal text, one by one."""
