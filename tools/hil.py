@@ -9,6 +9,11 @@ lock-step with the loop, as fast as the loop goes.
 
     report = run_hil(HILConfig(track="reinvent_like", laps=2, fast=True), policy)
 
+or, to run the drive yourself (the `racer drive --sim` console does, in its worker):
+
+    with hil_drive(config, policy, on_frame=show) as session:
+        session.drive.run()          # session.laps(): the simulator's lap timer
+
 The simulated car is calibrated the way `racer calibrate` would calibrate it
 (`sim_calibration`): steering centre and end points from the servo's geometry, the speed
 curve and battery compensation measured on the physical model, so the absolute mapping
@@ -24,6 +29,8 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -280,18 +287,104 @@ class SimCamera(Camera):
             self._thread.join(timeout=2.0)
 
 
-def run_hil(
+@dataclass(frozen=True)
+class LapInfo:
+    """Where the simulated car is in its laps (simulated seconds)."""
+
+    lap_times_s: tuple[float, ...]
+    """Complete laps, in order."""
+    current_s: float
+    """Time into the current lap."""
+    off_track: int
+    """Times the car left the track (and was put back on the centre line)."""
+
+    @property
+    def laps_completed(self) -> int:
+        return len(self.lap_times_s)
+
+
+class HILSession:
+    """One hardware-in-the-loop drive, open: `.drive` is a ready `vehicle.drive.Drive`
+    (not yet run) over the simulated car; `.laps()` reads the simulator's lap timer
+    (from any thread); `.report(summary)` the run's figures. Built by `hil_drive`."""
+
+    def __init__(
+        self,
+        config: HILConfig,
+        policy: Policy,
+        drive: Drive,
+        camera: SimCamera,
+        sim: SimulatedFirmware,
+        link: Link,
+    ) -> None:
+        self.config = config
+        self.policy = policy
+        self.drive = drive
+        self.camera = camera
+        self.sim = sim
+        self.link = link
+        self.t0_s = time.monotonic()
+        """When the session opened (wall clock, for `report`)."""
+
+    def laps(self) -> LapInfo:
+        cam = self.camera
+        return LapInfo(
+            tuple(cam.lap_times_s), max(0.0, cam.sim_time_s - cam.lap_start_s), cam.off_track
+        )
+
+    def failsafe_delay_ms(self) -> float | None:
+        """After a cable cut: ms from the firmware's last received byte to its neutral
+        throttle pulse (None when the cable was not cut)."""
+        return _failsafe_delay_ms(self.sim) if self.camera.cut_s is not None else None
+
+    def report(self, summary: dict[str, Any], failsafe_ms: float | None = None) -> dict[str, Any]:
+        """The run's report from the drive's summary (wall time: until this call)."""
+        config, camera, sim = self.config, self.camera, self.sim
+        completed = len(camera.lap_times_s)
+        return {
+            "track": config.track,
+            "model": self.policy.describe().get("path"),
+            "backend": self.policy.backend,
+            "mapping": config.mapping,
+            "fast": config.fast,
+            "laps": config.laps,
+            "laps_completed": completed,
+            "lap_times_s": camera.lap_times_s,
+            "off_track": camera.off_track,
+            "sim_time_s": round(camera.sim_time_s, 3),
+            "wall_time_s": round(time.monotonic() - self.t0_s, 3),
+            "frames": summary["frames"],
+            "loop_p50_ms": summary["loop_p50_ms"],
+            "loop_p99_ms": summary["loop_p99_ms"],
+            "infer_p50_ms": summary["infer_p50_ms"],
+            "deadline_misses": summary["deadline_misses"],
+            "stale_frames": summary["stale_frames"],
+            "link_errors": summary["link_errors"],
+            "link_frames_bad": self.link.stats.frames_bad,
+            "firmware_frames_bad": sim.controller.parser.bad if sim.controller else None,
+            "firmware_failsafes": summary["firmware_failsafes"],
+            "stop_reason": summary["stop_reason"],
+            "ok": bool(summary["ok"]) and completed >= config.laps,
+            "battery_v_end": round(sim.physics.battery_v(), 3),
+            "cable_cut": camera.cut_s is not None,
+            "failsafe_after_last_frame_ms": failsafe_ms,
+        }
+
+
+@contextmanager
+def hil_drive(
     config: HILConfig,
     policy: Policy,
     *,
     on_frame: Any = None,
     on_event: Any = None,
     line_faults: Any = None,
-) -> dict[str, Any]:
-    """Drive `policy` around the simulated track through the whole car stack; returns
-    the report (laps, lap times, off-tracks, latency, deadline misses, link errors).
+) -> Iterator[HILSession]:
+    """Open the whole simulated car (world, firmware on a pty, link) and build the drive
+    loop over it without running it; everything is closed when the block exits.
     `on_frame(FrameStatus)` sees every loop iteration, `on_event(kind, info)` every lap,
-    off-track and simulation step (from the simulation's thread in real-time mode)."""
+    off-track and simulation step (from the simulation's thread in real-time mode).
+    The drive handles SIGINT/SIGTERM only when built on the main thread."""
     from sim2real.world import World, WorldConfig
     from tracks.catalogue import resolve
 
@@ -313,34 +406,37 @@ def run_hil(
         line_faults,
         clock=(lambda: sim_clock[0]) if config.fast else None,
     )
-    camera = SimCamera(world, sim, config, on_event)
-    camera.clock = sim_clock
-    runlog = None
-    if config.log_dir is not None:
-        runlog = RunLog(
-            config.log_dir,
-            {
-                "source": "racer drive --sim",
-                "track": config.track,
-                "model": policy.describe(),
-                "rate_hz": policy.metadata.control_rate_hz,
-                "calibration": calibration.to_dict(),
-                "mapping": config.mapping,
-                "fast": config.fast,
-            },
-            frame_every=config.save_frame_every,
-        )
-    # the link's liveness is judged on the wall clock: in lock-step mode allow a stalled
-    # laptop a couple of seconds (the firmware's failsafe runs on simulated time there)
-    link = Link(LinkConfig(port=sim.port, timeout_s=2.0 if config.fast else 0.3))
-    camera.host_bytes_sent = lambda: link.stats.bytes_sent
-    t0 = time.monotonic()
     # The firmware, the link threads and the loop share one interpreter here (on the car
     # the firmware has its own chip): switch threads every 0.5 ms instead of 5 ms so a
     # busy thread does not hold the loop up for a whole switch interval.
     switch = sys.getswitchinterval()
-    sys.setswitchinterval(0.0005)
+    camera: SimCamera | None = None
+    link: Link | None = None
     try:
+        camera = SimCamera(world, sim, config, on_event)
+        camera.clock = sim_clock
+        runlog = None
+        if config.log_dir is not None:
+            runlog = RunLog(
+                config.log_dir,
+                {
+                    "source": "racer drive --sim",
+                    "track": config.track,
+                    "model": policy.describe(),
+                    "rate_hz": policy.metadata.control_rate_hz,
+                    "calibration": calibration.to_dict(),
+                    "mapping": config.mapping,
+                    "fast": config.fast,
+                },
+                frame_every=config.save_frame_every,
+            )
+        # the link's liveness is judged on the wall clock: in lock-step mode allow a
+        # stalled laptop a couple of seconds (the firmware's failsafe runs on simulated
+        # time there)
+        link = Link(LinkConfig(port=sim.port, timeout_s=2.0 if config.fast else 0.3))
+        camera.host_bytes_sent = lambda: link.stats.bytes_sent  # type: ignore[union-attr]
+        t0 = time.monotonic()
+        sys.setswitchinterval(0.0005)
         link.open()
         drive = Drive(
             camera,
@@ -359,44 +455,36 @@ def run_hil(
             runlog=runlog,
             on_frame=on_frame,
         )
-        result = drive.run()
-        summary = result.summary()
-        failsafe_ms = _failsafe_delay_ms(sim) if camera.cut_s is not None else None
+        session = HILSession(config, policy, drive, camera, sim, link)
+        session.t0_s = t0
+        yield session
     finally:
         sys.setswitchinterval(switch)
-        camera.close()
-        link.close()
+        if camera is not None:
+            camera.close()
+        if link is not None:
+            link.close()
         sim.stop()
-    wall_s = time.monotonic() - t0
-    completed = len(camera.lap_times_s)
-    return {
-        "track": config.track,
-        "model": policy.describe().get("path"),
-        "backend": policy.backend,
-        "mapping": config.mapping,
-        "fast": config.fast,
-        "laps": config.laps,
-        "laps_completed": completed,
-        "lap_times_s": camera.lap_times_s,
-        "off_track": camera.off_track,
-        "sim_time_s": round(camera.sim_time_s, 3),
-        "wall_time_s": round(wall_s, 3),
-        "frames": summary["frames"],
-        "loop_p50_ms": summary["loop_p50_ms"],
-        "loop_p99_ms": summary["loop_p99_ms"],
-        "infer_p50_ms": summary["infer_p50_ms"],
-        "deadline_misses": summary["deadline_misses"],
-        "stale_frames": summary["stale_frames"],
-        "link_errors": summary["link_errors"],
-        "link_frames_bad": link.stats.frames_bad,
-        "firmware_frames_bad": sim.controller.parser.bad if sim.controller else None,
-        "firmware_failsafes": summary["firmware_failsafes"],
-        "stop_reason": summary["stop_reason"],
-        "ok": bool(summary["ok"]) and completed >= config.laps,
-        "battery_v_end": round(sim.physics.battery_v(), 3),
-        "cable_cut": camera.cut_s is not None,
-        "failsafe_after_last_frame_ms": failsafe_ms,
-    }
+
+
+def run_hil(
+    config: HILConfig,
+    policy: Policy,
+    *,
+    on_frame: Any = None,
+    on_event: Any = None,
+    line_faults: Any = None,
+) -> dict[str, Any]:
+    """Drive `policy` around the simulated track through the whole car stack; returns
+    the report (laps, lap times, off-tracks, latency, deadline misses, link errors).
+    `on_frame(FrameStatus)` sees every loop iteration, `on_event(kind, info)` every lap,
+    off-track and simulation step (from the simulation's thread in real-time mode)."""
+    with hil_drive(
+        config, policy, on_frame=on_frame, on_event=on_event, line_faults=line_faults
+    ) as session:
+        summary = session.drive.run().summary()
+        failsafe_ms = session.failsafe_delay_ms()
+    return session.report(summary, failsafe_ms)
 
 
 def _failsafe_delay_ms(sim: SimulatedFirmware, wait_s: float = 1.0) -> float | None:

@@ -12,8 +12,8 @@ console stays usable over a slow SSH link.
 `racer drive` (tools/cmd_drive.py) builds the parts (`ConsoleParts`: camera, link, pulse
 calibration, model store, policy loader, optional lap source) and calls `run`.
 
-Runs on the car: no TensorFlow; numpy, OpenCV and Textual only. Also home of the terminal
-camera view (`FrameView`) the calibrator reuses.
+Runs on the car: no TensorFlow; numpy and Textual only. The camera view is
+`vehicle.terminal_view.FrameView`, shared with the calibrator.
 """
 
 from __future__ import annotations
@@ -27,10 +27,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import cv2
 import numpy as np
-from rich.color import Color
-from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -40,6 +37,8 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
+
+from vehicle.terminal_view import FrameView
 
 STATS_PERIOD_S = 0.2
 """Figures are posted to the screen at most this often (5 Hz)."""
@@ -88,6 +87,8 @@ class ConsoleParts:
     """Where we drive: the port or 'simulated board'."""
     initial_model: Any = None
     """The model named on the command line (else the store's active one)."""
+    loggers: tuple[str, ...] = ("vehicle",)
+    """Loggers whose records (INFO and up) show in the log tail."""
 
     @classmethod
     def from_pieces(
@@ -444,7 +445,8 @@ class DriveConsole(App[None]):
     # -- lifecycle -----------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        logging.getLogger("vehicle").addHandler(self._handler)
+        for name in self.parts.loggers:
+            logging.getLogger(name).addHandler(self._handler)
         self.push_screen(DriveScreen())
         store = self.parts.store
         if self.parts.initial_model is not None:
@@ -462,7 +464,8 @@ class DriveConsole(App[None]):
             self.action_start()
 
     def on_unmount(self) -> None:
-        logging.getLogger("vehicle").removeHandler(self._handler)
+        for name in self.parts.loggers:
+            logging.getLogger(name).removeHandler(self._handler)
         self._cancel_start = True
         if self.drive is not None:
             self.drive.emergency_stop()
@@ -742,73 +745,3 @@ def parts_from_args(args: Any) -> ConsoleParts:
         title=str(getattr(args, "port", "") or ""),
         initial_model=None if model is None else CommandLineModel(str(model)),
     )
-
-
-# ---- the terminal camera view (shared with the calibrator) ----------------------------
-
-
-def frame_text(frame: np.ndarray, cols: int, rows: int, *, levels: int = 16) -> Text:
-    """A camera frame as `rows` lines of `cols` half-block cells (two pixels per cell).
-
-    Colours are quantised to `levels` steps per channel and runs of identical cells share
-    one style, so a repaint over a slow SSH link stays small (flat areas of a track cost
-    a few bytes per run instead of a colour escape per cell).
-    """
-    cols, rows = max(1, cols), max(1, rows)
-    img = cv2.resize(frame, (cols, rows * 2), interpolation=cv2.INTER_AREA)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    else:
-        img = img[:, :, 2::-1]  # BGR -> RGB
-    step = 256 // levels
-    img = (img // step) * step + step // 2
-    text = Text(no_wrap=True, overflow="crop")
-    for r in range(rows):
-        top, bottom = img[2 * r].tolist(), img[2 * r + 1].tolist()
-        c = 0
-        while c < cols:
-            t, b = top[c], bottom[c]
-            run = 1
-            while c + run < cols and top[c + run] == t and bottom[c + run] == b:
-                run += 1
-            text.append(
-                "\u2580" * run,
-                Style(color=Color.from_rgb(*t), bgcolor=Color.from_rgb(*b)),
-            )
-            c += run
-        if r < rows - 1:
-            text.append("\n")
-    return text
-
-
-class FrameView(Static):
-    """A camera frame drawn with half blocks, scaled to the widget's size (keeping 4:3)."""
-
-    def __init__(self, title: str = "", **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.title = title
-        self.frame: np.ndarray | None = None
-
-    def show(self, frame: np.ndarray | None) -> None:
-        self.frame = frame
-        self._draw()
-
-    def on_resize(self) -> None:
-        self._draw()
-
-    def _draw(self) -> None:
-        width, height = self.size.width, self.size.height - 1
-        if self.frame is None or width < 4 or height < 2:
-            self.update(Text(f"{self.title}\n(no camera frame yet)", style="dim"))
-            return
-        h, w = self.frame.shape[:2]
-        cols = width
-        rows = round(cols * h / w / 2)  # half blocks: a cell is two pixels tall
-        if rows > height:
-            rows = height
-            cols = round(rows * 2 * w / h)
-        body = frame_text(self.frame, cols, rows)
-        out = Text(self.title, style="bold")
-        out.append("\n")
-        out.append_text(body)
-        self.update(out)
