@@ -13,7 +13,10 @@ camera failed, inference failing), 2 for bad options or a refusal to start.
 
 `--sim` runs the hardware-in-the-loop simulation (tools/hil.py): the real drive loop and
 link over a pty to the real firmware code on a simulated board, the simulator rendering
-the camera; it needs the training-side packages (sim2real, tracks).
+the camera; it needs the training-side packages (sim2real, tracks). In a terminal (no
+--headless, no --json) it opens the same live console over the simulated car
+(`sim_console_parts`), its lap timer fed by the simulator; otherwise a progress bar, or
+the JSON report with --json.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import importlib
 import json
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -306,6 +310,8 @@ def _run_sim(args: argparse.Namespace) -> int:
         report = run_hil(config, policy)
         print(json.dumps(report, indent=2))
         return 0 if report["ok"] else 1
+    if not args.headless and sys.stdout.isatty():
+        return _run_sim_console(args, config, policy)
     print(
         f"racer drive --sim: {args.track}, {args.laps} lap(s), model "
         f"{policy.describe().get('path')} ({policy.backend}), "
@@ -337,3 +343,97 @@ def _run_sim(args: argparse.Namespace) -> int:
         if k not in ("stop_reason", "track", "model"):
             print(f"  {k:30s} {v}")
     return 0 if report["ok"] else 1
+
+
+def _run_sim_console(args: argparse.Namespace, config: Any, policy: Any) -> int:
+    """The live console over the simulated car (`sim_console_parts`)."""
+    from vehicle.console import run
+
+    store = None
+    try:
+        from vehicle.store import ModelStore
+
+        store = ModelStore(args.store)
+    except Exception:  # an install without the store: the command-line model only
+        store = None
+    label = _model_label(args.model, policy)
+    parts, _ = sim_console_parts(
+        config, policy, label=label, from_command_line=bool(args.model), store=store
+    )
+    return run(args, parts)
+
+
+def _model_label(model: str | None, policy: Any) -> str:
+    """A short name for the console's head line: a file as folder/name, else the name."""
+    path = Path(model or str(policy.describe().get("path") or "active model"))
+    if path.exists() and path.parent.name:
+        return f"{path.parent.name}/{path.name}"
+    return str(model or path.name)
+
+
+def sim_console_parts(
+    config: Any,
+    policy: Any,
+    *,
+    label: str,
+    from_command_line: bool = True,
+    store: Any = None,
+) -> tuple[Any, Callable[[], Any]]:
+    """`vehicle.console.ConsoleParts` over the hardware-in-the-loop car: each start opens
+    a fresh simulated car (world at the start line, firmware on a pty, link) through
+    `tools.hil.hil_drive(config, ...)`; the lap timer reads that simulator's laps
+    (simulated seconds), laps and off-tracks go to the log tail. `policy` drives the
+    command-line model; a model chosen from `store` is loaded by name. Also returns a
+    callable giving the latest `tools.hil.HILSession` (None before the first start)."""
+    import logging
+
+    from tools.hil import hil_drive
+    from vehicle.console import CommandLineModel, ConsoleParts, LapTimes
+    from vehicle.inference import load_policy
+
+    log = logging.getLogger("tools.hil")
+    log.setLevel(logging.INFO)  # laps show in the console's log tail
+    current: dict[str, Any] = {}
+
+    def on_event(kind: str, info: dict[str, Any]) -> None:
+        if kind == "lap":
+            log.info(f"lap {info['lap']}: {info['lap_time_s']:.2f} s")
+        elif kind == "off_track":
+            log.warning(f"off track ({info['count']}): back on the centre line")
+
+    @contextmanager
+    def open_drive(model: Any, on_frame: Any) -> Iterator[Any]:
+        chosen = policy
+        if model is not None and not isinstance(model, CommandLineModel):
+            chosen = load_policy(model.name, store_dir=getattr(store, "root", None))
+        with hil_drive(config, chosen, on_frame=on_frame, on_event=on_event) as session:
+            current["session"] = session
+            yield session.drive
+
+    def laps() -> LapTimes:
+        session = current.get("session")
+        if session is None:
+            return LapTimes(0.0)
+        info = session.laps()
+        times = info.lap_times_s
+        return LapTimes(
+            info.current_s,
+            times[-1] if times else None,
+            min(times) if times else None,
+            len(times),
+        )
+
+    parts = ConsoleParts(
+        open_drive=open_drive,
+        store=store,
+        max_speed_fraction=config.max_speed_fraction,
+        laps=laps,
+        title=f"sim {config.track}{' fast' if config.fast else ''}",
+        initial_model=CommandLineModel(
+            label,
+            metadata=policy.metadata,
+            note="from the command line" if from_command_line else "the store's active model",
+        ),
+        loggers=("vehicle", "tools.hil"),
+    )
+    return parts, lambda: current.get("session")

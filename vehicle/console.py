@@ -3,14 +3,16 @@ stop it, set the max-speed percentage, and watch loop rate, latency p50/p99, bat
 link state, the last action, the lap timer (when the world knows laps), the camera view
 and the log tail. Space is STOP on every screen: neutral and disarm at once.
 
-Layered like the calibrator: a thin `DriveConsole` app, one screen per task (drive,
-models), widgets fed with data, one `console.tcss`. The drive loop (`vehicle.drive.Drive`)
-runs in a thread worker whose callback only aggregates figures (`LiveStats`) and posts a
-message at most 5 times a second; the camera view repaints at 2 fps at most, so the
-console stays usable over a slow SSH link.
+Layered like the calibrator: a thin `DriveConsole` app (this module, with the parts it
+is built from), one screen per task (drive, models: `vehicle.console_screens`), figures
+aggregated and drawn by `vehicle.console_figures`, one `console.tcss`. The drive loop
+(`vehicle.drive.Drive`) runs in a thread worker whose callback only aggregates figures
+(`LiveStats`) and posts a message at most 5 times a second; the camera view repaints at
+2 fps at most, so the console stays usable over a slow SSH link.
 
 `racer drive` (tools/cmd_drive.py) builds the parts (`ConsoleParts`: camera, link, pulse
-calibration, model store, policy loader, optional lap source) and calls `run`.
+calibration, model store, policy loader, optional lap source) and calls `run`; with
+`--sim` the parts drive the hardware-in-the-loop car and the simulator times the laps.
 
 Runs on the car: no TensorFlow; numpy and Textual only. The camera view is
 `vehicle.terminal_view.FrameView`, shared with the calibrator.
@@ -19,7 +21,6 @@ Runs on the car: no TensorFlow; numpy and Textual only. The camera view is
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -27,17 +28,21 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-from rich.table import Table
 from rich.text import Text
-from textual.app import App, ComposeResult
+from textual.app import App
 from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import Static
 
+from vehicle.console_figures import (
+    LapTimes,
+    LiveStats,
+    StatsSnapshot,
+    TeeCamera,
+    figures_text,
+)
+from vehicle.console_screens import DriveScreen, ModelsScreen
 from vehicle.terminal_view import FrameView
 
 STATS_PERIOD_S = 0.2
@@ -46,20 +51,6 @@ VIEW_PERIOD_S = 0.5
 """The camera view repaints at most this often (2 fps)."""
 SPEED_STEP = 0.05
 """Max-speed change per key press (5 %)."""
-
-
-@dataclass(frozen=True)
-class LapTimes:
-    """What the world knows about laps (the simulator does; a real track may not)."""
-
-    current_s: float
-    """Time into the current lap."""
-    last_s: float | None = None
-    """The last complete lap."""
-    best_s: float | None = None
-    """The best complete lap."""
-    laps: int = 0
-    """Complete laps."""
 
 
 OpenDrive = Callable[[Any, Callable[[Any], None]], AbstractContextManager[Any]]
@@ -139,94 +130,6 @@ class CommandLineModel:
     note: str | None = "from the command line"
 
 
-# ---- figures, aggregated on the drive thread -------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatsSnapshot:
-    """Figures for the screen."""
-
-    frames: int = 0
-    rate_hz: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    misses: int = 0
-    faults: int = 0
-    battery_v: float | None = None
-    link_state: str = "-"
-    firmware_state: str = "-"
-    steer_deg: float | None = None
-    speed_mps: float | None = None
-    steer_us: int | None = None
-    throttle_us: int | None = None
-
-
-class LiveStats:
-    """Rolling loop rate and latency percentiles over the last `window` frames, plus the
-    last action and telemetry; thread-safe (fed by the drive thread, read by the UI)."""
-
-    def __init__(self, window: int = 150) -> None:
-        self._lock = threading.Lock()
-        self._times: deque[float] = deque(maxlen=window)
-        self._lat: deque[float] = deque(maxlen=window)
-        self._snap = StatsSnapshot()
-        self.events: deque[str] = deque(maxlen=50)
-
-    def add(self, st: Any) -> None:
-        """Take one `vehicle.drive.FrameStatus`."""
-        with self._lock:
-            self._times.append(st.t_s)
-            if st.loop_ms is not None:
-                self._lat.append(st.loop_ms)
-            snap = self._snap
-            rate = None
-            if len(self._times) >= 2 and self._times[-1] > self._times[0]:
-                rate = (len(self._times) - 1) / (self._times[-1] - self._times[0])
-            lat = sorted(self._lat)
-            tel = st.telemetry
-            self._snap = StatsSnapshot(
-                frames=st.frame,
-                rate_hz=rate,
-                p50_ms=_pct(lat, 50),
-                p99_ms=_pct(lat, 99),
-                misses=snap.misses + int(st.deadline_miss),
-                faults=snap.faults + int(st.event is not None),
-                battery_v=None if tel is None else tel.battery_v,
-                link_state=st.link_state,
-                firmware_state="-" if tel is None else tel.state,
-                steer_deg=st.steer_deg,
-                speed_mps=st.speed_mps,
-                steer_us=st.steer_us,
-                throttle_us=st.throttle_us,
-            )
-
-    def snapshot(self) -> StatsSnapshot:
-        with self._lock:
-            return self._snap
-
-
-def _pct(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    return float(np.percentile(sorted_values, q))
-
-
-class TeeCamera:
-    """Wraps the drive's camera and keeps the newest frame for the console's view."""
-
-    def __init__(self, camera: Any) -> None:
-        self._camera = camera
-        self.last: Any = None
-
-    def read(self, timeout_s: float = 0.5) -> Any:
-        frame = self._camera.read(timeout_s=timeout_s)
-        self.last = frame
-        return frame
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._camera, name)
-
-
 # ---- messages ------------------------------------------------------------------------
 
 
@@ -267,137 +170,6 @@ class _LogHandler(logging.Handler):
 
 
 # ---- screens ---------------------------------------------------------------------------
-
-
-def figures_text(app: DriveConsole, stats: StatsSnapshot, laps: LapTimes | None) -> Table:
-    """The live figures as a two-column grid."""
-
-    def num(v: float | None, fmt: str, unit: str) -> str:
-        return "-" if v is None else f"{v:{fmt}} {unit}"
-
-    t = Table.grid(padding=(0, 1))
-    t.add_column(style="dim", width=9)
-    t.add_column()
-    state_style = {"RUNNING": "bold black on green", "E-STOP": "bold white on red"}.get(
-        app.state, "bold"
-    )
-    t.add_row("state", Text(f" {app.state} ", style=state_style))
-    t.add_row("max speed", Text(f"{app.max_speed * 100:.0f} %", style="bold yellow"))
-    t.add_row(
-        "loop",
-        f"{num(stats.rate_hz, '.1f', 'Hz')}  frames {stats.frames}  miss {stats.misses}",
-    )
-    t.add_row(
-        "latency", f"p50 {num(stats.p50_ms, '.2f', 'ms')}  p99 {num(stats.p99_ms, '.2f', 'ms')}"
-    )
-    t.add_row("battery", num(stats.battery_v, ".2f", "V"))
-    link_style = "green" if stats.link_state == "up" else "bold red"
-    t.add_row("link", Text(f"{stats.link_state} / {stats.firmware_state}", style=link_style))
-    if stats.steer_deg is None:
-        action = (
-            "neutral"
-            if stats.steer_us is None
-            else f"neutral {stats.steer_us}/{stats.throttle_us} us"
-        )
-    else:
-        action = (
-            f"{stats.steer_deg:+.1f} deg {stats.speed_mps:.2f} m/s "
-            f"{stats.steer_us}/{stats.throttle_us} us"
-        )
-    t.add_row("action", action)
-    if laps is None:
-        t.add_row("lap", Text("not known on this track", style="dim"))
-    else:
-        parts = [f"{laps.current_s:.1f} s"]
-        if laps.last_s is not None:
-            parts.append(f"last {laps.last_s:.1f}")
-        if laps.best_s is not None:
-            parts.append(f"best {laps.best_s:.1f}")
-        parts.append(f"({laps.laps} laps)")
-        t.add_row("lap", "  ".join(parts))
-    t.add_row("faults", str(stats.faults))
-    return t
-
-
-class DriveScreen(Screen[None]):
-    """The main screen: model, figures, camera, log tail."""
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="drive-head")
-        with Horizontal(id="drive-row"):
-            yield FrameView("camera", id="drive-camera")
-            yield Static(id="drive-figures")
-        yield Static(id="drive-log")
-        yield Footer()
-
-    def on_screen_resume(self) -> None:
-        self.app.refresh_all()  # type: ignore[attr-defined]
-
-
-class ModelsScreen(Screen[None]):
-    """Pick the model to drive from the car's store."""
-
-    BINDINGS = [
-        Binding("enter", "choose", "choose", priority=True),
-        Binding("escape,d", "back", "back"),
-    ]
-
-    def compose(self) -> ComposeResult:
-        yield Static(id="models-head")
-        yield DataTable(id="models-table", cursor_type="row")
-        yield Static(id="models-note")
-        yield Footer()
-
-    def on_mount(self) -> None:
-        app: DriveConsole = self.app  # type: ignore[assignment]
-        table = self.query_one(DataTable)
-        table.add_columns("", "model", "actions", "max speed", "rate", "status")
-        store = app.parts.store
-        head = self.query_one("#models-head", Static)
-        if store is None:
-            head.update("no model store in this install: install one with `racer flash`")
-            return
-        head.update(f"models in {store.root}  (Enter: choose, Esc: back)")
-        try:
-            self.models = store.list()
-        except Exception as exc:
-            self.query_one("#models-note", Static).update(Text(str(exc), style="bold red"))
-            self.models = []
-        for m in self.models:
-            mark = "*" if m.is_active else ("<" if m.is_previous else "")
-            meta = m.metadata
-            if meta is None:
-                row = (mark, m.name, "-", "-", "-", m.problem or "unreadable")
-            else:
-                space = meta.action_space
-                row = (
-                    mark,
-                    m.name,
-                    f"{space.kind} {space.n if space.kind == 'discrete' else ''}".strip(),
-                    f"{space.max_speed_mps:g} m/s",
-                    f"{meta.control_rate_hz:g} Hz",
-                    m.problem or ("active" if m.is_active else "ok"),
-                )
-            table.add_row(*row, key=m.name)
-        if not self.models:
-            self.query_one("#models-note", Static).update(
-                "the store is empty: `racer flash BUNDLE --car ...` or `racer models install`"
-            )
-        else:
-            self.query_one("#models-note", Static).update("* active   < previous (rollback)")
-
-    def action_choose(self) -> None:
-        app: DriveConsole = self.app  # type: ignore[assignment]
-        if not getattr(self, "models", None):
-            return
-        row = self.query_one(DataTable).cursor_row
-        app.choose(self.models[row])
-        self.app.pop_screen()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
-
-
 # ---- the app ----------------------------------------------------------------------------
 
 

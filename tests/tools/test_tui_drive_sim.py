@@ -1,0 +1,135 @@
+"""`racer drive --sim` in a terminal opens the live console over the hardware-in-the-loop
+car: the real drive loop and link over a pty to the real firmware code on the simulated
+board, the simulator rendering the camera and timing the laps. Driven as a person would:
+Textual Pilot at 80x24, and the real command in tmux. The model is a small CNN cloned
+from the simulator's pure-pursuit expert (tests/vehicle/expert_model.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("tensorflow")
+pytest.importorskip("sim2real.world")
+
+from tests.tools.tui_terminal import ROOT, Terminal  # noqa: E402
+from tests.vehicle.expert_model import build_expert_model  # noqa: E402
+from tools.cmd_drive import sim_console_parts  # noqa: E402
+from tools.hil import HILConfig  # noqa: E402
+from vehicle.console import DriveConsole  # noqa: E402
+from vehicle.inference import Policy  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+WAIT_S = 60.0
+"""Generous: the machine running these may be loaded; nothing here measures time."""
+
+
+@pytest.fixture(scope="module")
+def expert(tmp_path_factory):
+    tfl, meta, acc = build_expert_model(tmp_path_factory.mktemp("expert"))
+    assert acc > 0.8
+    return tfl, meta
+
+
+def run_async(fn):  # type: ignore[no-untyped-def]
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        return asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+async def until(pilot, condition, timeout_s: float = WAIT_S) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s} s")
+        await pilot.pause(0.05)
+
+
+def text(app) -> str:  # type: ignore[no-untyped-def]
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+@run_async
+async def test_console_drives_the_simulated_car_and_space_stops_it(expert) -> None:
+    policy = Policy.load(*expert)
+    config = HILConfig(track="beginner_oval", laps=1000, fast=True)
+    parts, session = sim_console_parts(config, policy, label="expert/model.tflite")
+    app = DriveConsole(parts)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(pilot, lambda: "model expert/model.tflite" in text(app))
+        screen = text(app)
+        assert "sim beginner_oval fast" in screen and "0.0 s  (0 laps)" in screen
+        await pilot.press("enter")
+        await until(pilot, lambda: session() is not None)
+        hil = session()
+        ctrl = lambda: hil.sim.controller  # noqa: E731
+        await until(pilot, lambda: ctrl() is not None and ctrl().state == 1)  # ARMED
+        await until(pilot, lambda: hil.sim.physics.speed_mps > 0.2)  # the car moves
+        # figures from the running loop, the lap timer from the simulator
+        await until(pilot, lambda: " Hz  frames" in text(app) and "up / armed" in text(app))
+        await until(pilot, lambda: hil.laps().laps_completed >= 1, timeout_s=3 * WAIT_S)
+        await until(pilot, lambda: re.search(r"last \d+\.\d  best \d+\.\d", text(app)))
+        screen = text(app)
+        assert "RUNNING" in screen and re.search(r"p50 \d+\.\d\d ms  p99 \d+\.\d\d ms", screen)
+        assert re.search(r"battery\s+\d\.\d\d V", screen)
+        assert "lap 1: " in screen  # the simulator's lap, in the log tail
+        assert "\u2580" in screen  # the camera view shows the rendered frames
+        await pilot.press("space")
+        await until(pilot, lambda: app.drive is None)
+        assert app.state == "E-STOP"
+        await until(pilot, lambda: "STOP: neutral, disarmed" in text(app))
+        await until(pilot, lambda: "stopped: emergency stop" in text(app))
+    # the firmware ended disarmed with its throttle output at neutral
+    fw = ctrl()
+    assert fw.state == 0  # DISARMED
+    throttle = [us for _, which, us in hil.sim.board.pulse_log if which == "throttle"]
+    assert throttle and throttle[-1] == fw.t_mid
+    assert hil.laps().laps_completed >= 1
+
+
+@pytest.mark.skipif(
+    subprocess.run(["which", "tmux"], capture_output=True).returncode != 0,
+    reason="tmux not installed",
+)
+def test_racer_drive_sim_console_in_a_terminal(expert, tmp_path: Path) -> None:
+    tfl, _ = expert
+    term = Terminal("drivesim", 80, 24)
+    try:
+        env = {"XDG_CONFIG_HOME": str(tmp_path / "cfg"), "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "tools.cli", "drive", "--sim", "--track"]
+        argv += ["beginner_oval", "--model", str(tfl), "--fast", "--laps", "1000"]
+        argv += ["--store", str(tmp_path / "store")]
+        rc_file = tmp_path / "exit_code"
+        # through sh, which writes the exit code down (tmux does not always report it)
+        term.start(["sh", "-c", f'"$@"; echo $? > {rc_file}', "sh", *argv], env)
+        screen = term.wait_for("model ", timeout_s=WAIT_S)
+        term.wait_for("(0 laps)", timeout_s=WAIT_S)
+        screen = term.wait_for("space STOP", timeout_s=WAIT_S)
+        assert "STOPPED" in screen and "100 %" in screen
+        term.text("-")  # max speed -5 %
+        term.wait_for("95 %", timeout_s=WAIT_S)
+        term.keys("Enter")
+        term.wait_for("RUNNING", timeout_s=WAIT_S)
+        term.wait_for(" Hz  frames", timeout_s=WAIT_S)
+        term.wait_for("up / armed", timeout_s=WAIT_S)
+        screen = term.wait_for("best ", timeout_s=3 * WAIT_S)  # a lap of the simulator
+        assert re.search(r"p50 \d+\.\d\d ms", screen)
+        term.keys("Space")
+        term.wait_for("STOP: neutral, disarmed", timeout_s=WAIT_S)
+        screen = term.wait_for("stopped: emergency stop", timeout_s=WAIT_S)
+        assert "E-STOP" in screen
+        term.keys("q")
+        term.wait_dead(timeout_s=WAIT_S)
+        assert rc_file.read_text().strip() == "0"
+    finally:
+        term.close()
