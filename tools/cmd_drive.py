@@ -391,7 +391,7 @@ def sim_console_parts(
     from vehicle.console import CommandLineModel, ConsoleParts, LapTimes
     from vehicle.inference import load_policy
 
-    log = logging.getLogger("tools.hil")
+    log = logging.getLogger("simulator")
     log.setLevel(logging.INFO)  # laps show in the console's log tail
     current: dict[str, Any] = {}
 
@@ -434,6 +434,6 @@ def sim_console_parts(
             metadata=policy.metadata,
             note="from the command line" if from_command_line else "the store's active model",
         ),
-        loggers=("vehicle", "tools.hil"),
+        loggers=("vehicle", "simulator"),
     )
     return parts, lambda: current.get("session")
