@@ -67,7 +67,7 @@ def screen_text(app) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-async def until(pilot, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     """Pause until `condition()` holds (the app runs threads, so "idle" is not enough)."""
     import time
 

@@ -86,7 +86,7 @@ def test_calibrate_in_a_terminal_and_save(term: Terminal, tmp_path: Path) -> Non
     term.keys("[", "[", "[")
     for _ in range(6):
         term.keys("w", delay_s=0.04)
-    term.wait_for("neutral", timeout_s=5)  # back to neutral after the deadman
+    term.wait_for("neutral", timeout_s=20)  # back to neutral after the deadman
     # speed: one 1 s run at command 0.5; the simulated board offers its odometer
     term.keys("3")
     term.wait_for("Speed test")
@@ -94,7 +94,7 @@ def test_calibrate_in_a_terminal_and_save(term: Terminal, tmp_path: Path) -> Non
     term.wait_for("command 0.50")
     _go(term)
     term.keys("y")
-    term.wait_for("Distance covered at command 0.50", timeout_s=10)
+    term.wait_for("Distance covered at command 0.50", timeout_s=30)
     term.keys("Enter")
     term.wait_for("recorded")
     # review and save
@@ -141,7 +141,7 @@ def test_kill_during_save_keeps_old_or_new_file(term: Terminal, tmp_path: Path, 
     if when == "during":
         time.sleep(1.0)
     else:
-        term.wait_for("saved calibration.json", timeout_s=10)
+        term.wait_for("saved calibration.json", timeout_s=30)
     os.kill(pid, signal.SIGKILL)
     term.wait_dead()
     data = path.read_bytes()

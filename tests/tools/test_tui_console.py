@@ -30,7 +30,7 @@ def run_async(fn):  # type: ignore[no-untyped-def]
     return wrapper
 
 
-async def until(pilot, condition, timeout_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -42,7 +42,7 @@ def text(app) -> str:  # type: ignore[no-untyped-def]
     return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
-def _eventually_disarmed(rig: Rig, timeout_s: float = 3.0) -> None:
+def _eventually_disarmed(rig: Rig, timeout_s: float = 20.0) -> None:
     """The drive thread finishes after the app has gone: the firmware ends disarmed, at
     neutral (possibly via its own failsafe first)."""
     deadline = time.monotonic() + timeout_s

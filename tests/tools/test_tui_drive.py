@@ -76,7 +76,7 @@ def test_drive_console_in_a_terminal(
     assert sim.controller.state == 1
     term.keys("Space")
     term.wait_for("STOP: neutral, disarmed")
-    term.wait_for("stopped: emergency stop", timeout_s=10)
+    term.wait_for("stopped: emergency stop", timeout_s=30)
     assert sim.controller.state == 0  # DISARMED
     term.keys("q")
     term.wait_dead()

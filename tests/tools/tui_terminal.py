@@ -74,7 +74,7 @@ class Terminal:
     def screen(self) -> str:
         return self._tmux("capture-pane", "-p", "-t", self.name)
 
-    def wait_for(self, needle: str, timeout_s: float = 20.0) -> str:
+    def wait_for(self, needle: str, timeout_s: float = 60.0) -> str:
         deadline = time.monotonic() + timeout_s
         screen = ""
         while time.monotonic() < deadline:
@@ -84,7 +84,7 @@ class Terminal:
             time.sleep(0.1)
         raise AssertionError(f"{needle!r} not on screen within {timeout_s} s:\n{screen}")
 
-    def wait_dead(self, timeout_s: float = 15.0) -> None:
+    def wait_dead(self, timeout_s: float = 45.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.dead():
