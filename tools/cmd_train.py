@@ -7,6 +7,7 @@ code. `--metadata` and `--hyperparameters` take DeepRacer's own files unchanged.
     racer train --track reinvent_like --reward reward.py --minutes 15 --out runs/a
     racer train --out runs/a --resume            # after a crash or kill: continue
     racer train --track reinvent_base --clone runs/a --out runs/b --reward new.py
+    racer train --config mymodel/train.json      # the folder `racer new` wrote
 """
 
 from __future__ import annotations
@@ -53,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar=f.name.upper(),
                 help=f"{help_} [default: {f.default}]",
             )
+    parser.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a training config JSON (the train.json `racer new` writes, or a run's "
+        "config.json); flags given beside it override its values",
+    )
     parser.add_argument("--quiet", action="store_true", help="no live display")
     parser.add_argument("--json", action="store_true", help="print the result as JSON at the end")
     return parser
@@ -76,6 +84,21 @@ def resolve(args: argparse.Namespace) -> tuple:
         for f in dataclasses.fields(TrainConfig)
         if getattr(args, f.name) is not None
     }
+    if getattr(args, "config", None):
+        try:
+            data = json.loads(open(args.config, encoding="utf-8").read())
+        except OSError as exc:
+            raise ConfigError(f"--config {args.config}: cannot read it ({exc.strerror})") from exc
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{args.config}: not valid JSON at line {exc.lineno}: {exc.msg}"
+            ) from exc
+        base = config_from_json(data, args.config)
+        given = {
+            **{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)},
+            **given,
+        }
+        given = {k: v for k, v in given.items() if v is not None}
     if "track" in given:
         given["track"] = tuple(given["track"])
     elif given.get("generated"):

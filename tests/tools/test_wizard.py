@@ -285,3 +285,35 @@ def test_input_ending_early_is_a_clear_error(tmp_path, track_file):
     assert proc.returncode == 2
     assert "input ended" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_racer_train_takes_the_wizards_train_json_as_is(tmp_path, capsys, monkeypatch):
+    """`racer train --config m/train.json` resolves to exactly the config of the printed
+    command; flags beside --config override it."""
+    pytest.importorskip("tracks.catalogue")
+    import shlex
+
+    from tools import cmd_train
+
+    monkeypatch.chdir(tmp_path)
+    argv = "new m --track reinvent_like --reward centerline --minutes 7 --yes".split()
+    assert racer(argv) == 0
+    out = capsys.readouterr().out
+    printed = next(line for line in out.splitlines() if "racer train --track" in line)
+    flags = shlex.split(printed[printed.index("racer train") :])[2:]
+    from_flags = cmd_train.resolve(cmd_train.build_parser().parse_args(flags + ["--out", "m/run"]))
+    from_file = cmd_train.resolve(cmd_train.build_parser().parse_args(["--config", "m/train.json"]))
+    assert from_file[0] == from_flags[0]
+    assert from_file[1] == from_flags[1] and from_file[2] == from_flags[2]
+    assert from_file[0].minutes == 7.0
+    override = cmd_train.build_parser().parse_args(["--config", "m/train.json", "--minutes", "2"])
+    assert cmd_train.resolve(override)[0].minutes == 2.0
+
+
+def test_racer_train_config_errors_are_one_line(tmp_path, capsys):
+    bad = tmp_path / "train.json"
+    bad.write_text('{"out": "r", "colour": "red"}')
+    assert racer(["train", "--config", str(bad)]) == 2
+    assert "unknown key(s) ['colour']" in capsys.readouterr().err
+    assert racer(["train", "--config", str(tmp_path / "missing.json")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
