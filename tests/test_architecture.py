@@ -125,3 +125,15 @@ def test_racer_starts_without_training_stack(argv: list[str]) -> None:
     proc = _run_blocked(f"import sys\nfrom tools.cli import main\nsys.exit(main({argv!r}))\n")
     assert proc.returncode == 0, proc.stderr
     assert "usage" in proc.stdout.lower()
+
+
+def test_simulator_processes_need_no_tensorflow() -> None:
+    """The actor and the worker loop run in the simulator processes: NumPy only."""
+    script = BLOCKER.format(blocked=("tensorflow", "keras")) + (
+        "import trainer.actor, trainer.workers\nprint('ok')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok")

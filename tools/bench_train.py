@@ -1,8 +1,8 @@
 """`racer bench train`: wall-clock time until PPO, from pixels and without any expert,
 produces a saved checkpoint that completes 10 of 10 evaluation laps.
 
-Recipe: `trainer/recipes/fast_*` (OPENRACER_FAST network, 10 discrete actions, gamma
-0.99, centre-line x speed reward with a lap bonus) on `reinvent_like` with `standard`
+Recipe: `trainer/recipes/fast_*` (OPENRACER_LOWRES network, 10 discrete actions, gamma
+0.99, entropy bonus 0.002, centre-line x speed reward with a lap bonus) on `reinvent_like` with `standard`
 randomization, 2 simulator processes. After every iteration the trainer runs its
 evaluation episodes from the start line; when all of them finish the lap, the saved
 checkpoint is loaded back from disk and driven for `--laps` (10) laps on fresh
@@ -39,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="run directory (default: a temporary one)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--envs-per-worker", type=int, default=4)
     p.add_argument("--metadata", default=None, help="override the recipe's model_metadata.json")
     p.add_argument("--hyperparameters", default=None, help="override the recipe's file")
     p.add_argument("--reward", default=None, help="override the recipe's reward file")
@@ -80,7 +79,6 @@ def main(argv: list[str]) -> int:
         randomize=args.randomize,
         seed=args.seed,
         workers=args.workers,
-        envs_per_worker=args.envs_per_worker,
     )
     hp = load_hyperparameters(config.hyperparameters or FAST_HYPERPARAMETERS)
     metadata = load_metadata(metadata_path)

@@ -21,7 +21,7 @@ import types
 import typing
 
 # Options that may differ when resuming (how to run, not what to learn).
-RESUME_OVERRIDES = {"minutes", "max_iterations", "workers", "envs_per_worker", "tf_threads"}
+RESUME_OVERRIDES = {"minutes", "max_iterations", "workers", "tf_threads"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -155,8 +155,8 @@ def main(argv: list[str]) -> int:
         f"network {metadata.neural_network}, {metadata.action_space.kind} actions "
         f"({metadata.action_space.n}), tracks {list(config.track)}"
         + (f" + {config.generated} generated" if config.generated else "")
-        + f", randomize {config.randomize}, {config.workers} simulator processes x "
-        f"{config.envs_per_worker} envs, gamma {hp.discount_factor}"
+        + f", randomize {config.randomize}, {config.workers} simulator processes, "
+        f"gamma {hp.discount_factor}"
         + (
             f", imitation warm start {config.imitation_episodes} expert episodes"
             if config.imitation_episodes

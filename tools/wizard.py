@@ -20,7 +20,6 @@ Files are written atomically; an existing non-empty folder is refused unless --f
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,6 +36,7 @@ NETWORKS = (
     "DEEP_CONVOLUTIONAL_NETWORK",
     "DEEP_CONVOLUTIONAL_NETWORK_DEEP",
     "OPENRACER_FAST",
+    "OPENRACER_LOWRES",
 )
 DEFAULT_TRACK = "reinvent_like"
 """The wizard's default track (the catalogue's re:Invent 2018 look-alike)."""
@@ -71,7 +71,7 @@ class ModelChoices:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     """Overrides of DeepRacer's default hyperparameters (key -> value)."""
     network: str = "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW"
-    """Network topology (DeepRacer's names, or OPENRACER_FAST)."""
+    """Network topology (DeepRacer's names, or OPENRACER_FAST / OPENRACER_LOWRES)."""
     randomize: str = "standard"
     """Domain-randomization preset: none, light, standard or heavy."""
     minutes: float = 15.0
@@ -253,12 +253,9 @@ def ascii_preview(track, cols: int = 56, rows: int = 18) -> str:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    from trainer.checkpoint import atomic_write
+
+    atomic_write(path, text.encode("utf-8"))
 
 
 def train_command(folder: Path, c: ModelChoices) -> list[str]:

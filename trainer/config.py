@@ -202,9 +202,7 @@ class TrainConfig:
     seed: int = 0
     """Seed of every random choice (sampling, shuffling, start positions, randomization)."""
     workers: int = 2
-    """Simulator processes stepping environments in parallel."""
-    envs_per_worker: int = 4
-    """Environments per simulator process; the policy runs on all of them as one batch."""
+    """Simulator processes, each playing whole episodes with a NumPy copy of the policy."""
     max_episode_steps: int = 1500
     """Truncate an episode after this many steps (1500 = 100 s at 15 Hz)."""
     eval_episodes: int = 5
@@ -247,7 +245,6 @@ def _check_config(c: TrainConfig) -> None:
         )
     for name, low, high in (
         ("workers", 1, 64),
-        ("envs_per_worker", 1, 256),
         ("max_episode_steps", 10, 1_000_000),
         ("eval_episodes", 0, 1000),
         ("max_iterations", 0, 10**9),
@@ -264,6 +261,11 @@ def _check_config(c: TrainConfig) -> None:
         raise ConfigError("--out must name a run directory")
 
 
+RETIRED_CONFIG_KEYS = ("envs_per_worker",)
+"""Keys older runs wrote that no longer mean anything (each simulator process now plays
+one episode at a time); dropped when such a run is resumed."""
+
+
 def config_from_json(data: Any, source: str) -> TrainConfig:
     """Rebuild a `TrainConfig` from a run's `config.json` (unknown keys are errors)."""
     if not isinstance(data, dict):
@@ -275,6 +277,8 @@ def config_from_json(data: Any, source: str) -> TrainConfig:
             f"{source}: schema_version {version} is not {SCHEMA_VERSION}; this run was written "
             "by another openracer version"
         )
+    for key in RETIRED_CONFIG_KEYS:
+        data.pop(key, None)
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -211,6 +211,29 @@ def run_trials(
     return [trials[k] for k in sorted(trials)]
 
 
+def play_trials(pool: Any, spec: Any, laps: int, seed: int) -> list[Trial]:
+    """`laps` trials from the start line played inside the pool's simulator processes
+    with the NumPy policy `spec` (`trainer.actor.ActorSpec`, greedy): the in-training
+    evaluation. Same seeds and starts as `run_trials`."""
+    from trainer.actor import EpisodeItem
+
+    items = [
+        EpisodeItem(index=lap, seed=eval_seed(seed, lap), start_progress=0.0, rng_seed=[seed, lap])
+        for lap in range(laps)
+    ]
+    return [
+        Trial(
+            lap=e.index,
+            infos=e.infos,
+            actions=e.actions,
+            rewards=e.rewards,
+            terminated=e.terminated,
+            truncated=e.truncated,
+        )
+        for e in pool.play_many(spec, items)
+    ]
+
+
 def lap_result(trial: Trial, control_rate_hz: float, track_length_m: float) -> LapResult:
     """Summarise one trial (lap time in simulated seconds)."""
     steps = len(trial.actions)

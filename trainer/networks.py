@@ -22,7 +22,10 @@ DeepRacer's Clipped PPO has (`use_separate_networks_per_head`), ReLU after every
   dense 512, 512 -> flatten 9 216 -> dense 256 -> dense 128.
 - OPENRACER_FAST (openracer's own, not a DeepRacer topology): 2x2 average pool to 60x80,
   24@5x5/2, 32@3x3/2, 64@3x3/2 -> flatten 3 072 -> dense 256. About 5x cheaper to train
-  than SHALLOW on this machine; the benchmark recipe uses it.
+  than SHALLOW on this machine.
+- OPENRACER_LOWRES (openracer's own): 4x4 average pool to 30x40, 16@5x5/2, 32@3x3/2,
+  32@3x3/1 -> flatten 768 -> dense 128. A training step costs about a sixth of
+  OPENRACER_FAST's; the learning benchmark's recipe uses it.
 
 Coach applies the embedder's dense layers per spatial position before flattening; a
 dense layer on the channel axis is exactly a 1x1 convolution, which is what we build
@@ -73,6 +76,13 @@ TOPOLOGIES: dict[str, tuple[tuple[str, int, int, int], ...]] = {
         ("conv", 32, 3, 2),
         ("conv", 64, 3, 2),
         ("dense", 256, 0, 0),
+    ),
+    "OPENRACER_LOWRES": (
+        ("pool", 0, 4, 4),
+        ("conv", 16, 5, 2),
+        ("conv", 32, 3, 2),
+        ("conv", 32, 3, 1),
+        ("dense", 128, 0, 0),
     ),
 }
 

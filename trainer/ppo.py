@@ -1,8 +1,9 @@
 """Clipped PPO from camera pixels, DeepRacer style, reading top to bottom (CleanRL layout).
 
 `train()` is the whole algorithm: setup (networks, optimizer, run directory, simulator
-workers), then per iteration: rollout of `num_episodes_between_training` whole episodes
-across all simulator slots with the policy evaluated in one batch per step; advantages
+workers), then per iteration: rollout of `num_episodes_between_training` whole episodes,
+played inside the simulator processes with a NumPy copy of the policy (`trainer.actor`;
+the weights travel once per iteration, episodes come back whole); advantages
 with GAE; `num_epochs` passes of minibatch updates; evaluation episodes from the start
 line; logging; an atomic checkpoint. It stops at the time budget or at DeepRacer's
 termination conditions (`term_cond_max_episodes`, `term_cond_avg_score`).
@@ -19,10 +20,11 @@ Continuous: a diagonal Gaussian around the tanh mean with a state-independent lo
 (initial std 0.6, clipped to [-20, 3] as Coach), samples clipped to [-1, 1] before the
 environment rescales them to the metadata's ranges.
 
-Randomness: one `numpy.random.Generator` (seeded from `TrainConfig.seed`) drives action
-sampling and minibatch shuffling; environment episode k is reset with seed
-`episode_seed(seed, k)` and start position `k * 0.05` of the lap (DeepRacer's round robin),
-so a resumed run replays exactly what an uninterrupted one would.
+Randomness: one `numpy.random.Generator` (seeded from `TrainConfig.seed`) drives minibatch
+shuffling; environment episode k is reset with seed `episode_seed(seed, k)` and start
+position `k * 0.05` of the lap (DeepRacer's round robin) and samples its actions from a
+generator seeded with `sampling_seed(seed, k)`, so an episode is the same whichever
+process plays it, and a resumed run replays exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
@@ -30,15 +32,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from trainer.actor import LOG_STD_RANGE, ActorSpec, Episode, EpisodeItem, sampling_seed
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters
-from trainer.networks import build_networks
+from trainer.networks import TOPOLOGIES, build_networks
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
 
@@ -51,8 +54,6 @@ VALUE_COEF = 0.5
 scales the value tower's gradient)."""
 INITIAL_LOG_STD = math.log(0.6)
 """Continuous action spaces: initial log standard deviation in [-1, 1] action units."""
-LOG_STD_RANGE = (-20.0, 3.0)
-"""Clip of the log standard deviation (Coach's PPO head)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -188,21 +189,13 @@ class Learner:
             learning_rate=hp.lr, epsilon=ADAM_EPSILON, global_clipnorm=MAX_GRAD_NORM
         )
         self.optimizer.build(self.variables)
-        # One trace for every batch size (slots go idle at the end of a rollout).
         spec = [tf.TensorSpec((None, *OBS_SHAPE), tf.uint8)]
-        self._policy = tf.function(
-            lambda obs: self.nets.policy_logits(obs, training=False), input_signature=spec
-        )
         self._value = tf.function(
             lambda obs: self.nets.value(obs, training=False), input_signature=spec
         )
         self._train_step = tf.function(self._train_step_impl)
 
     # -- inference -------------------------------------------------------------------
-    def policy_out(self, obs: np.ndarray) -> np.ndarray:
-        """Logits (discrete) or tanh means (continuous) for a uint8 batch."""
-        return self._policy(tf.constant(obs)).numpy()
-
     def values(self, obs: np.ndarray, batch: int = 256) -> np.ndarray:
         """State values for a uint8 batch of any size, computed in chunks."""
         if len(obs) == 0:
@@ -212,32 +205,17 @@ class Learner:
         ]
         return np.concatenate(parts).astype(np.float32)
 
-    def sample(
-        self, out: np.ndarray, rng: np.random.Generator, epsilon: float = 0.0
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Training actions and their log-probabilities under the current policy."""
-        if self.discrete:
-            z = out - out.max(axis=1, keepdims=True)
-            probs = np.exp(z)
-            probs /= probs.sum(axis=1, keepdims=True)
-            u = rng.random(len(out))
-            actions = np.minimum((probs.cumsum(axis=1) < u[:, None]).sum(axis=1), out.shape[1] - 1)
-            if epsilon > 0.0:
-                explore = rng.random(len(out)) < epsilon
-                random_actions = rng.integers(0, out.shape[1], len(out))
-                actions = np.where(explore, random_actions, actions)
-            logp = np.log(np.maximum(probs[np.arange(len(out)), actions], 1e-12))
-            return actions.astype(np.int64), logp.astype(np.float32)
-        log_std = np.clip(self.log_std.numpy(), *LOG_STD_RANGE)
-        noise = rng.standard_normal(out.shape)
-        actions = (out + np.exp(log_std) * noise).astype(np.float32)
-        logp = np.sum(-0.5 * noise**2 - log_std - 0.5 * math.log(2 * math.pi), axis=1)
-        return actions, logp.astype(np.float32)
-
-    def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """Evaluation actions: argmax (discrete) or the mean (continuous)."""
-        out = self.policy_out(obs)
-        return out.argmax(axis=1) if self.discrete else np.clip(out, -1.0, 1.0)
+    def actor_spec(self, *, epsilon: float = 0.0, greedy: bool = False) -> ActorSpec:
+        """The current policy for the simulator processes (`trainer.actor`)."""
+        return ActorSpec(
+            topology=TOPOLOGIES[self.metadata.neural_network],
+            weights=[np.asarray(w) for w in self.nets.policy_logits.get_weights()],
+            discrete=self.discrete,
+            log_std=None if self.discrete else np.asarray(self.log_std.numpy()),
+            epsilon=epsilon,
+            greedy=greedy,
+            record_obs=not greedy,
+        )
 
     # -- update ----------------------------------------------------------------------
     def _train_step_impl(self, obs, actions, old_logp, advantages, returns):
@@ -312,42 +290,8 @@ class Learner:
 
 
 # ---------------------------------------------------------------------------------------
-# Rollouts: whole episodes over all simulator slots, one policy batch per step
+# Rollouts: whole episodes played inside the simulator processes (trainer.actor)
 # ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class Episode:
-    """One training episode as collected."""
-
-    index: int
-    """Run-wide episode number (drives the seed and the round-robin start)."""
-    start_progress: float
-    """Start position as a fraction of the lap."""
-    obs: list[np.ndarray] = field(default_factory=list)
-    actions: list[Any] = field(default_factory=list)
-    logp: list[float] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    infos: list[dict[str, Any]] = field(default_factory=list)
-    """Slimmed step infos (reset info first), for simtrace rows and metrics."""
-    terminated: bool = False
-    truncated: bool = False
-    final_obs: np.ndarray | None = None
-    wall_start: float = 0.0
-    wall_end: float = 0.0
-
-    @property
-    def status(self) -> str:
-        info = self.infos[-1] if self.infos else {}
-        status = str(info.get("episode_status", ""))
-        if self.truncated and status in ("", "in_progress", "prepare"):
-            return "time_up"
-        return status or ("lap_complete" if self.progress >= 100.0 else "unknown")
-
-    @property
-    def progress(self) -> float:
-        params = (self.infos[-1] if self.infos else {}).get("params", {})
-        return float(params.get("progress", 0.0))
 
 
 @dataclass
@@ -370,7 +314,6 @@ class DeadlineReached(Exception):
 def rollout(
     pool: Any,
     learner: Learner,
-    rng: np.random.Generator,
     *,
     n_episodes: int,
     first_episode: int,
@@ -379,64 +322,40 @@ def rollout(
     deadline: float | None = None,
     on_step: Any = None,
 ) -> list[Episode]:
-    """Play `n_episodes` whole episodes (numbers first_episode...) over the pool's slots.
+    """Play `n_episodes` whole episodes (numbers first_episode...) with the current policy.
 
-    A slot whose episode ends starts the next unplayed episode; once all are started the
-    slot idles. Episodes come back sorted by number.
+    Episode k resets with seed `episode_seed(seed, k)`, starts `k * 0.05` of the lap on
+    (DeepRacer's round robin) and samples its actions from a generator seeded with
+    `sampling_seed(seed, k)`; the simulator processes play them (`pool.play_many`).
+    Episodes come back sorted by number.
     """
-    active: dict[int, Episode] = {}
-    done: list[Episode] = []
-    next_k = first_episode
-    last_k = first_episode + n_episodes
-
-    def start(slots: list[int]) -> None:
-        nonlocal next_k
-        items = []
-        for slot in slots:
-            if next_k >= last_k:
-                break
-            start_progress = (next_k * ROUND_ROBIN_ADVANCE) % 1.0
-            active[slot] = Episode(index=next_k, start_progress=start_progress)
-            items.append((slot, episode_seed(seed, next_k), {"start_progress": start_progress}))
-            next_k += 1
-        now = time.time()
-        for slot, (obs, info) in pool.reset_many(items).items():
-            active[slot].obs.append(obs)
-            active[slot].infos.append(info)
-            active[slot].wall_start = now
-
-    start(list(range(pool.num_envs)))
+    spec = learner.actor_spec(epsilon=epsilon)
+    items = [
+        EpisodeItem(
+            index=k,
+            seed=episode_seed(seed, k),
+            start_progress=(k * ROUND_ROBIN_ADVANCE) % 1.0,
+            rng_seed=sampling_seed(seed, k),
+        )
+        for k in range(first_episode, first_episode + n_episodes)
+    ]
     steps = 0
-    while active:
-        if deadline is not None and time.time() > deadline:
-            raise DeadlineReached
-        slots = sorted(active)
-        obs = np.stack([active[s].obs[-1] for s in slots])
-        actions, logp = learner.sample(learner.policy_out(obs), rng, epsilon)
-        env_actions = actions if learner.discrete else np.clip(actions, -1.0, 1.0)
-        results = pool.step_many({s: env_actions[j] for j, s in enumerate(slots)})
-        finished = []
-        for j, slot in enumerate(slots):
-            ep = active[slot]
-            next_obs, reward, terminated, truncated, info = results[slot]
-            ep.actions.append(actions[j])
-            ep.logp.append(float(logp[j]))
-            ep.rewards.append(reward)
-            ep.infos.append(info)
-            if terminated or truncated:
-                ep.terminated, ep.truncated = terminated, truncated and not terminated
-                ep.final_obs = next_obs
-                ep.wall_end = time.time()
-                done.append(active.pop(slot))
-                finished.append(slot)
-            else:
-                ep.obs.append(next_obs)
-        steps += len(slots)
+    finished = 0
+    late = False
+
+    def on_done(episode: Episode) -> bool:
+        nonlocal steps, finished, late
+        steps += len(episode.rewards)
+        finished += 1
         if on_step is not None:
-            on_step(steps, len(done))
-        if finished:
-            start(finished)
-    return sorted(done, key=lambda e: e.index)
+            on_step(steps, finished)
+        late = deadline is not None and time.time() > deadline
+        return not late
+
+    episodes = pool.play_many(spec, items, on_done)
+    if late or len(episodes) < n_episodes:
+        raise DeadlineReached
+    return episodes
 
 
 def make_batch(episodes: list[Episode], learner: Learner, gamma: float) -> Batch:
@@ -509,7 +428,7 @@ def train(
     """
     from trainer.checkpoint import RunDir, atomic_write_json
     from trainer.errors import CheckpointError
-    from trainer.evaluate import env_kwargs_for, lap_result, run_trials
+    from trainer.evaluate import env_kwargs_for, lap_result, play_trials
     from trainer.logbook import (
         TensorBoard,
         episode_rows,
@@ -605,9 +524,7 @@ def train(
         )
     # Evaluation trials run on the same simulator slots: every reset names its start
     # (the start line for evaluation), so one pool serves both phases.
-    pool = make_pool(
-        config.env_id, kwargs, config.workers, config.envs_per_worker, config.max_episode_steps
-    )
+    pool = make_pool(config.env_id, kwargs, config.workers, 1, config.max_episode_steps)
     try:
         while True:
             # -- stop conditions (DeepRacer's, plus the time budget) -----------------------
@@ -629,7 +546,6 @@ def train(
                 eps = rollout(
                     pool,
                     learner,
-                    rng,
                     n_episodes=n_eps,
                     first_episode=episodes,
                     seed=config.seed,
@@ -653,7 +569,9 @@ def train(
             evaluation: dict[str, Any] = {}
             eval_trials: list[Any] = []
             if config.eval_episodes:
-                eval_trials = run_trials(pool, learner.greedy, config.eval_episodes, config.seed)
+                eval_trials = play_trials(
+                    pool, learner.actor_spec(greedy=True), config.eval_episodes, config.seed
+                )
                 laps = [lap_result(t, metadata.control_rate_hz, 0.0) for t in eval_trials]
                 done_times = [lap.lap_time_s for lap in laps if lap.completed]
                 evaluation = {

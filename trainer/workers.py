@@ -9,6 +9,12 @@ offer the same three calls:
 - `step_many({slot: action}) -> {slot: (obs, reward, terminated, truncated, info)}`
 - `close()`
 
+and one more for the policy being trained: `play_many(spec, items, on_done)` plays whole
+episodes inside the simulator processes with a NumPy copy of the policy
+(`trainer.actor`), one episode per process at a time, handing the next episode to
+whichever process finishes first; episodes come back sorted by number. Every episode is
+seeded from its number, so the result does not depend on which process played it.
+
 Autoreset is **off** by design: an environment whose episode ended stays idle until the
 trainer resets it with an explicit seed and start position. That is what lets an
 iteration hold exactly DeepRacer's `num_episodes_between_training` whole episodes, and a
@@ -23,10 +29,12 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import traceback
+from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
 
+from trainer.actor import ActorSpec, Episode, EpisodeItem, play_episode
 from trainer.errors import RolloutError
 
 _DROP_PARAMS = {
@@ -111,6 +119,10 @@ class _Slots:
             )
         return out
 
+    def play(self, spec: ActorSpec, item: EpisodeItem) -> Episode:
+        self.steps[0] = 0
+        return play_episode(self.envs[0], spec, item, self.max_steps, slim_info)
+
     def close(self) -> None:
         for env in self.envs:
             env.close()
@@ -120,6 +132,7 @@ def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], n: int, max
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    spec: ActorSpec | None = None
     try:
         slots = _Slots(env_id, env_kwargs, n, max_steps)
         conn.send(("ok", None))
@@ -136,7 +149,15 @@ def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], n: int, max
             conn.send(("ok", None))
             break
         try:
-            result = slots.reset(payload) if cmd == "reset" else slots.step(payload)
+            if cmd == "play":
+                new_spec, item = payload
+                spec = new_spec or spec
+                assert spec is not None, "play before any policy was sent"
+                result: Any = slots.play(spec, item)
+            elif cmd == "reset":
+                result = slots.reset(payload)
+            else:
+                result = slots.step(payload)
             conn.send(("ok", result))
         except BaseException as exc:
             conn.send(("error", _describe(exc)))
@@ -160,6 +181,17 @@ class LocalPool:
 
     def step_many(self, actions: dict[int, Any]) -> dict[int, tuple]:
         return {r[0]: r[1:] for r in self._slots.step(sorted(actions.items()))}
+
+    def play_many(
+        self, spec: ActorSpec, items: list[EpisodeItem], on_done: Any = None
+    ) -> list[Episode]:
+        """Play `items` one after the other in this process (see the module docstring)."""
+        done = []
+        for item in items:
+            done.append(self._slots.play(spec, item))
+            if on_done is not None and on_done(done[-1]) is False:
+                break
+        return sorted(done, key=lambda e: e.index)
 
     def close(self) -> None:
         self._slots.close()
@@ -235,6 +267,39 @@ class EnvPool:
     def step_many(self, actions: dict[int, Any]) -> dict[int, tuple]:
         results = self._scatter("step", sorted(actions.items()), "stepping")
         return {r[0]: r[1:] for r in results}
+
+    def play_many(
+        self, spec: ActorSpec, items: list[EpisodeItem], on_done: Any = None
+    ) -> list[Episode]:
+        """Play `items` across the processes, one episode each at a time (see the module
+        docstring). `on_done(episode)` is called as each finishes; when it returns False
+        no further episode is started (those running are still collected)."""
+        pending = list(reversed(items))
+        busy: dict[int, EpisodeItem] = {}
+        sent_spec: set[int] = set()
+        done: list[Episode] = []
+        stop = False
+
+        def hand_out(w: int) -> None:
+            item = pending.pop()
+            self._conns[w].send(("play", (None if w in sent_spec else spec, item)))
+            sent_spec.add(w)
+            busy[w] = item
+
+        for w in range(len(self._conns)):
+            if pending:
+                hand_out(w)
+        while busy:
+            ready = wait([self._conns[w] for w in busy])
+            for w in sorted(w for w in busy if self._conns[w] in ready):
+                item = busy.pop(w)
+                episode = self._receive(w, f"playing episode {item.index}")
+                done.append(episode)
+                if on_done is not None and on_done(episode) is False:
+                    stop = True
+                if pending and not stop:
+                    hand_out(w)
+        return sorted(done, key=lambda e: e.index)
 
     def close(self) -> None:
         for conn, proc in zip(self._conns, self._procs, strict=True):

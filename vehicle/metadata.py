@@ -35,6 +35,7 @@ NEURAL_NETWORKS = (
     "DEEP_CONVOLUTIONAL_NETWORK",
     "DEEP_CONVOLUTIONAL_NETWORK_DEEP",
     "OPENRACER_FAST",
+    "OPENRACER_LOWRES",
 )
 CAMERA_SENSORS = ("FRONT_FACING_CAMERA", "STEREO_CAMERAS", "LEFT_CAMERA", "observation")
 LIDAR_SENSORS = ("LIDAR", "SECTOR_LIDAR", "DISCRETIZED_SECTOR_LIDAR")
@@ -167,7 +168,7 @@ class ModelMetadata:
     training_algorithm: str = "clipped_ppo"
     """'clipped_ppo' (or 'sac', accepted in files but not trained here)."""
     neural_network: str = "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW"
-    """DeepRacer network topology name (or OPENRACER_FAST)."""
+    """DeepRacer network topology name (or OPENRACER_FAST, OPENRACER_LOWRES)."""
     sensor: tuple[str, ...] = ("FRONT_FACING_CAMERA",)
     """Sensors; openracer supports one front-facing camera."""
     version: str = "5"

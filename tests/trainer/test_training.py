@@ -22,7 +22,6 @@ def config(out, track, **kw):
         track=(track,),
         minutes=10,
         workers=1,
-        envs_per_worker=2,
         eval_episodes=2,
         max_iterations=2,
         env_id=FAKE_ENV,
