@@ -46,6 +46,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _cpu_times() -> list[int] | None:
+    """The machine's aggregate CPU counters from /proc/stat (None where there is none)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+    except OSError:
+        return None
+    return [int(x) for x in fields[1:9]] if fields and fields[0] == "cpu" else None
+
+
+def steal_pct(before: list[int] | None, after: list[int] | None) -> float | None:
+    """Percentage of CPU time the hypervisor gave to other guests between two readings
+    (/proc/stat's 'steal' column): on a shared virtual machine the wall-clock figures
+    shrink or grow with it, so the benchmark reports it beside them."""
+    if before is None or after is None:
+        return None
+    delta = [a - b for a, b in zip(after, before, strict=True)]
+    total = sum(delta)
+    return round(100.0 * delta[7] / total, 1) if total > 0 else None
+
+
 def _eval_checkpoint(run: str, iteration: int, track: str, laps: int, randomize: str, seed: int):
     from tools.cmd_eval import policy_from_target
     from trainer.evaluate import evaluate
@@ -67,6 +88,7 @@ def main(argv: list[str]) -> int:
 
     start = time.time()
     load = [os.getloadavg()]
+    cpu_start = _cpu_times()
     out = args.out or tempfile.mkdtemp(prefix="racer-bench-train-")
     metadata_path = args.metadata or str(FAST_METADATA)
     config = TrainConfig(
@@ -104,6 +126,7 @@ def main(argv: list[str]) -> int:
                 checkpoint=info["path"],
                 report=report.to_json(),
                 env_steps=info["env_steps"],
+                steal=steal_pct(cpu_start, _cpu_times()),
             )
             return args.extra_minutes <= 0
         return False
@@ -134,6 +157,7 @@ def main(argv: list[str]) -> int:
         "lap_checks": checks,
         "load_average_1min": [round(x[0], 2) for x in load[:: max(len(load) // 10, 1)]],
         "cpu_count": os.cpu_count(),
+        "cpu_steal_pct": steal_pct(cpu_start, _cpu_times()),
     }
     if found:
         report = found["report"]
@@ -143,6 +167,7 @@ def main(argv: list[str]) -> int:
             checkpoint=found["checkpoint"],
             checkpoint_iteration=found["iteration"],
             env_steps_to_lap=found["env_steps"],
+            cpu_steal_pct_to_lap=found["steal"],
             limit_ratio=report["limit_ratio"],
             mean_lap_s=report["mean_lap_s"],
             best_lap_s=report["best_lap_s"],
@@ -172,7 +197,10 @@ def main(argv: list[str]) -> int:
             )
         else:
             print(f"no checkpoint completed {args.laps}/{args.laps} laps: {result.stop_reason}")
-        print(f"load average during the run: {summary['load_average_1min']}")
+        print(
+            f"load average during the run: {summary['load_average_1min']}; CPU time taken "
+            f"by other guests of this virtual machine: {summary['cpu_steal_pct']} %"
+        )
         if "longer_run" in summary:
             print(f"longer run: {summary['longer_run']}")
     return 0

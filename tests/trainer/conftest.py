@@ -41,3 +41,19 @@ def small_hp():
     return Hyperparameters(
         batch_size=32, num_epochs=2, num_episodes_between_training=4, discount_factor=0.95
     )
+
+
+def continuous_metadata(network: str):
+    """A continuous action space (steering -30..30 deg, speed 0.5..2 m/s) on `network`."""
+    from vehicle.metadata import parse_metadata
+
+    return parse_metadata(
+        {
+            "action_space": {
+                "steering_angle": {"low": -30, "high": 30},
+                "speed": {"low": 0.5, "high": 2.0},
+            },
+            "action_space_type": "continuous",
+            "neural_network": network,
+        }
+    )

@@ -10,9 +10,9 @@ import pytest
 
 from trainer.actor import ActorSpec, EpisodeItem, act, forward, play_episode, sampling_seed
 from trainer.networks import TOPOLOGIES, build_networks
-from vehicle.metadata import ModelMetadata, parse_metadata
+from vehicle.metadata import ModelMetadata
 
-from .conftest import FAKE_ENV
+from .conftest import FAKE_ENV, continuous_metadata
 
 
 @pytest.mark.parametrize("name", sorted(TOPOLOGIES))
@@ -28,16 +28,7 @@ def test_forward_matches_keras(name):
 
 
 def test_continuous_head_applies_tanh_like_keras():
-    md = parse_metadata(
-        {
-            "action_space": {
-                "steering_angle": {"low": -30, "high": 30},
-                "speed": {"low": 0.5, "high": 2.0},
-            },
-            "action_space_type": "continuous",
-            "neural_network": "OPENRACER_LOWRES",
-        }
-    )
+    md = continuous_metadata("OPENRACER_LOWRES")
     nets = build_networks(md, seed=1)
     weights = nets.policy_logits.get_weights()
     weights[-2] = weights[-2] * 300.0  # push the mean towards the tanh's flat ends

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from trainer.networks import build_networks, build_policy, feature_shapes
-from vehicle.metadata import ModelMetadata, parse_metadata
+from vehicle.metadata import ModelMetadata
+
+from .conftest import continuous_metadata
 
 # Shapes from the compat reference's table, 120x160x1 input.
 EXPECTED = {
@@ -65,16 +67,7 @@ def test_discrete_policy_contract():
 
 
 def test_continuous_policy_outputs_mean_in_unit_box_and_towers_are_separate():
-    md = parse_metadata(
-        {
-            "action_space": {
-                "steering_angle": {"low": -30, "high": 30},
-                "speed": {"low": 0.5, "high": 2.0},
-            },
-            "action_space_type": "continuous",
-            "neural_network": "OPENRACER_FAST",
-        }
-    )
+    md = continuous_metadata("OPENRACER_FAST")
     nets = build_networks(md)
     obs = np.full((2, 120, 160, 1), 255, np.uint8)
     mean = np.asarray(nets.policy(obs))
