@@ -2,7 +2,7 @@
 produces a saved checkpoint that completes 10 of 10 evaluation laps.
 
 Recipe: `trainer/recipes/fast_*` (OPENRACER_LOWRES network, 10 discrete actions, gamma
-0.99, entropy bonus 0.002, centre-line x speed reward with a lap bonus) on `reinvent_like` with `standard`
+0.99, entropy bonus 0.002, centre-line reward with a small speed premium and a lap bonus) on `reinvent_like` with `standard`
 randomization, 2 simulator processes. After every iteration the trainer runs its
 evaluation episodes from the start line; when all of them finish the lap, the saved
 checkpoint is loaded back from disk and driven for `--laps` (10) laps on fresh

@@ -6,7 +6,7 @@
 2.0 m/s), discount 0.99 (a horizon of about 100 steps = 7 s at 15 Hz instead of
 DeepRacer's 0.999), 16 episodes and 4 epochs per iteration, entropy bonus 0.002 (0.01
 kept the policy so spread that its argmax drove worse than its samples), and a
-centre-line x speed reward with a lap bonus.
+centre-line reward with a small speed premium and a lap bonus.
 """
 
 from __future__ import annotations
