@@ -2,17 +2,19 @@
 produces a saved checkpoint that completes 10 of 10 evaluation laps.
 
 Recipe: `trainer/recipes/fast_*` (OPENRACER_LOWRES network, 10 discrete actions, gamma
-0.99, entropy bonus 0.002, centre-line reward with a small speed premium and a lap bonus) on `reinvent_like` with `standard`
-randomization, 2 simulator processes. After every iteration the trainer runs its
-evaluation episodes from the start line; when all of them finish the lap, the saved
-checkpoint is loaded back from disk and driven for `--laps` (10) laps on fresh
-randomized conditions. `time_to_lap_s` is the wall-clock time from the start of the
-benchmark (process spawn, compilation and all) until that check passes.
-With `--extra-minutes M` training continues after the first lapping checkpoint and the
-best checkpoint at the end is evaluated again (the "longer run" lap-time ratio).
+0.99, entropy bonus 0.002, centre-line reward with a small speed premium and a lap
+bonus) on `reinvent_like` with `standard` randomization, 2 simulator processes. After
+every iteration the trainer runs its evaluation episodes from the start line; when all
+of them finish the lap, the saved checkpoint is loaded back from disk and driven for
+`--laps` (10) laps on fresh randomized conditions. `time_to_lap_s` is the wall-clock
+time from the start of the benchmark (process spawn, compilation and all) until that
+check passes. With `--extra-minutes M` training continues after the first lapping
+checkpoint and the best checkpoint at the end is evaluated again (the "longer run"
+lap-time ratio).
 
 The bar is absolute (floor 900 s, aim 300 s on the 2-core machine), so the load average
-during the run is reported beside it: the machine is shared.
+during the run and the share of CPU time the hypervisor gave to other guests
+(`cpu_steal_pct`) are reported beside it: the machine is shared.
 """
 
 from __future__ import annotations
