@@ -55,6 +55,17 @@ def test_fast_network_downsamples_early():
     assert shapes[-1] == (256,)
 
 
+def test_lowres_network_shapes_as_documented():
+    assert feature_shapes("OPENRACER_LOWRES") == [
+        (30, 40, 1),
+        (13, 18, 16),
+        (6, 8, 32),
+        (4, 6, 32),
+        (768,),
+        (128,),
+    ]
+
+
 def test_discrete_policy_contract():
     md = dataclasses.replace(ModelMetadata(), neural_network="OPENRACER_FAST")
     model = build_policy(md)
