@@ -34,7 +34,10 @@ async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ign
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
+            # The screen says why (a drive that ended at once logs its stop reason).
+            raise AssertionError(
+                f"condition not met within {timeout_s} s; screen:\n{text(pilot.app)}"
+            )
         await pilot.pause(0.02)
 
 
