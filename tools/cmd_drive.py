@@ -347,15 +347,9 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 def _run_sim_console(args: argparse.Namespace, config: Any, policy: Any) -> int:
     """The live console over the simulated car (`sim_console_parts`)."""
-    from vehicle.console import run
+    from vehicle.console import open_store, run
 
-    store = None
-    try:
-        from vehicle.store import ModelStore
-
-        store = ModelStore(args.store)
-    except Exception:  # an install without the store: the command-line model only
-        store = None
+    store = open_store(args.store)
     label = _model_label(args.model, policy)
     parts, _ = sim_console_parts(
         config, policy, label=label, from_command_line=bool(args.model), store=store

@@ -73,8 +73,8 @@ def resolve(args: argparse.Namespace) -> tuple:
     from trainer.config import (
         Hyperparameters,
         TrainConfig,
-        config_from_json,
         load_hyperparameters,
+        load_train_config,
     )
     from trainer.errors import ConfigError
     from vehicle.metadata import ModelMetadata, load_metadata
@@ -85,15 +85,7 @@ def resolve(args: argparse.Namespace) -> tuple:
         if getattr(args, f.name) is not None
     }
     if getattr(args, "config", None):
-        try:
-            data = json.loads(open(args.config, encoding="utf-8").read())
-        except OSError as exc:
-            raise ConfigError(f"--config {args.config}: cannot read it ({exc.strerror})") from exc
-        except json.JSONDecodeError as exc:
-            raise ConfigError(
-                f"{args.config}: not valid JSON at line {exc.lineno}: {exc.msg}"
-            ) from exc
-        base = config_from_json(data, args.config)
+        base = load_train_config(args.config)
         given = {
             **{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)},
             **given,
@@ -109,7 +101,7 @@ def resolve(args: argparse.Namespace) -> tuple:
         run = RunDir(given["out"])
         if not run.config.exists():
             raise ConfigError(f"--resume: {run.path} holds no run (no config.json)")
-        stored = config_from_json(json.loads(run.config.read_text()), str(run.config))
+        stored = load_train_config(run.config)
         conflicts = [
             k
             for k, v in given.items()

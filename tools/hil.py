@@ -316,6 +316,7 @@ class HILSession:
         camera: SimCamera,
         sim: SimulatedFirmware,
         link: Link,
+        t0_s: float,
     ) -> None:
         self.config = config
         self.policy = policy
@@ -323,8 +324,8 @@ class HILSession:
         self.camera = camera
         self.sim = sim
         self.link = link
-        self.t0_s = time.monotonic()
-        """When the session opened (wall clock, for `report`)."""
+        self.t0_s = t0_s
+        """When the session started opening the car (monotonic clock, for `report`)."""
 
     def laps(self) -> LapInfo:
         cam = self.camera
@@ -455,9 +456,7 @@ def hil_drive(
             runlog=runlog,
             on_frame=on_frame,
         )
-        session = HILSession(config, policy, drive, camera, sim, link)
-        session.t0_s = t0
-        yield session
+        yield HILSession(config, policy, drive, camera, sim, link, t0)
     finally:
         sys.setswitchinterval(switch)
         if camera is not None:

@@ -28,16 +28,12 @@ from typing import Any
 import numpy as np
 
 from tools.analysis.errors import AnalysisError
+from vehicle.metadata import NEURAL_NETWORKS
 
 RANDOMIZE_PRESETS = ("none", "light", "standard", "heavy")
 """Domain-randomization presets of `racer train --randomize` (trainer/config.py)."""
-NETWORKS = (
-    "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
-    "DEEP_CONVOLUTIONAL_NETWORK",
-    "DEEP_CONVOLUTIONAL_NETWORK_DEEP",
-    "OPENRACER_FAST",
-    "OPENRACER_LOWRES",
-)
+NETWORKS = NEURAL_NETWORKS
+"""The networks `racer new` offers: every topology `model_metadata.json` accepts."""
 DEFAULT_TRACK = "reinvent_like"
 """The wizard's default track (the catalogue's re:Invent 2018 look-alike)."""
 

@@ -11,7 +11,8 @@ the weights once per iteration.
 - `forward(topology, weights, obs)`: the Keras tower of `trainer.networks` (same
   topology tuples, "valid" padding, ReLU after every layer, uint8 scaled by 1/255)
   followed by the policy head, for a uint8 batch (B, H, W, C). Agrees with Keras to
-  float32 rounding (tested per topology).
+  float32 rounding (tested per topology). It is `compile_layers` (the weights laid out
+  as matrices, once per policy) then `run_layers` (every step).
 - `ActorSpec`: what a process needs to act (topology, weights, action-space kind,
   log-std, epsilon, greedy or sampling).
 - `act(spec, out, rng)`: actions and their log-probabilities from the head outputs,
@@ -28,6 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -42,19 +44,62 @@ LOG_STD_RANGE = (-20.0, 3.0)
 # ---------------------------------------------------------------------------------------
 
 
-def _conv(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray, stride: int) -> np.ndarray:
-    """'valid' 2-D convolution, NHWC, kernel (kh, kw, cin, cout), then ReLU."""
-    kh, kw, cin, cout = kernel.shape
-    if kh == 1 and kw == 1 and stride == 1:
-        y = x @ kernel.reshape(cin, cout)
-    else:
-        win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
-        # win: (B, Ho, Wo, cin, kh, kw) -> matmul against (cin, kh, kw, cout)
-        b, ho, wo = win.shape[:3]
-        cols = win.reshape(b * ho * wo, cin * kh * kw)
-        w = kernel.transpose(2, 0, 1, 3).reshape(cin * kh * kw, cout)
-        y = (cols @ w).reshape(b, ho, wo, cout)
-    return np.maximum(y + bias, 0.0, dtype=np.float32)
+Layer = tuple[str, tuple[int, int], int, np.ndarray | None, np.ndarray | None]
+"""(kind, window, stride, matrix, bias): one step of `run_layers`. A convolution's kernel
+(kh, kw, cin, cout) is stored as the (cin * kh * kw, cout) matrix its windows multiply."""
+
+
+def compile_layers(
+    topology: tuple[tuple[str, int, int, int], ...], weights: list[np.ndarray]
+) -> list[Layer]:
+    """The tower of `topology` plus the policy head as `Layer`s, with the weights laid out
+    for `run_layers` once (not at every step). `weights` is Keras'
+    `policy_logits.get_weights()` order: kernel and bias of every conv/pos/dense layer of
+    the tower, then of the head."""
+    layers: list[Layer] = []
+    i = 0
+    for kind, _size, kernel, stride in topology:
+        if kind == "pool":
+            layers.append(("pool", (kernel, kernel), stride, None, None))
+            continue
+        w, bias = weights[i], weights[i + 1]
+        i += 2
+        if kind in ("conv", "pos"):
+            kh, kw, cin, cout = w.shape
+            matrix = w.transpose(2, 0, 1, 3).reshape(cin * kh * kw, cout)
+            layers.append(("conv", (kh, kw), stride, matrix, bias))
+        else:
+            layers.append(("dense", (0, 0), 0, w, bias))
+    layers.append(("head", (0, 0), 0, weights[i], weights[i + 1]))
+    return layers
+
+
+def run_layers(layers: list[Layer], obs: np.ndarray) -> np.ndarray:
+    """The policy head's pre-activation output for uint8 `obs` (B, H, W, C): "valid"
+    padding, ReLU after every tower layer, pixels scaled by 1/255 as the Keras model
+    does."""
+    x = np.asarray(obs, dtype=np.float32) * np.float32(1.0 / 255.0)
+    for kind, (kh, kw), stride, matrix, bias in layers:
+        if kind == "pool":
+            x = _avg_pool(x, kh, stride)
+            continue
+        assert matrix is not None and bias is not None
+        if kind == "conv":
+            if (kh, kw, stride) != (1, 1, 1):
+                win = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::stride, ::stride]
+                # win: (B, Ho, Wo, cin, kh, kw), the matrix's row order
+                b, ho, wo = win.shape[:3]
+                x = (win.reshape(b * ho * wo, -1) @ matrix).reshape(b, ho, wo, -1)
+            else:
+                x = x @ matrix
+        else:
+            if x.ndim > 2:
+                x = x.reshape(len(x), -1)
+            x = x @ matrix
+        x = x + bias
+        if kind != "head":
+            x = np.maximum(x, 0.0, dtype=np.float32)
+    return x.astype(np.float32)
 
 
 def _avg_pool(x: np.ndarray, size: int, stride: int) -> np.ndarray:
@@ -68,28 +113,9 @@ def _avg_pool(x: np.ndarray, size: int, stride: int) -> np.ndarray:
 def forward(
     topology: tuple[tuple[str, int, int, int], ...], weights: list[np.ndarray], obs: np.ndarray
 ) -> np.ndarray:
-    """The policy head's pre-activation output for uint8 `obs` (B, H, W, C): the logits
-    of a discrete space; for a continuous one `ActorSpec.head` applies the tanh.
-
-    `weights` is Keras' `policy_logits.get_weights()` order: kernel and bias of every
-    conv/pos/dense layer of the tower, then of the head.
-    """
-    x = np.asarray(obs, dtype=np.float32) * np.float32(1.0 / 255.0)
-    i = 0
-    for kind, _size, kernel, stride in topology:
-        if kind == "pool":
-            x = _avg_pool(x, kernel, stride)
-        elif kind in ("conv", "pos"):
-            x = _conv(x, weights[i], weights[i + 1], stride)
-            i += 2
-        else:
-            if x.ndim > 2:
-                x = x.reshape(len(x), -1)
-            x = np.maximum(x @ weights[i] + weights[i + 1], 0.0, dtype=np.float32)
-            i += 2
-    if x.ndim > 2:
-        x = x.reshape(len(x), -1)
-    return (x @ weights[i] + weights[i + 1]).astype(np.float32)
+    """The policy head's pre-activation output for uint8 `obs`: the logits of a discrete
+    space; for a continuous one `ActorSpec.head` applies the tanh."""
+    return run_layers(compile_layers(topology, weights), obs)
 
 
 # ---------------------------------------------------------------------------------------
@@ -113,8 +139,13 @@ class ActorSpec:
     record_obs: bool = True
     """Keep every observation (training needs them; evaluation does not)."""
 
+    @cached_property
+    def layers(self) -> list[Layer]:
+        """The weights laid out for `run_layers`, once per policy (in the process that acts)."""
+        return compile_layers(self.topology, self.weights)
+
     def head(self, obs: np.ndarray) -> np.ndarray:
-        out = forward(self.topology, self.weights, obs)
+        out = run_layers(self.layers, obs)
         return out if self.discrete else np.tanh(out)
 
 

@@ -166,7 +166,9 @@ def _read_json(path: str | Path, what: str) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read {what} file ({exc.strerror})") from exc
+        raise ConfigError(
+            f"{path}: cannot read it ({exc.strerror}); check the {what} file's path"
+        ) from exc
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -264,6 +266,12 @@ def _check_config(c: TrainConfig) -> None:
 RETIRED_CONFIG_KEYS = ("envs_per_worker",)
 """Keys older runs wrote that no longer mean anything (each simulator process now plays
 one episode at a time); dropped when such a run is resumed."""
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    """A `TrainConfig` from a JSON file: the `train.json` `racer new` writes, or a run's
+    `config.json` (see `config_from_json`)."""
+    return config_from_json(_read_json(path, "training config"), str(path))
 
 
 def config_from_json(data: Any, source: str) -> TrainConfig:

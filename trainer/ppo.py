@@ -339,21 +339,17 @@ def rollout(
         )
         for k in range(first_episode, first_episode + n_episodes)
     ]
-    steps = 0
-    finished = 0
-    late = False
+    played: list[Episode] = []
 
     def on_done(episode: Episode) -> bool:
-        nonlocal steps, finished, late
-        steps += len(episode.rewards)
-        finished += 1
+        """Report progress; once past the deadline, start no further episode."""
+        played.append(episode)
         if on_step is not None:
-            on_step(steps, finished)
-        late = deadline is not None and time.time() > deadline
-        return not late
+            on_step(sum(len(e.rewards) for e in played), len(played))
+        return deadline is None or time.time() <= deadline
 
     episodes = pool.play_many(spec, items, on_done)
-    if late or len(episodes) < n_episodes:
+    if len(episodes) < n_episodes:
         raise DeadlineReached
     return episodes
 

@@ -120,7 +120,6 @@ class _Slots:
         return out
 
     def play(self, spec: ActorSpec, item: EpisodeItem) -> Episode:
-        self.steps[0] = 0
         return play_episode(self.envs[0], spec, item, self.max_steps, slim_info)
 
     def close(self) -> None:

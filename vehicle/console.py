@@ -486,6 +486,18 @@ def run(args: Any, parts: ConsoleParts | None = None) -> int:
     return int(app.return_code or 0)
 
 
+def open_store(root: Any = None) -> Any:
+    """The car's `vehicle.store.ModelStore` at `root` (None: the default folder), or None
+    on an install without the store; the console's log tail says why."""
+    try:
+        from vehicle.store import ModelStore
+
+        return ModelStore(root)
+    except Exception as exc:
+        logging.getLogger("vehicle.console").warning(f"model store unavailable: {exc}")
+        return None
+
+
 def parts_from_args(args: Any) -> ConsoleParts:
     """Parts for `racer drive`'s options: each start builds the drive exactly as the
     headless command would (`args.make_drive(on_frame)`, a context manager whose
@@ -501,13 +513,7 @@ def parts_from_args(args: Any) -> ConsoleParts:
         with make_drive(on_frame) as session:
             yield session.drive
 
-    store = None
-    try:
-        from vehicle.store import ModelStore
-
-        store = ModelStore(getattr(args, "store", None))
-    except Exception as exc:  # an install without the store: the console says so
-        logging.getLogger("vehicle.console").warning(f"model store unavailable: {exc}")
+    store = open_store(getattr(args, "store", None))
     model = getattr(args, "model", None)
     max_speed = getattr(args, "max_speed", None)
     return ConsoleParts(

@@ -61,7 +61,7 @@ def test_firmware_clamps_to_armed_limits(sim):
             time.sleep(0.01)
         assert _wait(lambda: sim.board.steer_pin.duty_ns == 1700_000)
         assert sim.board.throttle_pin.duty_ns == 1311_000
-        assert "clamped" in link.telemetry().fault_names
+        assert _wait(lambda: "clamped" in link.telemetry().fault_names)
 
 
 def test_refused_arm_is_an_error(sim):
