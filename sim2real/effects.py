@@ -10,12 +10,17 @@ albumentations is imported only when a knob needs it.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import cv2
 import numpy as np
 
 from sim2real.randomization import RandomizationConfig
+
+# albumentations asks PyPI for a newer version of itself on import unless this is set;
+# openracer never touches the network unasked (simulator processes inherit it).
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 class FrameEffects:

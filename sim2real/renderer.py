@@ -196,7 +196,7 @@ class CameraRenderer:
         h, w = self.camera.height_px, self.camera.width_px
         atlas = self.scene.atlas_bgr if color else self.scene.atlas_gray
         if self.fast:
-            out = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
+            out: np.ndarray = np.empty((n, h, w, 3) if color else (n, h, w), np.uint8)
             for i in range(n):
                 self._render_pinhole(poses[i, 0], poses[i, 1], poses[i, 2], atlas, out[i])
         else:

@@ -82,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     if "--debug" in args:
         args.remove("--debug")
         debug = True
+    if not debug:
+        from tools import quiet_start
+
+        quiet_start.install()
     if not args or args[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0

@@ -13,7 +13,6 @@
 # `racer train`), because PPO alone needs about 14 minutes to lap 10 of 10 (measured by
 # `racer bench train`), more than a demo should take.
 set -euo pipefail
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
 out="${1:-demo-out}"
 minutes="${OPENRACER_DEMO_MINUTES:-12}"
 recipe="$(dirname "$0")/../trainer/recipes"

@@ -228,7 +228,7 @@ class PiCamera2Camera(_LatestFrameCamera):
     def __init__(self, *, width: int = 640, height: int = 480, rate_hz: float = 30.0) -> None:
         super().__init__()
         try:
-            from picamera2 import Picamera2  # type: ignore[import-not-found]
+            from picamera2 import Picamera2
         except ImportError as exc:
             raise CameraError(
                 "picamera2 is not installed: on Raspberry Pi OS run `sudo apt install "

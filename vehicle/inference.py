@@ -266,8 +266,10 @@ class Policy:
         self._interp.invoke()
         out = self._interp.get_tensor(self._out_index).reshape(-1)
         if self._out_quantized:
-            return (out.astype(np.float32) - self._out_zero) * np.float32(self._out_scale)
-        return out.astype(np.float32, copy=True)
+            return np.asarray(
+                (out.astype(np.float32) - self._out_zero) * np.float32(self._out_scale)
+            )
+        return np.array(out, dtype=np.float32, copy=True)
 
     def act(self, obs: np.ndarray) -> PolicyAction:
         """Observation -> (steer_deg, speed_mps, raw output). Discrete: argmax over the

@@ -114,10 +114,12 @@ class SigningKey:
         """The private key as unencrypted PKCS#8 PEM."""
         from cryptography.hazmat.primitives import serialization
 
-        return self._private.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
+        return bytes(
+            self._private.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
         )
 
 

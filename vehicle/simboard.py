@@ -177,7 +177,14 @@ class SimPin:
     OUT = 1
     IN = 0
 
-    def __init__(self, name: object, mode: int = 0, *, on_duty=None, adc_v=None) -> None:
+    def __init__(
+        self,
+        name: object,
+        mode: int = 0,
+        *,
+        on_duty: Callable[[SimPin], None] | None = None,
+        adc_v: Callable[[], float] | None = None,
+    ) -> None:
         self.name = name
         self.duty_ns = 0
         self.freq_hz = 0

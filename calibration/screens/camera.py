@@ -49,7 +49,7 @@ def as_bgr(frame: Any) -> np.ndarray:
     image = getattr(frame, "image", frame)
     if getattr(frame, "color_order", "bgr") == "rgb":
         image = image[:, :, ::-1]
-    return image
+    return np.asarray(image)
 
 
 @dataclass
