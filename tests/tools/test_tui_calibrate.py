@@ -139,7 +139,12 @@ def test_kill_during_save_keeps_old_or_new_file(term: Terminal, tmp_path: Path, 
     pid = term.pid()
     term.keys("s")
     if when == "during":
-        time.sleep(1.0)
+        # kill inside the store's 3 s pause: backup made, new file written, not swapped in
+        deadline = time.monotonic() + 30
+        backup = path.with_name("calibration.json.bak")
+        while not (backup.exists() and [p for p in tmp_path.iterdir() if p.suffix == ".tmp"]):
+            assert time.monotonic() < deadline, f"no temp file within 30 s:\n{term.screen()}"
+            time.sleep(0.05)
     else:
         term.wait_for("saved calibration.json", timeout_s=30)
     os.kill(pid, signal.SIGKILL)

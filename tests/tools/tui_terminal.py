@@ -35,7 +35,19 @@ class Terminal:
         """Run `argv` (exec'd, so the pane's pid is the program's) with `env` added."""
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
         command = f"cd {shlex.quote(str(ROOT))} && exec env {exports} {shlex.join(argv)}"
+        # remain-on-exit is set in the same tmux call, before the pane exists, so a program
+        # that ends at once still leaves its pane (and exit status) behind; -f /dev/null
+        # keeps a user's ~/.tmux.conf out of the tests.
         self._tmux(
+            "-f",
+            "/dev/null",
+            "start-server",
+            ";",
+            "set-option",
+            "-g",
+            "remain-on-exit",
+            "on",
+            ";",
             "new-session",
             "-d",
             "-s",
@@ -46,7 +58,6 @@ class Terminal:
             str(self.height),
             command,
         )
-        self._tmux("set-option", "-t", self.name, "remain-on-exit", "on")
 
     def pid(self) -> int:
         return int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
@@ -54,13 +65,25 @@ class Terminal:
     def dead(self) -> bool:
         return self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead}").strip() == "1"
 
-    def exit_status(self) -> int | None:
-        """The program's exit code; minus the signal number if a signal ended it."""
-        out = self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead_status}").strip()
-        if out:
-            return int(out)
-        sig = self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead_signal}").strip()
+    def _dead_status(self) -> int | None:
+        """The exit code, minus the signal number if a signal ended it, or None while tmux
+        has not collected it. tmux marks a pane dead when its pty closes and records the
+        status later, when it handles SIGCHLD, so the two can be seen apart."""
+        out = self._tmux(
+            "display-message", "-p", "-t", self.name, "#{pane_dead_status}/#{pane_dead_signal}"
+        ).strip()
+        status, _, sig = out.partition("/")
+        if status:
+            return int(status)
         return -int(sig) if sig else None
+
+    def exit_status(self) -> int:
+        """The program's exit code (minus the signal number if a signal ended it), once
+        the program has ended and tmux has collected it (see `wait_dead`)."""
+        status = self._dead_status()
+        if status is None:
+            raise AssertionError(f"no exit status: the program has not ended\n{self.screen()}")
+        return status
 
     def keys(self, *keys: str, delay_s: float = 0.05) -> None:
         """Send tmux key names (Left, Enter, Space, ...) or literal text, one by one."""
@@ -85,9 +108,10 @@ class Terminal:
         raise AssertionError(f"{needle!r} not on screen within {timeout_s} s:\n{screen}")
 
     def wait_dead(self, timeout_s: float = 45.0) -> None:
+        """Wait until the program has ended and tmux has collected its exit status."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.dead():
+            if self.dead() and self._dead_status() is not None:
                 return
             time.sleep(0.1)
         raise AssertionError(f"program still running after {timeout_s} s:\n{self.screen()}")

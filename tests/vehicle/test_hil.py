@@ -94,7 +94,7 @@ def test_one_percent_line_noise_laps_still_complete(expert):
         Policy.load(*expert),
         line_faults=faults,
     )
-    assert report["laps_completed"] == 1 and report["link_errors"] == 0
+    assert report["laps_completed"] == 1 and report["link_errors"] == 0, report
     sent = set(bytes(faults.clean).split(b"\x00"))
     chunks = [c for c in bytes(faults.delivered).split(b"\x00")[:-1] if c]
     expected_bad = sum(1 for c in chunks if c not in sent)
