@@ -118,6 +118,8 @@ class CarPhysics:
         self.soc = c.initial_soc
         self.current_a = c.idle_current_a
         self.lock = threading.Lock()
+        self._clock: Callable[[], float] | None = None
+        self._clock_t = 0.0
 
     def steer_target_deg(self, steer_us: float) -> float:
         c = self.config
@@ -147,22 +149,50 @@ class CarPhysics:
         )
 
     def set_pulses(self, steer_us: float, throttle_us: float) -> None:
+        """New pulse widths; when following a clock, the time since the last update is
+        first integrated under the old ones."""
         with self.lock:
+            self._catch_up_locked()
             self.steer_us = steer_us
             self.throttle_us = throttle_us
 
+    def follow_clock(self, clock: Callable[[], float] = time.monotonic) -> None:
+        """Integrate in real time (`racer calibrate --sim`): `catch_up()` advances to
+        `clock()`, and every pulse change first integrates up to its own moment, so a
+        physics thread the machine starves of CPU loses no distance (a speed test's
+        odometer reads what the pulses drove, however late the thread wakes)."""
+        with self.lock:
+            self._clock = clock
+            self._clock_t = clock()
+
+    def catch_up(self) -> None:
+        """Integrate up to the followed clock's present (no-op without `follow_clock`)."""
+        with self.lock:
+            self._catch_up_locked()
+
+    def _catch_up_locked(self) -> None:
+        if self._clock is not None:
+            now = self._clock()
+            self._advance_locked(now - self._clock_t)
+            self._clock_t = now
+
     def advance(self, dt_s: float) -> None:
         """Integrate `dt_s` seconds under the present pulses (speed lag, battery drain)."""
-        c = self.config
         with self.lock:
-            self.steer_deg = self.steer_target_deg(self.steer_us)
-            target = self.speed_target_mps(self.throttle_us)
-            k = 1.0 - math.exp(-dt_s / c.speed_time_constant_s)
-            v0 = self.speed_mps
-            self.speed_mps = v0 + (target - v0) * k
-            self.odometer_m += abs(0.5 * (v0 + self.speed_mps)) * dt_s
-            self.current_a = c.idle_current_a + c.current_per_mps_a * abs(self.speed_mps)
-            self.soc = max(0.0, self.soc - self.current_a * dt_s / 3.6 / c.capacity_mah)
+            self._advance_locked(dt_s)
+
+    def _advance_locked(self, dt_s: float) -> None:
+        c = self.config
+        self.steer_deg = self.steer_target_deg(self.steer_us)
+        target = self.speed_target_mps(self.throttle_us)
+        k = 1.0 - math.exp(-dt_s / c.speed_time_constant_s)
+        v0 = self.speed_mps
+        self.speed_mps = v0 + (target - v0) * k
+        # the exact integral of the first-order lag, so one long step drives as far as
+        # many short ones
+        self.odometer_m += abs(target * dt_s - (target - v0) * c.speed_time_constant_s * k)
+        self.current_a = c.idle_current_a + c.current_per_mps_a * abs(self.speed_mps)
+        self.soc = max(0.0, self.soc - self.current_a * dt_s / 3.6 / c.capacity_mah)
 
     def adc_pin_v(self) -> float:
         return self.battery_v() / _DIVIDER + self.rng.gauss(0.0, self.config.adc_noise_v)
@@ -493,12 +523,10 @@ class SimulatedFirmware:
             self.error = exc
 
     def _physics_loop(self) -> None:
-        last = time.monotonic()
+        self.physics.follow_clock(time.monotonic)
         while not self._stop.is_set():
             time.sleep(0.005)
-            now = time.monotonic()
-            self.physics.advance(now - last)
-            last = now
+            self.physics.catch_up()
 
     def settle(self, sent_bytes: int | None = None, timeout_s: float = 0.5) -> bool:
         """Wait until the firmware has read what the host wrote (`sent_bytes` in total,

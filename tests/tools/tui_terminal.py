@@ -1,5 +1,13 @@
 """A real terminal for end-to-end TUI tests: tmux on a private socket, send-keys and
-capture-pane, with waits on what the screen shows."""
+capture-pane, with waits on what the screen shows.
+
+The program runs under a small Python parent in the pane (`WRAPPER`) that writes the
+program's pid and, when it ends, its exit code to files: tmux 3.3 marks a pane dead when
+its pty closes, and sometimes never reports the exit status of a program killed by a
+signal (`#{pane_dead_status}` and `#{pane_dead_signal}` both stay empty), so neither the
+end nor the exit code is read from tmux. The program stays in the pane's foreground
+process group, so it owns the terminal as it would in a shell.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,26 @@ import os
 import shlex
 import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+
+WRAPPER = (
+    "import os, signal, subprocess, sys\n"
+    "pid_file, rc_file, *argv = sys.argv[1:]\n"
+    "child = subprocess.Popen(argv)\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the program's to handle\n"
+    "open(pid_file + '.tmp', 'w').write(str(child.pid))\n"
+    "os.replace(pid_file + '.tmp', pid_file)\n"
+    "code = child.wait()\n"
+    "open(rc_file + '.tmp', 'w').write(str(code))\n"
+    "os.replace(rc_file + '.tmp', rc_file)\n"
+)
+"""The pane's command: runs argv as a child, records its pid and exit code (minus the
+signal number if a signal ended it, as `subprocess` reports it)."""
 
 
 class Terminal:
@@ -22,6 +46,9 @@ class Terminal:
         self.socket = f"openracer-{name}-{os.getpid()}"
         self.name = name
         self.width, self.height = width, height
+        self._files = Path(tempfile.mkdtemp(prefix=f"openracer-tmux-{name}-"))
+        self._pid_file = self._files / "pid"
+        self._rc_file = self._files / "exit_code"
 
     def _tmux(self, *args: str, check: bool = True) -> str:
         out = subprocess.run(
@@ -32,12 +59,13 @@ class Terminal:
         return out.stdout
 
     def start(self, argv: list[str], env: dict[str, str]) -> None:
-        """Run `argv` (exec'd, so the pane's pid is the program's) with `env` added."""
+        """Run `argv` under `WRAPPER` with `env` added."""
         exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
-        command = f"cd {shlex.quote(str(ROOT))} && exec env {exports} {shlex.join(argv)}"
-        # remain-on-exit is set in the same tmux call, before the pane exists, so a program
-        # that ends at once still leaves its pane (and exit status) behind; -f /dev/null
-        # keeps a user's ~/.tmux.conf out of the tests.
+        wrapped = [sys.executable, "-c", WRAPPER, str(self._pid_file), str(self._rc_file), *argv]
+        command = f"cd {shlex.quote(str(ROOT))} && exec env {exports} {shlex.join(wrapped)}"
+        # remain-on-exit is set in the same tmux call, before the pane exists, so the last
+        # screen stays readable after the program ends; -f /dev/null keeps a user's
+        # ~/.tmux.conf out of the tests.
         self._tmux(
             "-f",
             "/dev/null",
@@ -59,31 +87,24 @@ class Terminal:
             command,
         )
 
-    def pid(self) -> int:
-        return int(self._tmux("display-message", "-p", "-t", self.name, "#{pane_pid}").strip())
+    def pid(self, timeout_s: float = 30.0) -> int:
+        """The program's pid (not the wrapper's)."""
+        deadline = time.monotonic() + timeout_s
+        while not self._pid_file.exists():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the program did not start within {timeout_s} s")
+            time.sleep(0.05)
+        return int(self._pid_file.read_text())
 
     def dead(self) -> bool:
-        return self._tmux("display-message", "-p", "-t", self.name, "#{pane_dead}").strip() == "1"
-
-    def _dead_status(self) -> int | None:
-        """The exit code, minus the signal number if a signal ended it, or None while tmux
-        has not collected it. tmux marks a pane dead when its pty closes and records the
-        status later, when it handles SIGCHLD, so the two can be seen apart."""
-        out = self._tmux(
-            "display-message", "-p", "-t", self.name, "#{pane_dead_status}/#{pane_dead_signal}"
-        ).strip()
-        status, _, sig = out.partition("/")
-        if status:
-            return int(status)
-        return -int(sig) if sig else None
+        """The program has ended (its exit code is recorded)."""
+        return self._rc_file.exists()
 
     def exit_status(self) -> int:
-        """The program's exit code (minus the signal number if a signal ended it), once
-        the program has ended and tmux has collected it (see `wait_dead`)."""
-        status = self._dead_status()
-        if status is None:
+        """The program's exit code, minus the signal number if a signal ended it."""
+        if not self.dead():
             raise AssertionError(f"no exit status: the program has not ended\n{self.screen()}")
-        return status
+        return int(self._rc_file.read_text())
 
     def keys(self, *keys: str, delay_s: float = 0.05) -> None:
         """Send tmux key names (Left, Enter, Space, ...) or literal text, one by one."""
@@ -108,13 +129,14 @@ class Terminal:
         raise AssertionError(f"{needle!r} not on screen within {timeout_s} s:\n{screen}")
 
     def wait_dead(self, timeout_s: float = 45.0) -> None:
-        """Wait until the program has ended and tmux has collected its exit status."""
+        """Wait until the program has ended."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.dead() and self._dead_status() is not None:
+            if self.dead():
                 return
             time.sleep(0.1)
         raise AssertionError(f"program still running after {timeout_s} s:\n{self.screen()}")
 
     def close(self) -> None:
         self._tmux("kill-server", check=False)
+        shutil.rmtree(self._files, ignore_errors=True)
