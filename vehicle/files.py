@@ -134,8 +134,7 @@ def read_json(
         ) from exc
     except UnicodeDecodeError as exc:
         raise error(
-            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); is it a {what} "
-            f"file?{extra}"
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); is it a {what} file?{extra}"
         ) from exc
     try:
         data = json.loads(text)

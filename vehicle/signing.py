@@ -219,4 +219,3 @@ def load_trusted_keys(directory: str | Path) -> list[PublicKey]:
         return []
     keys = [load_public_key(p) for p in sorted(directory.glob(f"*{PUBLIC_KEY_SUFFIX}"))]
     return sorted(keys, key=lambda k: k.key_id)
-

@@ -201,8 +201,7 @@ def test_read_json_top_level_must_be_an_object(tmp_path: Path, content: str, kin
     with pytest.raises(MetadataError) as info:
         read_json(path, what="calibration", error=MetadataError)
     assert str(info.value) == (
-        f"{path}: expected a JSON object at the top level, got {kind}; "
-        "is it a calibration file?"
+        f"{path}: expected a JSON object at the top level, got {kind}; is it a calibration file?"
     )
     assert info.value.exit_code == 2
 
