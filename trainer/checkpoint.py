@@ -18,8 +18,8 @@ RUN/checkpoints/resume.npz           full state of the last iteration (weights, 
 ```
 
 Every file is written to a temporary name in the same directory, flushed, fsynced and
-renamed over the target (`vehicle.files.atomic_write`), so a `kill -9` at any moment leaves either the
-old or the new file. Per iteration the order is: simtrace and metrics, `ckpt-N`,
+renamed over the target (`vehicle.files.atomic_write`), so a `kill -9` at any moment leaves
+either the old or the new file. Per iteration the order is: simtrace and metrics, `ckpt-N`,
 `resume.npz`, `index.json`, then pruning. `resume.npz` is the source of truth: on resume,
 simtrace files and checkpoints of later iterations are deleted, `TrainingMetrics.json` is
 cut back to the count recorded in it, and `index.json` is rewritten from it. At most the
