@@ -22,6 +22,7 @@ from typing import Any
 
 from calibration.errors import CalibrationValueError, DeepRacerFormatError
 from calibration.model import Calibration, SteeringCalibration, ThrottleCalibration, make_channel
+from vehicle.files import read_json
 
 DEEPRACER_VERSION = "1.0"
 """The `version` written on export (DeepRacer's servo node writes a string version)."""
@@ -105,17 +106,7 @@ def to_deepracer_dict(cal: Calibration) -> dict[str, Any]:
 
 def import_deepracer(path: Path, *, base: Calibration | None = None) -> Calibration:
     """Read DeepRacer's `calibration.json` at `path` (see `from_deepracer_dict`)."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DeepRacerFormatError(f"{path}: cannot read ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DeepRacerFormatError(
-            f"{path}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from exc
+    data = read_json(path, what="DeepRacer calibration", error=DeepRacerFormatError)
     return from_deepracer_dict(data, base=base, source=str(path))
 
 

@@ -1,10 +1,11 @@
 """Where the calibration lives on disk and how it is read, migrated and saved.
 
 The file is JSON with a `schema_version`. Saving never leaves a half-written file: the new
-text goes to a temporary file in the same directory, is flushed and fsynced, the previous
-file is copied to `<name>.bak` (itself written atomically), and only then does
-`os.replace` swap the new file in; the directory is fsynced last. A crash or `kill -9` at
-any instant leaves either the old or the new file at the path, never a mix.
+text goes to a temporary file in the same directory, the previous file is copied to
+`<name>.bak` (itself written atomically), and only then is the new file fsynced and
+swapped in with `os.replace`; the directory is fsynced last (`vehicle.files` does each
+step). A crash or `kill -9` at any instant leaves either the old or the new file at the
+path, never a mix.
 
 Default path: `$OPENRACER_CALIBRATION`, else `$XDG_CONFIG_HOME/openracer/calibration.json`,
 else `~/.config/openracer/calibration.json`.
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from calibration.errors import CalibrationError, CalibrationFileError
 from calibration.model import Calibration
+from vehicle.files import atomic_path, atomic_write, read_json
 
 SCHEMA_VERSION = 1
 """Version written by this code; older files are migrated on load, newer ones refused."""
@@ -57,50 +58,18 @@ def write_atomic(path: Path, text: str, *, backup: bool = True) -> None:
         # temp files of a save that was killed before its rename (one writer per file)
         for stale in path.parent.glob(f".{path.name}.*.tmp"):
             stale.unlink(missing_ok=True)
-        temps = [_write_temp(path, text.encode("utf-8"))]
-        try:
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(text.encode("utf-8"))
             if backup and path.exists():
-                temps.append(_write_temp(path, path.read_bytes()))
-                os.replace(temps[1], backup_path(path))
+                atomic_write(backup_path(path), path.read_bytes())
             pause = float(os.environ.get(ENV_SAVE_PAUSE, "0") or 0)
             if pause > 0:
                 time.sleep(pause)
-            os.replace(temps[0], path)
-        finally:
-            for tmp in temps:
-                tmp.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
     except OSError as exc:
         raise CalibrationFileError(
             f"{path}: cannot save ({exc.strerror or exc}); check the directory exists and "
             "is writable, or pass --file"
         ) from exc
-
-
-def _write_temp(path: Path, data: bytes) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
-    return Path(name)
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # not supported on this platform/filesystem
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def backup_path(path: Path) -> Path:
@@ -152,23 +121,13 @@ class CalibrationStore:
 
     def load(self) -> Calibration:
         """Read, migrate and validate the file; `CalibrationFileError` if it is missing."""
-        try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError as exc:
-            raise CalibrationFileError(
-                f"{self.path}: no calibration saved yet; run `racer calibrate` first "
-                f"(or set {ENV_PATH})"
-            ) from exc
-        except OSError as exc:
-            raise CalibrationFileError(f"{self.path}: cannot read ({exc.strerror})") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            hint = f"; the previous version is at {self.backup}" if self.backup.exists() else ""
-            raise CalibrationFileError(
-                f"{self.path}: not valid JSON (line {exc.lineno}, column {exc.colno}: "
-                f"{exc.msg}){hint}"
-            ) from exc
+        data = read_json(
+            self.path,
+            what="calibration",
+            error=CalibrationFileError,
+            missing=f"no calibration saved yet; run `racer calibrate` first (or set {ENV_PATH})",
+            hint=f"the previous version is at {self.backup}" if self.backup.exists() else "",
+        )
         data = migrate(data, source=str(self.path))
         body = {k: v for k, v in data.items() if k != "schema_version"}
         try:

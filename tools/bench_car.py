@@ -48,20 +48,15 @@ def _bench_model() -> Path:
         return tfl
     from trainer.export import convert
     from trainer.networks import build_policy
+    from vehicle.files import atomic_write
     from vehicle.metadata import ModelMetadata
 
     md = ModelMetadata()
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (32, 120, 160, 1), dtype=np.uint8)
     data = convert(build_policy(md), "int8", frames)
-    cache.mkdir(parents=True, exist_ok=True)
-    for path, content in ((tfl, data), (meta, json.dumps(md.to_json()).encode())):
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+    atomic_write(tfl, data)
+    atomic_write(meta, json.dumps(md.to_json()).encode())
     return tfl
 
 

@@ -48,8 +48,9 @@ def compare(run_paths: list[Path], out: Path, track: str | None = None) -> dict:
     from tools.analysis.episodes import episode_table, iteration_table
     from tools.analysis.logs import load_run
     from tools.analysis.outline import find_outline, with_racing_line
-    from tools.analysis.report import Report, write_text_atomic
+    from tools.analysis.report import Report
     from tools.analysis.training_report import summarize
+    from vehicle.files import atomic_write_json
 
     if len(run_paths) < 2:
         raise AnalysisError("racer compare needs at least two runs")
@@ -86,7 +87,7 @@ def compare(run_paths: list[Path], out: Path, track: str | None = None) -> dict:
     report.section("Key figures").table(["run", *[label for _, label in _COLUMNS]], rows)
     path = report.write(out, "compare.html")
     result = {"report": str(path), "runs": summaries}
-    write_text_atomic(out / "compare.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out / "compare.json", result)
     return result
 
 

@@ -112,7 +112,9 @@ def main(argv: list[str]) -> int:
     if track is None:
         if run_dir is None:
             raise EvaluationError("--track is required when TARGET is a bundle or .tflite file")
-        config = json.loads((Path(run_dir) / "config.json").read_text())
+        from vehicle.files import read_json
+
+        config = read_json(Path(run_dir) / "config.json", what="run config", error=EvaluationError)
         track = config["track"][0]
     if args.sweep:  # the robustness map (tools/sweep.py)
         from tools.sweep import main_from_eval

@@ -16,14 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
+
+from vehicle.files import atomic_path
 
 PRESET_NAMES = ("none", "light", "standard", "heavy")
 FPV_SIZE = (640, 480)
@@ -103,23 +103,6 @@ def _env(args: argparse.Namespace, preset: str, observation: str = "gray") -> An
         observation=observation,
         max_steps=100_000,
     )
-
-
-def _atomic(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class _TopDown:
@@ -222,18 +205,16 @@ def _video(args: argparse.Namespace) -> dict[str, Any]:
                     env.continue_lap()
             elif term or trunc:
                 break
-    _atomic(
-        args.out,
-        lambda tmp: imageio.mimwrite(
-            tmp,
+    with atomic_path(args.out, suffix=args.out.suffix) as tmp:
+        imageio.mimwrite(
+            str(tmp),
             [cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames],
             fps=env.base_world.rate_hz,
             codec="libx264",
             quality=7,
             macro_block_size=8,
             format="FFMPEG",
-        ),
-    )
+        )
     env.close()
     print(
         f"wrote {args.out}: {len(frames)} frames, {laps} lap(s), ended {status}"
@@ -329,10 +310,8 @@ def _grid(args: argparse.Namespace) -> dict[str, Any]:
         )
         env.close()
 
-    def write_png(tmp: str) -> None:
-        if not cv2.imwrite(tmp, grid):
-            raise OSError(f"{tmp}: OpenCV could not write the PNG")
-
-    _atomic(args.png, write_png)
+    with atomic_path(args.png, suffix=args.png.suffix) as tmp:
+        if not cv2.imwrite(str(tmp), grid):
+            raise OSError(f"{args.png}: OpenCV could not write the PNG")
     print(f"wrote {args.png}: {len(PRESET_NAMES)} presets x {cols} frames", file=sys.stderr)
     return {"path": str(args.png), "rows": list(PRESET_NAMES), "columns": cols}

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vehicle.files import read_json
+
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "vehicle" / "firmware"
 """The firmware sources in this checkout."""
 SOURCE_ONLY = ("main.py", "boot.py")
@@ -174,13 +176,13 @@ def build(
 
 def load_build(out_dir: Path) -> dict[str, Any]:
     """The build folder's `firmware.json`, with every file's hash checked."""
-    path = out_dir / BUILD_MANIFEST
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise FirmwareError(
-            f"{out_dir}: no firmware build here ({exc}); run `racer firmware build` first"
-        ) from exc
+    manifest = read_json(
+        out_dir / BUILD_MANIFEST,
+        what="firmware build manifest",
+        error=FirmwareError,
+        missing="no firmware build here; run `racer firmware build` first",
+        hint="run `racer firmware build` again",
+    )
     for name, entry in manifest["files"].items():
         data = (out_dir / name).read_bytes() if (out_dir / name).is_file() else b""
         if hashlib.sha256(data).hexdigest() != entry["sha256"]:

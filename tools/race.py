@@ -12,7 +12,6 @@ over the top-down track picture. `OUT/race.html`, `OUT/race.json`.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,9 +183,9 @@ def run_race(
             result["winner_video"] = clip
     result["figures"] = [str(p) for p in figures]
     result["report"] = str(_write_report(result, out_dir, figures))
-    from tools.analysis.report import write_text_atomic
+    from vehicle.files import atomic_write_json
 
-    write_text_atomic(out_dir / "race.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out_dir / "race.json", result)
     return result
 
 

@@ -223,9 +223,9 @@ def run_sweep(
     }
     summary["figures"] = [str(p) for p in draw_maps(results, out_dir, limit)]
     summary["report"] = str(_write_report(summary, out_dir, title))
-    from tools.analysis.report import write_text_atomic
+    from vehicle.files import atomic_write_json
 
-    write_text_atomic(out_dir / "sweep.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out_dir / "sweep.json", summary)
     return summary
 
 

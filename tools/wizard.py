@@ -19,7 +19,6 @@ Files are written atomically; an existing non-empty folder is refused unless --f
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from tools.analysis.errors import AnalysisError
+from vehicle.files import atomic_write_json, atomic_write_text
 from vehicle.metadata import NEURAL_NETWORKS
 
 RANDOMIZE_PRESETS = ("none", "light", "standard", "heavy")
@@ -248,12 +248,6 @@ def ascii_preview(track, cols: int = 56, rows: int = 18) -> str:
 # ---------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    from trainer.checkpoint import atomic_write
-
-    atomic_write(path, text.encode("utf-8"))
-
-
 def train_command(folder: Path, c: ModelChoices) -> list[str]:
     """The exact `racer train` command for the folder (flags of the training spec)."""
     run = folder / "run"
@@ -299,13 +293,10 @@ def write_model_folder(c: ModelChoices, force: bool = False) -> dict[str, Any]:
     reward = reward_source_of(c, space.max_speed_mps)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in (
-        ("model_metadata.json", json.dumps(metadata.to_json(), indent=2) + "\n"),
-        ("hyperparameters.json", json.dumps(hyper.to_json(), indent=2) + "\n"),
-        ("reward_function.py", reward),
-    ):
-        _write_atomic(folder / name, text)
-        written.append(name)
+    atomic_write_json(folder / "model_metadata.json", metadata.to_json())
+    atomic_write_json(folder / "hyperparameters.json", hyper.to_json())
+    atomic_write_text(folder / "reward_function.py", reward)
+    written += ["model_metadata.json", "hyperparameters.json", "reward_function.py"]
     if c.track.endswith(".npy") or Path(c.track).is_file():
         from tracks.track import save_npy
 
@@ -313,12 +304,12 @@ def write_model_folder(c: ModelChoices, force: bool = False) -> dict[str, Any]:
         written.append("track.npy")
     command = train_command(folder, c)
     config = _train_config(folder, c, command)
-    _write_atomic(folder / "train.json", json.dumps(config, indent=2) + "\n")
+    atomic_write_json(folder / "train.json", config)
     written.append("train.json")
     track_picture(track, folder / "track.png", track_name)
     written.append("track.png")
     text = shlex.join(command)
-    _write_atomic(folder / "README.md", _readme(folder, c, track_name, space, text))
+    atomic_write_text(folder / "README.md", _readme(folder, c, track_name, space, text))
     written.append("README.md")
     return {
         "folder": str(folder),

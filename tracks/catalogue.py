@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -25,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from tracks.errors import TrackFileError, UnknownTrackError
+from tracks.files import atomic_write
 from tracks.spline import loop_from_control_points
 from tracks.track import Track, load_npy
 
@@ -348,18 +347,7 @@ def import_track(path: str | os.PathLike, name: str, force: bool = False) -> Pat
             f"cannot create the user track directory {directory} ({exc}); "
             "set OPENRACER_TRACKS_DIR to a writable directory"
         ) from exc
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
-            shutil.copyfileobj(src, dst)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
+    return atomic_write(target, Path(path).read_bytes())
 
 
 def remove_track(name: str) -> Path:

@@ -5,7 +5,6 @@ line, start line, driving-direction arrow, and optionally the racing line colour
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +12,7 @@ import cv2
 import numpy as np
 
 from tracks.errors import TrackFileError
+from tracks.files import atomic_write
 from tracks.track import Track
 
 if TYPE_CHECKING:
@@ -157,15 +157,4 @@ def save_png(image: np.ndarray, path: str | os.PathLike) -> Path:
     ok, buf = cv2.imencode(".png", image)
     if not ok:
         raise TrackFileError(f"{path}: OpenCV could not encode the picture as PNG")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, buf.tobytes())

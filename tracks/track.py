@@ -15,14 +15,15 @@ waypoints (a loop's repeated row counted once).
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from tracks.errors import TrackFileError, TrackValidationError
+from tracks.files import atomic_write
 from tracks.validation import check_array, check_polylines, signed_area
 
 
@@ -216,15 +217,6 @@ def save_npy(track: Track, path: str | os.PathLike) -> Path:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise TrackFileError(f"{path}: directory {directory} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, track.to_array(), allow_pickle=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    buf = io.BytesIO()
+    np.save(buf, track.to_array(), allow_pickle=False)
+    return atomic_write(path, buf.getvalue())

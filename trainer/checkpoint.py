@@ -18,8 +18,8 @@ RUN/checkpoints/resume.npz           full state of the last iteration (weights, 
 ```
 
 Every file is written to a temporary name in the same directory, flushed, fsynced and
-renamed over the target (`atomic_write`), so a `kill -9` at any moment leaves either the
-old or the new file. Per iteration the order is: simtrace and metrics, `ckpt-N`,
+renamed over the target (`vehicle.files.atomic_write`), so a `kill -9` at any moment leaves
+either the old or the new file. Per iteration the order is: simtrace and metrics, `ckpt-N`,
 `resume.npz`, `index.json`, then pruning. `resume.npz` is the source of truth: on resume,
 simtrace files and checkpoints of later iterations are deleted, `TrainingMetrics.json` is
 cut back to the count recorded in it, and `index.json` is rewritten from it. At most the
@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -44,38 +42,11 @@ import numpy as np
 
 from trainer.errors import CheckpointError
 from vehicle.errors import MetadataError
+from vehicle.files import atomic_write, atomic_write_json, read_json
 from vehicle.metadata import ModelMetadata, load_metadata
 
 CHECKPOINT_VERSION = 1
 _CKPT_RE = re.compile(r"ckpt-(\d{6})\.npz$")
-
-
-def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write `data` to `path` so that `path` is always either the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, (json.dumps(obj, indent=2) + "\n").encode("utf-8"))
 
 
 def _pack(groups: dict[str, list[np.ndarray]], state: dict[str, Any]) -> bytes:
@@ -191,15 +162,12 @@ class RunDir:
         return groups, info
 
     def index(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.index_file.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise CheckpointError(
-                f"{self.path}: no checkpoints yet (missing {self.index_file.name}); is this a "
-                "run directory written by `racer train`?"
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{self.index_file}: unreadable ({exc})") from exc
+        return read_json(
+            self.index_file,
+            what="checkpoint index",
+            error=CheckpointError,
+            missing="no checkpoints yet; is this a run directory written by `racer train`?",
+        )
 
     def resolve(self, which: str | int) -> int:
         """The iteration number `which` refers to."""
@@ -262,7 +230,7 @@ class RunDir:
         for p in self.simtrace.glob(".*.tmp"):
             p.unlink(missing_ok=True)
         if self.metrics.exists():
-            data = json.loads(self.metrics.read_text(encoding="utf-8"))
+            data = read_json(self.metrics, what="training metrics", error=CheckpointError)
             data["metrics"] = data.get("metrics", [])[: int(state["metrics_count"])]
             atomic_write_json(self.metrics, data)
         atomic_write_json(self.index_file, state["index"])

@@ -19,7 +19,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
-import json
 import math
 import textwrap
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import ConfigError
+from vehicle.files import read_json
 
 SCHEMA_VERSION = 1
 """Version of the `config.json` written into each run directory."""
@@ -138,7 +138,9 @@ def parse_hyperparameters(data: Any, source: str = "hyperparameters") -> Hyperpa
 
 def load_hyperparameters(path: str | Path) -> Hyperparameters:
     """Read and validate a DeepRacer `hyperparameters.json`."""
-    return parse_hyperparameters(_read_json(path, "hyperparameters"), source=str(path))
+    return parse_hyperparameters(
+        read_json(path, what="hyperparameters", error=ConfigError), source=str(path)
+    )
 
 
 def _checked_number(raw: Any, key: str, kind: str, low: float, high: float, source: str) -> Any:
@@ -159,22 +161,6 @@ def _checked_number(raw: Any, key: str, kind: str, low: float, high: float, sour
             f"{source}: {key} {raw!r} is outside the accepted range {low:g}..{high:g}"
         )
     return value
-
-
-def _read_json(path: str | Path, what: str) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"{path}: cannot read it ({exc.strerror}); check the {what} file's path"
-        ) from exc
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
 
 
 @dataclass(frozen=True)
@@ -271,7 +257,7 @@ one episode at a time); dropped when such a run is resumed."""
 def load_train_config(path: str | Path) -> TrainConfig:
     """A `TrainConfig` from a JSON file: the `train.json` `racer new` writes, or a run's
     `config.json` (see `config_from_json`)."""
-    return config_from_json(_read_json(path, "training config"), str(path))
+    return config_from_json(read_json(path, what="training config", error=ConfigError), str(path))
 
 
 def config_from_json(data: Any, source: str) -> TrainConfig:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from trainer.checkpoint import atomic_write, atomic_write_json
+from vehicle.files import atomic_write, atomic_write_json
 
 STATUS_LABELS = {
     "prepare": "Prepare",

@@ -422,7 +422,7 @@ def train(
     the iteration, checkpoint path, evaluation figures and elapsed time; returning True
     stops the run (the learning benchmark uses it).
     """
-    from trainer.checkpoint import RunDir, atomic_write_json
+    from trainer.checkpoint import RunDir
     from trainer.errors import CheckpointError
     from trainer.evaluate import env_kwargs_for, lap_result, play_trials
     from trainer.logbook import (
@@ -435,6 +435,7 @@ def train(
     from trainer.progress import ProgressDisplay
     from trainer.trackset import training_tracks
     from trainer.workers import make_env, make_pool
+    from vehicle.files import atomic_write_json
 
     # -- setup -----------------------------------------------------------------------
     session_start = time.time()

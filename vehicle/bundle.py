@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import re
 import tarfile
 import time
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from vehicle.errors import MetadataError, VehicleError
+from vehicle.files import atomic_write
 from vehicle.metadata import ModelMetadata, parse_metadata
 
 BUNDLE_FORMAT = "openracer-model-bundle"
@@ -226,17 +226,7 @@ def write_bundle(
                 info.mode = 0o644
                 info.uname = info.gname = "openracer"
                 tar.addfile(info, io.BytesIO(data))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(raw.getvalue())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    atomic_write(path, raw.getvalue())
     return read_bundle(path, trusted_keys=trusted)
 
 

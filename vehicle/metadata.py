@@ -14,7 +14,6 @@ Steering is in degrees, positive = left; speed in m/s (commanded, not measured).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from vehicle.errors import MetadataError
+from vehicle.files import read_json
 from vehicle.observation import CONTROL_RATE_HZ, OBS_SHAPE, PREPROCESSING_VERSION
 
 MAX_STEER_DEG = 30.0
@@ -206,17 +206,7 @@ class ModelMetadata:
 
 def load_metadata(path: str | Path) -> ModelMetadata:
     """Read and validate a `model_metadata.json` file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise MetadataError(f"{path}: cannot read model metadata ({exc.strerror})") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise MetadataError(
-            f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
-        ) from exc
+    data = read_json(path, what="model metadata", error=MetadataError)
     return parse_metadata(data, source=str(path))
 
 

@@ -20,7 +20,6 @@ a torn last line, which the readers skip.
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 import time
@@ -31,6 +30,7 @@ import cv2
 import numpy as np
 
 from vehicle.errors import VehicleError
+from vehicle.files import atomic_write_json
 
 _STOP = object()
 
@@ -114,12 +114,7 @@ class RunLog:
                 "records_dropped": self.dropped,
                 "frames_saved": self.frames_saved,
             }
-            tmp = self.dir / "summary.json.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(summary, fh, indent=2, default=_json_default)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.dir / "summary.json")
+            atomic_write_json(self.dir / "summary.json", summary, default=_json_default)
 
     def _writer(self) -> None:
         last_flush = time.monotonic()

@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vehicle.errors import VehicleError
+from vehicle.files import atomic_write
 
 PUBLIC_KEY_PREFIX = "openracer-ed25519"
 """First word of a public-key line."""
@@ -142,8 +142,8 @@ def save_key_pair(
                 f"{path} already exists; choose another name or pass --force to replace it "
                 "(bundles signed with the old key will no longer verify against the new one)"
             )
-    _write_atomic(key_path, key.private_pem(), mode=0o600)
-    _write_atomic(pub_path, key.public.to_line().encode("ascii"), mode=0o644)
+    atomic_write(key_path, key.private_pem(), mode=0o600)
+    atomic_write(pub_path, key.public.to_line().encode("ascii"), mode=0o644)
     return key_path, pub_path
 
 
@@ -219,14 +219,3 @@ def load_trusted_keys(directory: str | Path) -> list[PublicKey]:
         return []
     keys = [load_public_key(p) for p in sorted(directory.glob(f"*{PUBLIC_KEY_SUFFIX}"))]
     return sorted(keys, key=lambda k: k.key_id)
-
-
-def _write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)

@@ -52,6 +52,7 @@ from vehicle.bundle import (
     verify_members,
 )
 from vehicle.errors import VehicleError
+from vehicle.files import atomic_path, atomic_write, fsync_directory
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE, PREPROCESSING_VERSION
 
@@ -423,11 +424,11 @@ class ModelStore:
                 fh.flush()
                 _crash_point("install:staging-file")
                 os.fsync(fh.fileno())
-        _fsync_dir(tmp)
+        fsync_directory(tmp)
         _crash_point("install:staged")
         os.rename(tmp, self.root / name)
-        _fsync_dir(self.root)
-        _fsync_dir(staging)
+        fsync_directory(self.root)
+        fsync_directory(staging)
         _crash_point("install:renamed")
 
     def _discard(self, path: Path, reason: str) -> None:
@@ -436,7 +437,7 @@ class ModelStore:
         staging.mkdir(exist_ok=True)
         trash = staging / f"trash.{path.name}.{secrets.token_hex(4)}"
         os.rename(path, trash)
-        _fsync_dir(self.root)
+        fsync_directory(self.root)
         _crash_point("remove:moved")
         shutil.rmtree(trash, ignore_errors=True)
 
@@ -514,7 +515,7 @@ class ModelStore:
         with self._locked():
             directory = self.root / TRUSTED_DIR
             directory.mkdir(exist_ok=True)
-            _write_file_atomic(directory / f"{key.key_id}.pub", key.to_line().encode("ascii"))
+            atomic_write(directory / f"{key.key_id}.pub", key.to_line().encode("ascii"))
         return key
 
     def untrust(self, key_id: str) -> None:
@@ -527,7 +528,7 @@ class ModelStore:
                     "--list` shows the trusted keys"
                 )
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_directory(path.parent)
 
     def _write_pointer(self, active: str | None, previous: str | None) -> None:
         body = {
@@ -537,8 +538,10 @@ class ModelStore:
             "updated_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         data = (json.dumps(body, indent=2) + "\n").encode("utf-8")
-        _write_file_atomic(self.root / POINTER_FILE, data, crash_prefix="pointer:")
-        _write_file_atomic(self.root / POINTER_BACKUP, data, crash_prefix="pointer:backup-")
+        for stale in self.root.glob(".*.tmp"):  # left by a write killed before its rename
+            stale.unlink(missing_ok=True)
+        _write_pointer_file(self.root / POINTER_FILE, data, crash_prefix="pointer:")
+        _write_pointer_file(self.root / POINTER_BACKUP, data, crash_prefix="pointer:backup-")
 
 
 def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
@@ -571,24 +574,9 @@ def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
     return Bundle({**files, MODEL_MEMBER: b""}, manifest, metadata, signature, None, where, "")
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_file_atomic(path: Path, data: bytes, crash_prefix: str = "") -> None:
-    """Temp file in the same folder, fsync, rename, fsync the folder."""
-    tmp = path.with_name(f"{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    if crash_prefix:
+def _write_pointer_file(path: Path, data: bytes, crash_prefix: str) -> None:
+    """`vehicle.files.atomic_write` of one pointer file, with the tests' crash points."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
         _crash_point(f"{crash_prefix}temp-written")
-    os.replace(tmp, path)
-    if crash_prefix:
-        _crash_point(f"{crash_prefix}renamed")
-    _fsync_dir(path.parent)
+    _crash_point(f"{crash_prefix}renamed")

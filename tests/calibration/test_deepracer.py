@@ -81,5 +81,5 @@ def test_unreadable_and_non_json(tmp_path: Path) -> None:
         import_deepracer(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(DeepRacerFormatError, match="not JSON"):
+    with pytest.raises(DeepRacerFormatError, match="not valid JSON"):
         import_deepracer(bad)

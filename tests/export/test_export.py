@@ -24,9 +24,10 @@ def make_run(path: Path, *, network: str = "OPENRACER_FAST", head_gain: float = 
     """A run directory as `racer train` leaves it, holding one checkpoint of an initialized
     (untrained) policy whose output head is scaled up so its choices are decisive, as a
     trained policy's are (a fresh head is near-uniform and every argmax a near-tie)."""
-    from trainer.checkpoint import RunDir, atomic_write_json
+    from trainer.checkpoint import RunDir
     from trainer.config import Hyperparameters, TrainConfig
     from trainer.networks import build_networks
+    from vehicle.files import atomic_write_json
     from vehicle.metadata import ModelMetadata
 
     meta = ModelMetadata(neural_network=network)

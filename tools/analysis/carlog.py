@@ -484,7 +484,8 @@ def replay_video(log: CarLog, s: CarSeries, path: Path) -> dict[str, Any] | None
 
 def analyze_car_log(log: CarLog, out_dir: Path, video: bool = True) -> dict[str, Any]:
     """Figures, optional MP4 replay and report.html for a car run log; key figures."""
-    from tools.analysis.report import Report, write_text_atomic
+    from tools.analysis.report import Report
+    from vehicle.files import atomic_write_json
 
     out_dir = Path(out_dir)
     if out_dir.resolve() == log.root.resolve():
@@ -517,5 +518,5 @@ def analyze_car_log(log: CarLog, out_dir: Path, video: bool = True) -> dict[str,
     ]
     path = report.write(out_dir)
     summary["report"] = str(path)
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out_dir / "summary.json", summary)
     return summary

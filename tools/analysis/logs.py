@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from tools.analysis.errors import LogFolderError
+from vehicle.files import read_json
 
 _CSV_RENAMES = {
     "X": "x",
@@ -396,13 +397,7 @@ def _read_json_first(root: Path, names: list[str]) -> dict[str, Any] | None:
     for name in names:
         path = root / name
         if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise LogFolderError(
-                    f"{path}: not valid JSON at line {exc.lineno}: {exc.msg}"
-                ) from exc
-            return data if isinstance(data, dict) else None
+            return read_json(path, what=path.name, error=LogFolderError)
     return None
 
 
@@ -410,10 +405,10 @@ def _load_metrics(root: Path) -> pd.DataFrame | None:
     path = root / "metrics" / "TrainingMetrics.json"
     if not path.is_file():
         return None
+    data = read_json(path, what="DeepRacer metrics", error=LogFolderError)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
         metrics = pd.DataFrame(data["metrics"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise LogFolderError(
             f"{path}: expected DeepRacer's metrics JSON with a 'metrics' list ({exc})"
         ) from exc

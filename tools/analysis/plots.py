@@ -7,7 +7,6 @@ replace and returns the path. Nothing opens a window.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +19,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from tools.analysis.episodes import STATUSES  # noqa: E402
 from tools.analysis.outline import Outline  # noqa: E402
+from vehicle.files import atomic_path  # noqa: E402
 
 STATUS_COLOURS = {
     "lap_complete": "#2ca02c",
@@ -36,14 +36,11 @@ DPI = 110
 def save(fig, path: Path) -> Path:
     """Save a figure as PNG atomically (temp file, fsync, replace) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fig.savefig(fh, format="png", dpi=DPI, bbox_inches="tight")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -8,7 +8,6 @@ written to a temp file and renamed, so a half-written video never sits at the fi
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 
 from tools.analysis.errors import AnalysisError
+from vehicle.files import atomic_path
 
 
 def _even(img: np.ndarray) -> np.ndarray:
@@ -26,8 +26,15 @@ def _even(img: np.ndarray) -> np.ndarray:
 def write_mp4(frames_bgr: Iterable[np.ndarray], path: Path, fps: float) -> dict:
     """Write BGR uint8 frames as an MP4; returns {'path', 'frames', 'fps', 'codec'}."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    with atomic_path(path, suffix=".mp4") as tmp:
+        count, codec = _encode_mp4(frames_bgr, tmp, fps)
+        if count == 0:
+            raise AnalysisError(f"{path}: no frames to write; nothing was recorded")
+    return {"path": str(path), "frames": count, "fps": fps, "codec": codec}
+
+
+def _encode_mp4(frames_bgr: Iterable[np.ndarray], tmp: Path, fps: float) -> tuple[int, str]:
+    """Encode into `tmp` with imageio's H.264, else OpenCV's mp4v; (frames, codec)."""
     count = 0
     try:
         import imageio.v2 as imageio
@@ -40,34 +47,27 @@ def write_mp4(frames_bgr: Iterable[np.ndarray], path: Path, fps: float) -> dict:
             macro_block_size=1,
             ffmpeg_log_level="error",
         )
-        codec = "h264"
         try:
             for frame in frames_bgr:
                 writer.append_data(cv2.cvtColor(_even(frame), cv2.COLOR_BGR2RGB))
                 count += 1
         finally:
             writer.close()
+        return count, "h264"
     except ImportError:
-        codec = "mp4v"
-        writer_cv = None
-        for frame in frames_bgr:
-            frame = _even(frame)
-            if writer_cv is None:
-                h, w = frame.shape[:2]
-                fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
-                writer_cv = cv2.VideoWriter(str(tmp), fourcc, fps, (w, h))
-            writer_cv.write(frame)
-            count += 1
-        if writer_cv is not None:
-            writer_cv.release()
-    if count == 0:
-        if tmp.exists():
-            tmp.unlink()
-        raise AnalysisError(f"{path}: no frames to write; nothing was recorded")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return {"path": str(path), "frames": count, "fps": fps, "codec": codec}
+        pass
+    writer_cv = None
+    for frame in frames_bgr:
+        frame = _even(frame)
+        if writer_cv is None:
+            h, w = frame.shape[:2]
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+            writer_cv = cv2.VideoWriter(str(tmp), fourcc, fps, (w, h))
+        writer_cv.write(frame)
+        count += 1
+    if writer_cv is not None:
+        writer_cv.release()
+    return count, "mp4v"
 
 
 def overlay_action(

@@ -8,10 +8,11 @@ mailed or served as is. No JavaScript, no external assets; written atomically.
 from __future__ import annotations
 
 import html
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from vehicle.files import atomic_write_text
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;
@@ -136,16 +137,4 @@ class Report:
 
     def write(self, out_dir: Path, name: str = "report.html") -> Path:
         """Write `out_dir/name` atomically; returns its path."""
-        return write_text_atomic(Path(out_dir) / name, self.render())
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write text to `path` via a temp file in the same folder, fsync, replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
+        return atomic_write_text(Path(out_dir) / name, self.render())

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,8 @@ from tools.analysis import plots
 from tools.analysis.episodes import best_laps, episode_table, iteration_table, steps_of
 from tools.analysis.logs import RunLog
 from tools.analysis.outline import find_outline, with_racing_line
-from tools.analysis.report import Report, write_text_atomic
+from tools.analysis.report import Report
+from vehicle.files import atomic_write_json
 
 
 def _num(v: Any) -> Any:
@@ -224,7 +224,7 @@ def analyze_run(run: RunLog, out_dir: Path, track: str | None = None) -> dict[st
     report.figures = [(k.replace("_", " "), v) for k, v in summary.items() if k not in ("run",)]
     path = report.write(out_dir)
     summary["report"] = str(path)
-    write_text_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_json(out_dir / "summary.json", summary)
     return summary
 
 
