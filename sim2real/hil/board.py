@@ -3,14 +3,8 @@ over a pseudo-terminal: what `racer drive --sim` and `racer calibrate --sim` tal
 
 The firmware code is the one flashed on the car (`vehicle/firmware/controller.py`,
 `actuators.py`, `main.py`); only `machine` is replaced, by pins whose PWM duty and ADC
-voltage belong to a physical model here:
-- servo: the wheel angle follows the pulse width linearly around the servo's own
-  mechanical centre (not necessarily the calibrated one), saturating at its end stops;
-- ESC + motor: a deadband around the ESC's own neutral, forward below neutral (the
-  DeepRacer ESC's polarity), speed = top speed x throttle^exponent x battery factor,
-  reaching it with a first-order lag;
-- battery: a 2S LiPo with internal resistance: it sags under load and drains, and the
-  ADC reads it through the board's 20k/10k divider with a little noise.
+voltage belong to the physical model of `sim2real.hil.physics` (servo, ESC, motor,
+battery). The UART is the pty of `sim2real.hil.line`.
 
     sim = SimulatedFirmware.start()      # thread running the firmware, a pty for the host
     link = Link(LinkConfig(port=sim.port)).open()
@@ -18,155 +12,22 @@ voltage belong to a physical model here:
     sim.cut_cable()                      # close the line (fault tests)
     sim.stop()
 
-Runs on a laptop, not the car; imports nothing beyond the standard library and the
-firmware.
+`python -m sim2real.hil.board` serves the simulated car from its own process.
+Laptop-only: the car runs the firmware on its own chip.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import math
-import os
-import random
 import sys
-import termios
 import threading
 import time
-import tty
 import types
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
-_DIVIDER = 3.0  # board.py: 20 kOhm over 10 kOhm
-_VREF_V = 3.3
+from sim2real.hil.line import LineFaults, PtyPort
+from sim2real.hil.physics import CarPhysics, PhysicsConfig
 
-
-# -- the physical car ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PhysicsConfig:
-    """The simulated servo, ESC, motor and battery (their *true* properties, which the
-    calibration has to find)."""
-
-    servo_center_us: float = 1455.0
-    """Pulse width at which the wheels point straight ahead."""
-    servo_us_per_deg: float = 8.5
-    """Pulse width change per degree of wheel angle (positive pulse change = left)."""
-    servo_limit_deg: float = 32.0
-    """Mechanical end stop of the steering, degrees."""
-    esc_neutral_us: float = 1446.0
-    """The ESC's neutral pulse."""
-    esc_deadband_us: float = 10.0
-    """No motion within +-this of neutral."""
-    esc_full_forward_us: float = 1311.0
-    """Pulse of full forward throttle (below neutral: DeepRacer ESC polarity)."""
-    top_speed_mps: float = 4.0
-    """Speed at full throttle on a battery at `nominal_v`."""
-    throttle_exponent: float = 1.4
-    """Speed grows as throttle^this (drag, motor curve)."""
-    speed_time_constant_s: float = 0.25
-    """First-order lag of speed toward its target."""
-    nominal_v: float = 7.9
-    """Loaded battery voltage the top speed was measured at."""
-    cells: int = 2
-    """LiPo cells in series."""
-    capacity_mah: float = 1100.0
-    """Battery capacity."""
-    initial_soc: float = 0.95
-    """State of charge at start."""
-    internal_resistance_ohm: float = 0.06
-    """Pack internal resistance (sag = current x this)."""
-    idle_current_a: float = 0.2
-    """Current drawn standing still."""
-    current_per_mps_a: float = 1.6
-    """Extra current per m/s."""
-    adc_noise_v: float = 0.002
-    """Noise on the ADC pin voltage (1 sigma)."""
-
-
-_SOC = (0.0, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 1.0)
-_OCV = (3.27, 3.69, 3.73, 3.79, 3.87, 3.98, 4.06, 4.20)
-
-
-def _cell_ocv(soc: float) -> float:
-    soc = min(max(soc, 0.0), 1.0)
-    for i in range(1, len(_SOC)):
-        if soc <= _SOC[i]:
-            f = (soc - _SOC[i - 1]) / (_SOC[i] - _SOC[i - 1])
-            return _OCV[i - 1] + f * (_OCV[i] - _OCV[i - 1])
-    return _OCV[-1]
-
-
-class CarPhysics:
-    """Servo, ESC, motor and battery: pulse widths in, wheel angle and speed out."""
-
-    def __init__(self, config: PhysicsConfig | None = None, seed: int = 0) -> None:
-        self.config = config or PhysicsConfig()
-        self.rng = random.Random(seed)
-        c = self.config
-        self.steer_us = c.servo_center_us
-        self.throttle_us = c.esc_neutral_us
-        self.steer_deg = 0.0
-        """Wheel angle, degrees, positive = left (the servo reaches its target at once;
-        the car dynamics add the servo's lag)."""
-        self.speed_mps = 0.0
-        """Ground speed, m/s (reverse is negative)."""
-        self.odometer_m = 0.0
-        """Distance driven."""
-        self.soc = c.initial_soc
-        self.current_a = c.idle_current_a
-        self.lock = threading.Lock()
-
-    def steer_target_deg(self, steer_us: float) -> float:
-        c = self.config
-        deg = (steer_us - c.servo_center_us) / c.servo_us_per_deg
-        return max(-c.servo_limit_deg, min(c.servo_limit_deg, deg))
-
-    def throttle_fraction(self, throttle_us: float) -> float:
-        """ESC: pulse -> throttle in [-1, 1] (+ forward), with its deadband."""
-        c = self.config
-        span = c.esc_neutral_us - c.esc_full_forward_us  # > 0: forward is below neutral
-        delta = c.esc_neutral_us - throttle_us
-        if abs(delta) <= c.esc_deadband_us:
-            return 0.0
-        mag = (abs(delta) - c.esc_deadband_us) / (span - c.esc_deadband_us)
-        return math.copysign(min(1.0, mag), delta)
-
-    def battery_v(self) -> float:
-        """Loaded pack voltage."""
-        c = self.config
-        return max(0.0, c.cells * _cell_ocv(self.soc) - self.current_a * c.internal_resistance_ohm)
-
-    def speed_target_mps(self, throttle_us: float) -> float:
-        c = self.config
-        t = self.throttle_fraction(throttle_us)
-        return math.copysign(
-            c.top_speed_mps * abs(t) ** c.throttle_exponent * self.battery_v() / c.nominal_v, t
-        )
-
-    def set_pulses(self, steer_us: float, throttle_us: float) -> None:
-        with self.lock:
-            self.steer_us = steer_us
-            self.throttle_us = throttle_us
-
-    def advance(self, dt_s: float) -> None:
-        """Integrate `dt_s` seconds under the present pulses (speed lag, battery drain)."""
-        c = self.config
-        with self.lock:
-            self.steer_deg = self.steer_target_deg(self.steer_us)
-            target = self.speed_target_mps(self.throttle_us)
-            k = 1.0 - math.exp(-dt_s / c.speed_time_constant_s)
-            v0 = self.speed_mps
-            self.speed_mps = v0 + (target - v0) * k
-            self.odometer_m += abs(0.5 * (v0 + self.speed_mps)) * dt_s
-            self.current_a = c.idle_current_a + c.current_per_mps_a * abs(self.speed_mps)
-            self.soc = max(0.0, self.soc - self.current_a * dt_s / 3.6 / c.capacity_mah)
-
-    def adc_pin_v(self) -> float:
-        return self.battery_v() / _DIVIDER + self.rng.gauss(0.0, self.config.adc_noise_v)
-
+_VREF_V = 3.3  # the RP2040 ADC reference
 
 # -- the stand-in `machine` module -----------------------------------------------------
 
@@ -237,121 +98,6 @@ def install_machine_module() -> types.ModuleType:
     mod.Pin = SimPin  # type: ignore[attr-defined]
     sys.modules["machine"] = mod
     return mod
-
-
-# -- the serial line ---------------------------------------------------------------------
-
-
-@dataclass
-class LineFaults:
-    """Byte-level faults injected on one direction of the line (seeded)."""
-
-    corrupt_prob: float = 0.0
-    """Probability that a byte is XORed with a random non-zero value."""
-    drop_prob: float = 0.0
-    """Probability that a byte is dropped."""
-    seed: int = 0
-    """Seed of the fault generator."""
-    clean: bytearray = field(default_factory=bytearray)
-    """Every byte the host sent, before faults."""
-    delivered: bytearray = field(default_factory=bytearray)
-    """Every byte the firmware received, after faults."""
-    record: bool = False
-    """Keep `clean` and `delivered` (tests)."""
-
-
-def _apply_faults(data: bytes, f: LineFaults, rng: random.Random) -> bytes:
-    if f.corrupt_prob or f.drop_prob:
-        out = bytearray()
-        for b in data:
-            r = rng.random()
-            if r < f.drop_prob:
-                continue
-            if r < f.drop_prob + f.corrupt_prob:
-                b ^= rng.randrange(1, 256)
-            out.append(b)
-    else:
-        out = bytearray(data)
-    if f.record:
-        f.clean += data
-        f.delivered += out
-    return bytes(out)
-
-
-class PtyPort:
-    """The firmware's UART: the master side of a pseudo-terminal, non-blocking."""
-
-    def __init__(
-        self, faults: LineFaults | None = None, faults_to_host: LineFaults | None = None
-    ) -> None:
-        master, slave = os.openpty()
-        tty.setraw(slave, termios.TCSANOW)  # no echo, no CR/LF translation
-        fl = fcntl.fcntl(master, fcntl.F_GETFL)
-        fcntl.fcntl(master, fcntl.F_SETFL, fl | os.O_NONBLOCK)
-        self.master = master
-        self._slave = slave  # kept open so the host can close and reopen its side
-        self.path = os.ttyname(slave)
-        self.faults = faults or LineFaults()
-        self._rng = random.Random(self.faults.seed)
-        self.faults_to_host = faults_to_host or LineFaults()
-        self._rng_out = random.Random(self.faults_to_host.seed + 1)
-        self.closed = False
-        self.write_drops = 0
-        self.rx_bytes = 0
-        """Bytes read from the host, before any injected fault."""
-        self.last_rx_s = 0.0
-        """time.monotonic() of the last byte received."""
-
-    def readinto(self, buf: bytearray) -> int | None:
-        if self.closed:
-            return None
-        try:
-            data = os.read(self.master, len(buf))
-        except (BlockingIOError, InterruptedError):
-            return None
-        except OSError as exc:
-            if exc.errno in (errno.EIO, errno.EAGAIN):
-                return None  # the host side is closed right now
-            raise
-        if not data:
-            return None
-        self.last_rx_s = time.monotonic()
-        self.rx_bytes += len(data)
-        data = _apply_faults(data, self.faults, self._rng)
-        n = len(data)
-        buf[:n] = data
-        return n
-
-    def write(self, data: memoryview | bytes) -> int:
-        if self.closed:
-            return 0
-        data = _apply_faults(bytes(data), self.faults_to_host, self._rng_out)
-        try:
-            return os.write(self.master, data)
-        except (BlockingIOError, OSError):
-            self.write_drops += 1  # host not reading: the line drops bytes, as a UART would
-            return 0
-
-    def pending(self) -> int:
-        """Bytes the host wrote that the firmware has not read yet."""
-        if self.closed:
-            return 0
-        buf = bytearray(4)
-        try:
-            fcntl.ioctl(self.master, termios.FIONREAD, buf)
-        except OSError:
-            return 0
-        return int.from_bytes(buf, sys.byteorder)
-
-    def close(self) -> None:
-        """Pull the cable: both ends close; the host's reads fail."""
-        if not self.closed:
-            self.closed = True
-            for fd in (self.master, self._slave):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
 
 
 # -- the board ---------------------------------------------------------------------------
@@ -555,13 +301,19 @@ class SimulatedFirmware:
         self.stop()
 
 
+def start_simulated_car(physics: PhysicsConfig | None = None) -> SimulatedFirmware:
+    """The firmware on a simulated board, physics in real time; `.port` is the pty path
+    to open like /dev/ttyACM0 (`racer calibrate --sim`). Call `.stop()` when done."""
+    return SimulatedFirmware.start(CarPhysics(physics), realtime_physics=True)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """`python -m vehicle.simboard`: run the simulated car in this process, print the pty
+    """`python -m sim2real.hil.board`: run the simulated car in this process, print the pty
     path on the first line of stdout, serve until stdin closes or SIGTERM/SIGINT."""
     import argparse
     import signal
 
-    p = argparse.ArgumentParser(prog="python -m vehicle.simboard", description=main.__doc__)
+    p = argparse.ArgumentParser(prog="python -m sim2real.hil.board", description=main.__doc__)
     p.add_argument("--seed", type=int, default=0, help="seed of the ADC noise")
     args = p.parse_args(argv)
     sim = SimulatedFirmware.start(CarPhysics(seed=args.seed), realtime_physics=True)
