@@ -22,9 +22,7 @@ def test_battery_is_the_simulators_lipo_model():
 
 def test_speed_follows_throttle_curve_and_pack_voltage():
     fresh = CarPhysics()
-    tired = CarPhysics(
-        dataclasses.replace(PhysicsConfig(), battery=BatteryConfig(initial_soc=0.2))
-    )
+    tired = CarPhysics(dataclasses.replace(PhysicsConfig(), battery=BatteryConfig(initial_soc=0.2)))
     full = fresh.config.esc_full_forward_us
     assert fresh.speed_target_mps(fresh.config.esc_neutral_us - 5) == 0.0  # deadband
     v_fresh = fresh.speed_target_mps(full)
