@@ -61,6 +61,7 @@ from sim2real import params as P
 from sim2real.camera import CameraConfig
 from sim2real.effects import FrameEffects, albumentations_pipeline
 from sim2real.errors import ActionError, ConfigError
+from sim2real.laps import LapTracker
 from sim2real.lookup import TrackPosition
 from sim2real.randomization import (
     RandomizationConfig,
@@ -187,7 +188,8 @@ class RaceEnv(gym.Env):
             self.simtrace = SimtraceWriter(
                 simtrace_dir, phase="training" if training else "evaluation"
             )
-        self.progress = P.EpisodeProgress()
+        self.laps = LapTracker()
+        """Progress, lap completion and lap times of the current episode."""
         self.world = self._world_for(self.tracks.first())
         self._frame_shape = (base.camera.height_px, base.camera.width_px) + (
             (3,) if observation == "rgb" else ()
@@ -197,6 +199,11 @@ class RaceEnv(gym.Env):
         )
         if validate_reward:
             self.reward_fn.validate(self.sample_params())
+
+    @property
+    def progress(self) -> P.EpisodeProgress:
+        """DeepRacer's progress and termination counters of the current episode."""
+        return self.laps.progress
 
     # -- worlds and tracks ------------------------------------------------------------
     def _world_for(self, track: Track) -> World:
@@ -308,12 +315,12 @@ class RaceEnv(gym.Env):
                 start = self.start_progress
             start_ndist = start % 1.0 if w.track.closed else min(max(start, 0.0), 1.0)
             w.place_on_centerline(start_ndist)
-        self.progress.reset(start_ndist)
+        s = w.dynamics.state
+        self.laps.reset(start_ndist, (s.x_m, s.y_m), s.time_s)
         self._local_episode = self._episode_index
-        self._last_origin = (w.dynamics.state.x_m, w.dynamics.state.y_m)
         # DeepRacer's prepare step: params of the starting pose, reward 0.
         pos = w.position()
-        self.progress.update(pos.ndist, None)
+        self.laps.prepare(pos.ndist)
         wheels = w.wheels_on_road()
         params = self._params(0.0, 0.0, wheels, False, pos)
         self._episode_ready = True
@@ -347,12 +354,9 @@ class RaceEnv(gym.Env):
         w = self.world
         w.step(steer, speed)
         s = w.dynamics.state
-        moved = math.hypot(s.x_m - self._last_origin[0], s.y_m - self._last_origin[1])
-        self._last_origin = (s.x_m, s.y_m)
         pos = w.position()
-        self.progress.update(pos.ndist, moved)
         wheels = w.wheels_on_road()
-        status = self.progress.status(wheels)
+        status = self.laps.update(pos.ndist, (s.x_m, s.y_m), wheels, s.time_s)
         params = self._params(steer, speed, wheels, status == P.OFF_TRACK, pos)
         reward = self.reward_fn(params)
         terminated = status != P.IN_PROGRESS
@@ -389,7 +393,7 @@ class RaceEnv(gym.Env):
         pose (continuous evaluation, videos of several laps); progress restarts at 0."""
         if self.progress.status(self.world.wheels_on_road()) != P.LAP_COMPLETE:
             raise ConfigError("continue_lap() is only allowed right after lap_complete")
-        self.progress.next_lap()  # as the simapp: same start line, previous progress 0
+        self.laps.next_lap()  # as the simapp: same start line, previous progress 0
         self._episode_ready = True
 
     # -- trainer hooks ----------------------------------------------------------------

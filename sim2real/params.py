@@ -2,8 +2,8 @@
 wrap-around fixes, the reverse and immobilized counters, the termination statuses),
 reproduced from deepracer-simapp as recorded in shared/reference/deepracer-compat.md 1.1-1.4.
 
-`EpisodeProgress` is the per-episode state machine (also used for lap timing in
-hardware-in-the-loop runs); `build_params` assembles the dict a reward function receives.
+`EpisodeProgress` is the per-episode state machine (`sim2real.laps.LapTracker` builds lap
+counting and lap times on it); `build_params` assembles the dict a reward function receives.
 """
 
 from __future__ import annotations

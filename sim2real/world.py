@@ -15,15 +15,15 @@ Typical use (hardware-in-the-loop: the car's own software decides, the world mov
 
 `World.advance(dt_s, ...)` integrates any duration; `World.dynamics.advance` takes physical
 targets (wheel angle, speed) when they come from servo and ESC outputs rather than from
-DeepRacer actions. Lap timing: `sim2real.params.EpisodeProgress` turns successive positions
-into DeepRacer progress, off-track and lap completion:
+DeepRacer actions. Lap timing: `sim2real.laps.LapTracker` turns successive positions into
+DeepRacer progress, off-track, lap completion and lap times:
 
-    laps = EpisodeProgress()
-    laps.reset(world.position().ndist)         # after placing the car
+    laps = LapTracker()
+    laps.reset(world.position().ndist, world.pose[:2], 0.0)   # after placing the car
     ...each frame, after world.step(...):
-    laps.update(world.position().ndist, moved_m)
-    status = laps.status(world.wheels_on_road())   # 'lap_complete', 'off_track', ...
-    params = world.params(laps, steer_deg, speed_mps)  # the reward function's dict
+    status = laps.update(world.position().ndist, world.pose[:2], world.wheels_on_road(),
+                         world.dynamics.state.time_s)       # 'lap_complete', 'off_track', ...
+    params = world.params(laps.progress, steer_deg, speed_mps)  # the reward function's dict
 """
 
 from __future__ import annotations

@@ -132,7 +132,7 @@ def main(argv: list[str]) -> int:
 
     # the firmware in its own process, on a pty
     proc = subprocess.Popen(
-        [sys.executable, "-m", "vehicle.simboard"],
+        [sys.executable, "-m", "sim2real.hil.board"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,

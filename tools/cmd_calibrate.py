@@ -108,27 +108,6 @@ def _summary(cal: Any, path: Path) -> str:
     return "\n".join(lines)
 
 
-class _SimTrackCamera:
-    """The simulator's camera looking down the track from the start line (the simulated
-    car does not move through the world while calibrating): a real picture to try the
-    camera screen's rotation, flips and the model view on a laptop."""
-
-    def __init__(self, track: str = "reinvent_like") -> None:
-        self.track = track
-        self.world: Any = None
-
-    def read(self, timeout_s: float = 0.5) -> Any:
-        if self.world is None:  # built on the preview thread, on first use (about 2 s)
-            import numpy as np
-
-            from sim2real.world import World
-            from tracks.catalogue import resolve
-
-            self.world = World(resolve(self.track), rng=np.random.default_rng(0))
-            self.world.place_on_centerline(0.0)
-        return self.world.render()
-
-
 def _open_camera(spec: str, *, sim: bool) -> Any:
     """A frame source for the preview (`read()` -> image or `vehicle.camera.Frame`), or
     None: the camera screen then says there is no camera."""
@@ -136,7 +115,9 @@ def _open_camera(spec: str, *, sim: bool) -> Any:
         return None
     try:
         if spec == "auto" and sim:
-            return _SimTrackCamera()
+            from sim2real.hil.camera import StartLineCamera
+
+            return StartLineCamera()
         from vehicle.camera import open_camera
 
         if spec == "auto":
@@ -198,14 +179,9 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
 
     sim = None
     if args.sim:
-        try:
-            from tools.hil import start_simulated_car
-        except ImportError:  # the HIL runner is optional; the board itself is in vehicle
-            from vehicle.simboard import SimulatedFirmware
+        from sim2real.hil.board import start_simulated_car
 
-            sim = SimulatedFirmware.start(realtime_physics=True)
-        else:
-            sim = start_simulated_car()
+        sim = start_simulated_car()
         port, name = sim.port, "simulated board"
     else:
         port = args.port or os.environ.get("OPENRACER_PORT") or DEFAULT_PORT

@@ -11,7 +11,7 @@ Headless prints one status line per second and a summary; `--json` prints the su
 JSON. Exit status: 0 when the run ended normally, 1 when it ended on a fault (link lost,
 camera failed, inference failing), 2 for bad options or a refusal to start.
 
-`--sim` runs the hardware-in-the-loop simulation (tools/hil.py): the real drive loop and
+`--sim` runs the hardware-in-the-loop simulation (`sim2real.hil`): the real drive loop and
 link over a pty to the real firmware code on a simulated board, the simulator rendering
 the camera; it needs the training-side packages (sim2real, tracks). In a terminal (no
 --headless, no --json) it opens the same live console over the simulated car
@@ -290,7 +290,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 
 def _run_sim(args: argparse.Namespace) -> int:
-    from tools.hil import HILConfig, run_hil
+    from sim2real.hil.session import HILConfig, run_hil
     from vehicle.inference import load_policy
 
     if args.laps < 1:
@@ -375,13 +375,13 @@ def sim_console_parts(
 ) -> tuple[Any, Callable[[], Any]]:
     """`vehicle.console.ConsoleParts` over the hardware-in-the-loop car: each start opens
     a fresh simulated car (world at the start line, firmware on a pty, link) through
-    `tools.hil.hil_drive(config, ...)`; the lap timer reads that simulator's laps
+    `sim2real.hil.session.hil_drive(config, ...)`; the lap timer reads that simulator's laps
     (simulated seconds), laps and off-tracks go to the log tail. `policy` drives the
     command-line model; a model chosen from `store` is loaded by name. Also returns a
-    callable giving the latest `tools.hil.HILSession` (None before the first start)."""
+    callable giving the latest `sim2real.hil.session.HILSession` (None before the first start)."""
     import logging
 
-    from tools.hil import hil_drive
+    from sim2real.hil.session import hil_drive
     from vehicle.console import CommandLineModel, ConsoleParts, LapTimes
     from vehicle.inference import load_policy
 

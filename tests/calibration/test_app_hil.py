@@ -12,9 +12,9 @@ import pytest
 from calibration.screens.base import ConfirmScreen
 from calibration.screens.steering import SteeringScreen
 from calibration.screens.throttle import ThrottleScreen
+from sim2real.hil.board import SimulatedFirmware
 from tests.calibration.conftest import goto, hold_key, make_app, run_async, until
 from vehicle.link import Link, LinkConfig
-from vehicle.simboard import SimulatedFirmware
 
 pytestmark = pytest.mark.slow
 

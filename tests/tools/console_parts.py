@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from sim2real.hil.board import SimulatedFirmware
 from vehicle.camera import Frame
 from vehicle.console import ConsoleParts, LapTimes
 from vehicle.drive import DriveConfig
 from vehicle.link import Link, LinkConfig
 from vehicle.metadata import ModelMetadata
 from vehicle.pulses import PulseCalibration
-from vehicle.simboard import SimulatedFirmware
 
 
 class SyntheticCamera:

@@ -180,8 +180,8 @@ def test_flash_refuses_an_unlikely_port(firmware_src, tmp_path, fake_mpremote, c
 def test_flash_then_protocol_check_against_the_firmware_on_a_pty(tmp_path, fake_mpremote, capsys):
     """The whole flash of the real firmware: real build, mpremote call (fake: no board),
     then the version check over a real pty against the real firmware code running on the
-    simulated board (vehicle.simboard)."""
-    from vehicle.simboard import SimulatedFirmware
+    simulated board (sim2real.hil.board)."""
+    from sim2real.hil.board import SimulatedFirmware
 
     out = tmp_path / "build"
     with SimulatedFirmware.start() as sim:
@@ -200,7 +200,7 @@ def test_flash_then_protocol_check_against_the_firmware_on_a_pty(tmp_path, fake_
 
 def test_protocol_mismatch_after_flash_is_refused(tmp_path, fake_mpremote, capsys):
     """A build declaring another protocol version than the board answers."""
-    from vehicle.simboard import SimulatedFirmware
+    from sim2real.hil.board import SimulatedFirmware
 
     src = tmp_path / "fw"
     src.mkdir()

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 
+from sim2real.hil.board import SimulatedFirmware
 from tests.tools.tui_terminal import ROOT, Terminal
-from vehicle.simboard import SimulatedFirmware
 
 pytestmark = [
     pytest.mark.slow,

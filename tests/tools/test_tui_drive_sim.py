@@ -19,10 +19,10 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("sim2real.world")
 
+from sim2real.hil.session import HILConfig  # noqa: E402
 from tests.tools.tui_terminal import ROOT, Terminal  # noqa: E402
 from tests.vehicle.expert_model import build_expert_model  # noqa: E402
 from tools.cmd_drive import sim_console_parts  # noqa: E402
-from tools.hil import HILConfig  # noqa: E402
 from vehicle.console import DriveConsole  # noqa: E402
 from vehicle.inference import Policy  # noqa: E402
 

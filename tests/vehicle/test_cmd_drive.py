@@ -12,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
+from sim2real.hil.board import SimulatedFirmware
 from tests.vehicle.tiny_models import write_model
 from tools.cli import main as racer
-from vehicle.simboard import SimulatedFirmware
 
 pytest.importorskip("tensorflow")
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from sim2real.hil.board import SimulatedFirmware
 from tests.vehicle.tiny_models import write_model
 from vehicle.camera import Camera, Frame, ReplayCamera
 from vehicle.drive import Drive, DriveConfig, mapping_for
@@ -21,7 +22,6 @@ from vehicle.inference import Policy
 from vehicle.link import Link, LinkConfig
 from vehicle.pulses import AbsoluteMapping, PulseCalibration, SpeedCurve, action_pulses
 from vehicle.runlog import RunLog, read_run
-from vehicle.simboard import SimulatedFirmware
 
 pytest.importorskip("tensorflow")
 

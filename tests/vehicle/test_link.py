@@ -7,11 +7,12 @@ import time
 
 import pytest
 
+from sim2real.hil.board import SimulatedFirmware
+from sim2real.hil.line import LineFaults
 from vehicle.errors import LinkError, LinkTimeout, ProtocolError
 from vehicle.firmware import protocol as P
 from vehicle.link import Link, LinkConfig
 from vehicle.pulses import PulseCalibration
-from vehicle.simboard import LineFaults, SimulatedFirmware
 
 
 @pytest.fixture

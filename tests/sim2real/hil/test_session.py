@@ -14,11 +14,11 @@ import pytest
 pytest.importorskip("tensorflow")
 pytest.importorskip("sim2real.world")
 
+from sim2real.hil.line import LineFaults  # noqa: E402
+from sim2real.hil.session import HILConfig, run_hil  # noqa: E402
 from tests.vehicle.expert_model import build_expert_model  # noqa: E402
 from tools.cli import main as racer  # noqa: E402
-from tools.hil import HILConfig, run_hil, sim_calibration  # noqa: E402
 from vehicle.inference import Policy  # noqa: E402
-from vehicle.simboard import CarPhysics, LineFaults  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -110,15 +110,3 @@ def test_real_time_mode_runs_at_the_control_rate(expert):
     assert 25 <= report["frames"] <= 35  # 2 s at 15 Hz
     assert 1.8 < report["wall_time_s"] < 4.0
     assert report["stale_frames"] == 0
-
-
-def test_sim_calibration_reproduces_physical_speeds():
-    cal, mapping = sim_calibration()
-    car = CarPhysics()
-    for v in (0.5, 1.0, 2.0):
-        steer, thr = mapping.normalized(0.0, v, 1.0, battery_v=car.battery_v())
-        pulse = cal.throttle.pulse_us(thr)
-        assert car.speed_target_mps(pulse) == pytest.approx(v, rel=0.03)
-    for deg in (-25.0, 10.0):
-        steer, _ = mapping.normalized(deg, 0.5, 1.0)
-        assert car.steer_target_deg(cal.steering.pulse_us(steer)) == pytest.approx(deg, abs=0.2)
