@@ -70,8 +70,8 @@ def steal_pct(before: list[int] | None, after: list[int] | None) -> float | None
 
 
 def _eval_checkpoint(run: str, iteration: int, track: str, laps: int, randomize: str, seed: int):
-    from tools.cmd_eval import policy_from_target
     from trainer.evaluate import evaluate
+    from trainer.targets import policy_from_target
 
     policy_fn, metadata, info, _ = policy_from_target(run, str(iteration))
     # Seed 1000+: conditions the in-training evaluation (seed 0..) never saw.

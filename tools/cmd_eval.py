@@ -15,9 +15,6 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,50 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def policy_from_target(target: str, which: str) -> tuple[Any, Any, dict[str, Any], str | None]:
-    """(policy_fn, ModelMetadata, info, run_dir or None) for a run, bundle or .tflite."""
-    from trainer.errors import EvaluationError
-
-    path = Path(target)
-    if path.is_dir():
-        import tensorflow as tf
-
-        from trainer.checkpoint import load_policy
-
-        model, metadata, info = load_policy(path, int(which) if which.isdigit() else which)
-        forward = tf.function(lambda x: model(x, training=False))
-        discrete = metadata.action_space.kind == "discrete"
-
-        def run_fn(obs: np.ndarray) -> np.ndarray:
-            out = forward(tf.constant(obs)).numpy()
-            return out.argmax(axis=1) if discrete else np.clip(out, -1.0, 1.0)
-
-        info = {"checkpoint": info.get("iteration"), "checkpoint_path": info.get("path")}
-        return run_fn, metadata, info, str(path)
-    if not path.is_file():
-        raise EvaluationError(f"{target}: no such run directory, bundle or .tflite file")
-    from vehicle.inference import Policy
-
-    if path.suffix == ".tflite":
-        meta_path = path.with_name("model_metadata.json")
-        policy = Policy.load(path, meta_path)
-    else:
-        from vehicle.bundle import read_bundle
-
-        bundle = read_bundle(path)
-        policy = Policy.from_bytes(bundle.model_bytes, bundle.metadata)
-    metadata = policy.metadata
-    discrete = metadata.action_space.kind == "discrete"
-
-    def tflite_fn(obs: np.ndarray) -> np.ndarray:
-        outs = [policy.infer(o) for o in obs]
-        if discrete:
-            return np.array([int(np.argmax(o)) for o in outs])
-        return np.array([np.clip(o[:2], -1.0, 1.0) for o in outs])
-
-    return tflite_fn, metadata, {"backend": policy.backend}, None
-
-
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
@@ -107,6 +60,8 @@ def main(argv: list[str]) -> int:
         raise EvaluationError(
             f"--randomize {args.randomize!r} is not one of none, light, standard, heavy"
         )
+    from trainer.targets import policy_from_target
+
     policy_fn, metadata, info, run_dir = policy_from_target(args.target, args.checkpoint)
     track = args.track
     if track is None:

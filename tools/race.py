@@ -118,8 +118,8 @@ def run_race(
     """Race every target, write the leaderboard, the figures, the winner's MP4 and HTML."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tools.cmd_eval import policy_from_target
     from trainer.evaluate import evaluate
+    from trainer.targets import policy_from_target
 
     if not targets:
         raise AnalysisError("racer race needs at least one model: racer race A.bundle B.bundle ...")

@@ -1,12 +1,12 @@
-"""The acting half of PPO: the policy network in NumPy and whole episodes played with it,
-inside the simulator processes.
+"""The acting half of PPO: the policy network in NumPy and the sampling rules, for the
+simulator processes.
 
 Why here and not in the learner: stepping the policy in TensorFlow for every simulator
 step means a pipe round trip and a TensorFlow call per step, with the simulators idle
 while the learner thinks and the learner idle while they step. A simulator process that
-holds a NumPy copy of the policy plays a whole episode on its own, so both cores
-simulate and act at once and only finished episodes cross the pipe. The learner sends
-the weights once per iteration.
+holds a NumPy copy of the policy plays a whole episode on its own
+(`trainer.episodes.play_episode`), so both cores simulate and act at once and only
+finished episodes cross the pipe. The learner sends the weights once per iteration.
 
 - `forward(topology, weights, obs)`: the Keras tower of `trainer.networks` (same
   topology tuples, "valid" padding, ReLU after every layer, uint8 scaled by 1/255)
@@ -15,11 +15,9 @@ the weights once per iteration.
   as matrices, once per policy) then `run_layers` (every step).
 - `ActorSpec`: what a process needs to act (topology, weights, action-space kind,
   log-std, epsilon, greedy or sampling).
-- `act(spec, out, rng)`: actions and their log-probabilities from the head outputs,
-  the same rules as the learner's (categorical or e-greedy; diagonal Gaussian).
-- `play_episode(env, spec, item, max_steps)`: one episode from a reset with the given
-  seed and start, with the sampling generator seeded from the episode number, so the
-  episode is the same whichever process plays it and in whatever order.
+- `act(spec, out, rng)`: actions and their behaviour log-probabilities from the head
+  outputs, the same distributions the learner scores (`trainer.ppo`): categorical, the
+  e-greedy mixture, or a diagonal Gaussian.
 
 NumPy only: no TensorFlow, so the simulator processes start quickly and stay small.
 """
@@ -27,10 +25,8 @@ NumPy only: no TensorFlow, so the simulator processes start quickly and stay sma
 from __future__ import annotations
 
 import math
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -152,25 +148,21 @@ class ActorSpec:
 def act(
     spec: ActorSpec, out: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Actions and log-probabilities for head outputs `out` (B, n), as the learner samples.
+    """Actions and behaviour log-probabilities for head outputs `out` (B, n).
 
-    Discrete: categorical sampling from the softmax (or e-greedy when `spec.epsilon`);
-    continuous: mean + std * N(0, 1), the log-probability of the unclipped sample.
+    Discrete: a sample of the softmax; with `spec.epsilon` > 0, of the e-greedy mixture
+    (1 - epsilon) * softmax + epsilon * uniform, whose log-probability is reported (the
+    distribution the action was really drawn from, and the one the learner scores).
+    Continuous: mean + std * N(0, 1), the log-probability of the unclipped sample.
     Greedy: argmax / the mean clipped to [-1, 1], log-probability 0.
     """
     if spec.greedy:
         actions = out.argmax(axis=1) if spec.discrete else np.clip(out, -1.0, 1.0)
         return actions, np.zeros(len(out), np.float32)
     if spec.discrete:
-        z = out - out.max(axis=1, keepdims=True)
-        probs = np.exp(z)
-        probs /= probs.sum(axis=1, keepdims=True)
+        probs = mixture_probs(out, spec.epsilon)
         u = rng.random(len(out))
         actions = np.minimum((probs.cumsum(axis=1) < u[:, None]).sum(axis=1), out.shape[1] - 1)
-        if spec.epsilon > 0.0:
-            explore = rng.random(len(out)) < spec.epsilon
-            random_actions = rng.integers(0, out.shape[1], len(out))
-            actions = np.where(explore, random_actions, actions)
         logp = np.log(np.maximum(probs[np.arange(len(out)), actions], 1e-12))
         return actions.astype(np.int64), logp.astype(np.float32)
     assert spec.log_std is not None, "continuous actor without log_std"
@@ -181,86 +173,12 @@ def act(
     return actions, logp.astype(np.float32)
 
 
-def sampling_seed(seed: int, episode: int) -> list[int]:
-    """Seed material of the action-sampling generator of training episode `episode`."""
-    return [int(seed), int(episode), 0x5A]
-
-
-@dataclass
-class Episode:
-    """One episode as played (training, or an evaluation trial)."""
-
-    index: int
-    """Run-wide episode number (drives the seed and the round-robin start), or the trial."""
-    start_progress: float
-    """Start position as a fraction of the lap."""
-    obs: list[np.ndarray] = field(default_factory=list)
-    actions: list[Any] = field(default_factory=list)
-    logp: list[float] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    infos: list[dict[str, Any]] = field(default_factory=list)
-    """Slimmed step infos (reset info first), for simtrace rows and metrics."""
-    terminated: bool = False
-    truncated: bool = False
-    final_obs: np.ndarray | None = None
-    wall_start: float = 0.0
-    wall_end: float = 0.0
-
-    @property
-    def status(self) -> str:
-        info = self.infos[-1] if self.infos else {}
-        status = str(info.get("episode_status", ""))
-        if self.truncated and status in ("", "in_progress", "prepare"):
-            return "time_up"
-        return status or ("lap_complete" if self.progress >= 100.0 else "unknown")
-
-    @property
-    def progress(self) -> float:
-        params = (self.infos[-1] if self.infos else {}).get("params", {})
-        return float(params.get("progress", 0.0))
-
-
-@dataclass(frozen=True)
-class EpisodeItem:
-    """Which episode to play: its number, reset seed, start and sampling seed."""
-
-    index: int
-    seed: int
-    start_progress: float
-    rng_seed: list[int]
-
-
-def play_episode(
-    env: Any, spec: ActorSpec, item: EpisodeItem, max_steps: int, slim: Any = None
-) -> Episode:
-    """Play one episode of `env` with `spec` (see the module docstring).
-
-    An episode longer than `max_steps` is truncated. `slim` reduces each step's info
-    before it is kept (the worker's `slim_info`).
-    """
-    slim = slim or (lambda info: info)
-    rng = np.random.default_rng(item.rng_seed)
-    ep = Episode(index=item.index, start_progress=item.start_progress, wall_start=time.time())
-    obs, info = env.reset(seed=item.seed, options={"start_progress": item.start_progress})
-    obs = np.asarray(obs, dtype=np.uint8)
-    ep.infos.append(slim(info))
-    for step in range(1, max_steps + 1):
-        if spec.record_obs:
-            ep.obs.append(obs)
-        actions, logp = act(spec, spec.head(obs[None]), rng)
-        action = actions[0]
-        env_action = action if spec.discrete else np.clip(action, -1.0, 1.0)
-        obs, reward, terminated, truncated, info = env.step(env_action)
-        obs = np.asarray(obs, dtype=np.uint8)
-        ep.actions.append(action)
-        ep.logp.append(float(logp[0]))
-        ep.rewards.append(float(reward))
-        ep.infos.append(slim(info))
-        if step >= max_steps and not terminated:
-            truncated = True
-        if terminated or truncated:
-            ep.terminated, ep.truncated = bool(terminated), bool(truncated and not terminated)
-            ep.final_obs = obs
-            break
-    ep.wall_end = time.time()
-    return ep
+def mixture_probs(logits: np.ndarray, epsilon: float) -> np.ndarray:
+    """(1 - epsilon) * softmax(logits) + epsilon / n: the e-greedy sampling distribution
+    (the plain softmax when epsilon is 0)."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(z)
+    probs /= probs.sum(axis=1, keepdims=True)
+    if epsilon > 0.0:
+        probs = (1.0 - epsilon) * probs + epsilon / logits.shape[1]
+    return probs

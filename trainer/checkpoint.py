@@ -210,6 +210,29 @@ class RunDir:
         optimizer = groups.pop("optimizer", [])
         return groups, optimizer, state
 
+    def save_iteration(
+        self,
+        weights: dict[str, list[np.ndarray]],
+        optimizer: list[np.ndarray],
+        state: dict[str, Any],
+        evaluation: dict[str, Any],
+        keep: int,
+    ) -> Path:
+        """Everything that makes iteration `state["iteration"]` resumable, in the
+        crash-safe order: its checkpoint, the index updated (best, kept), `resume.npz`
+        with `state`, then pruning of checkpoints no longer kept."""
+        iteration = int(state["iteration"])
+        info = {k: state[k] for k in ("elapsed_s", "episodes", "env_steps")}
+        path = self.save_checkpoint(iteration, weights, {**info, "evaluation": evaluation})
+        update_index(state["index"], iteration, score_of(evaluation), keep)
+        self.save_resume(weights, optimizer, state)
+        self.prune(state["index"]["kept"])
+        return path
+
+    def save_progress(self, stats: dict[str, Any]) -> None:
+        """`progress.json`: the last iteration's figures."""
+        atomic_write_json(self.path / "progress.json", stats)
+
     def prune(self, keep: list[int]) -> None:
         """Delete checkpoint files whose iteration is not in `keep`."""
         for p in self.checkpoints.glob("ckpt-*.npz"):
@@ -234,6 +257,34 @@ class RunDir:
             data["metrics"] = data.get("metrics", [])[: int(state["metrics_count"])]
             atomic_write_json(self.metrics, data)
         atomic_write_json(self.index_file, state["index"])
+
+    def load_metrics(self) -> list[dict[str, Any]]:
+        """The entries of `TrainingMetrics.json` (none before the first iteration)."""
+        if not self.metrics.exists():
+            return []
+        data = read_json(self.metrics, what="training metrics", error=CheckpointError)
+        return list(data.get("metrics", []))
+
+
+def score_of(evaluation: dict[str, Any]) -> list[float] | None:
+    """How checkpoints are ranked: evaluation progress, then the faster mean lap."""
+    if not evaluation:
+        return None
+    return [float(evaluation["progress"]), -float(evaluation.get("mean_lap_s") or 1e9)]
+
+
+def update_index(
+    index: dict[str, Any], iteration: int, score: list[float] | None, keep: int
+) -> None:
+    """Record checkpoint `iteration` in `index` ({"last", "best", "best_score", "kept"}):
+    it is the last, the best if its score beats the best so far, and the kept ones are
+    the best plus the `keep` - 1 most recent others and this one."""
+    is_best = score is not None and (index["best_score"] is None or score > index["best_score"])
+    recent = [k for k in index["kept"] if k != index["best"]][-(keep - 1) :] if keep > 1 else []
+    index["last"] = iteration
+    if is_best:
+        index["best"], index["best_score"] = iteration, score
+    index["kept"] = sorted({*recent, iteration, *([index["best"]] if index["best"] else [])})
 
 
 def load_policy(run_dir: str | Path, which: str | int = "best") -> tuple[Any, ModelMetadata, dict]:

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from trainer.episodes import Episode, EpisodeItem
 from trainer.errors import EvaluationError
-from trainer.ppo import eval_seed
 
 PolicyFn = Callable[[np.ndarray], np.ndarray]
 
@@ -127,30 +127,6 @@ class EvalReport:
         }
 
 
-@dataclass
-class Trial:
-    """One trial as played: what the simtrace and the report are made of."""
-
-    lap: int
-    infos: list[dict[str, Any]] = field(default_factory=list)
-    actions: list[Any] = field(default_factory=list)
-    rewards: list[float] = field(default_factory=list)
-    frames: list[np.ndarray] = field(default_factory=list)
-    terminated: bool = False
-    truncated: bool = False
-
-    @property
-    def status(self) -> str:
-        status = str((self.infos[-1] if self.infos else {}).get("episode_status", ""))
-        if self.truncated and status in ("", "in_progress", "prepare"):
-            return "time_up"
-        return status or "unknown"
-
-    @property
-    def progress(self) -> float:
-        return float((self.infos[-1] if self.infos else {}).get("params", {}).get("progress", 0.0))
-
-
 def run_trials(
     pool: Any,
     policy_fn: PolicyFn,
@@ -159,11 +135,13 @@ def run_trials(
     *,
     record_frames: int = 0,
     deadline: float | None = None,
-) -> list[Trial]:
-    """Play `laps` trials from the start line over the pool's slots (greedy `policy_fn`).
-    `record_frames` > 0 keeps the observations of the first that many trials (video)."""
-    trials: dict[int, Trial] = {}
-    active: dict[int, tuple[Trial, np.ndarray]] = {}
+) -> list[Episode]:
+    """Play `laps` trials from the start line over the pool's slots with the greedy
+    `policy_fn`, which sees the observations of all running trials as one batch (a
+    TFLite or Keras policy). `record_frames` > 0 keeps the observations of the first
+    that many trials (video). Same seeds and starts as `play_trials`."""
+    trials: dict[int, Episode] = {}
+    active: dict[int, tuple[Episode, np.ndarray]] = {}
     next_lap = 0
 
     def start(slots: list[int]) -> None:
@@ -172,15 +150,16 @@ def run_trials(
         for slot in slots:
             if next_lap >= laps:
                 break
-            trials[next_lap] = Trial(lap=next_lap)
-            items.append((slot, eval_seed(seed, next_lap), {"start_progress": 0.0}))
+            item = EpisodeItem.evaluation(seed, next_lap)
+            trials[next_lap] = Episode(index=next_lap, wall_start=time.time())
+            items.append((slot, item.seed, {"start_progress": item.start_progress}))
             active[slot] = (trials[next_lap], np.empty(0))
             next_lap += 1
         for slot, (obs, info) in pool.reset_many(items).items():
             trial = active[slot][0]
             trial.infos.append(info)
-            if trial.lap < record_frames:
-                trial.frames.append(obs)
+            if trial.index < record_frames:
+                trial.obs.append(obs)
             active[slot] = (trial, obs)
 
     start(list(range(pool.num_envs)))
@@ -198,10 +177,10 @@ def run_trials(
             trial.actions.append(actions[j])
             trial.rewards.append(reward)
             trial.infos.append(info)
-            if trial.lap < record_frames:
-                trial.frames.append(next_obs)
+            if trial.index < record_frames:
+                trial.obs.append(next_obs)
             if terminated or truncated:
-                trial.terminated, trial.truncated = terminated, truncated and not terminated
+                trial.end(terminated, truncated, next_obs)
                 del active[slot]
                 finished.append(slot)
             else:
@@ -211,30 +190,15 @@ def run_trials(
     return [trials[k] for k in sorted(trials)]
 
 
-def play_trials(pool: Any, spec: Any, laps: int, seed: int) -> list[Trial]:
+def play_trials(pool: Any, spec: Any, laps: int, seed: int) -> list[Episode]:
     """`laps` trials from the start line played inside the pool's simulator processes
     with the NumPy policy `spec` (`trainer.actor.ActorSpec`, greedy): the in-training
     evaluation. Same seeds and starts as `run_trials`."""
-    from trainer.actor import EpisodeItem
-
-    items = [
-        EpisodeItem(index=lap, seed=eval_seed(seed, lap), start_progress=0.0, rng_seed=[seed, lap])
-        for lap in range(laps)
-    ]
-    return [
-        Trial(
-            lap=e.index,
-            infos=e.infos,
-            actions=e.actions,
-            rewards=e.rewards,
-            terminated=e.terminated,
-            truncated=e.truncated,
-        )
-        for e in pool.play_many(spec, items)
-    ]
+    items = [EpisodeItem.evaluation(seed, lap) for lap in range(laps)]
+    return list(pool.play_many(spec, items))
 
 
-def lap_result(trial: Trial, control_rate_hz: float, track_length_m: float) -> LapResult:
+def lap_result(trial: Episode, control_rate_hz: float, track_length_m: float) -> LapResult:
     """Summarise one trial (lap time in simulated seconds)."""
     steps = len(trial.actions)
     first = trial.infos[0].get("params", {}) if trial.infos else {}
@@ -249,7 +213,7 @@ def lap_result(trial: Trial, control_rate_hz: float, track_length_m: float) -> L
     length = float(last.get("track_length", track_length_m) or track_length_m)
     speed = progress / 100.0 * length / lap_time if lap_time > 0 else 0.0
     return LapResult(
-        lap=trial.lap,
+        lap=trial.index,
         completed=completed,
         completion_pct=progress,
         lap_time_s=lap_time,
@@ -292,7 +256,7 @@ def evaluate(
     `video` an MP4 of what the car saw on the first lap. `pool` reuses existing simulator
     slots (training does); otherwise `parallel` environments run in this process.
     """
-    from trainer.logbook import trial_rows, write_simtrace
+    from trainer.logbook import episode_rows, write_simtrace
     from trainer.workers import LocalPool
     from vehicle.metadata import ModelMetadata
 
@@ -314,12 +278,12 @@ def evaluate(
     discrete = metadata.action_space.kind == "discrete"
     if simtrace_dir is not None:
         stamp = time.strftime("%Y%m%d%H%M%S", time.gmtime())
-        rows = [row for t in trials for row in trial_rows(t, metadata, discrete)]
+        rows = [row for t in trials for row in episode_rows(t, metadata, discrete)]
         out = Path(simtrace_dir) / f"evaluation-{stamp}" / "evaluation-simtrace" / "0-iteration.csv"
         write_simtrace(out, rows)
         report.extra["simtrace"] = str(out)
-    if video is not None and trials and trials[0].frames:
-        write_video(video, trials[0].frames, metadata.control_rate_hz)
+    if video is not None and trials and trials[0].obs:
+        write_video(video, trials[0].obs, metadata.control_rate_hz)
         report.extra["video"] = str(video)
     return report
 
@@ -354,3 +318,22 @@ def write_video(path: str | Path, frames: list[np.ndarray], fps: float) -> None:
 
 def finite_or_none(x: float | None) -> float | None:
     return None if x is None or not math.isfinite(x) else x
+
+
+def evaluate_in_training(
+    pool: Any, spec: Any, trials: int, seed: int, control_rate_hz: float
+) -> tuple[list[Episode], dict[str, Any]]:
+    """The evaluation between training iterations (DeepRacer's): `trials` greedy laps from
+    the start line in the simulator processes, and their summary (mean progress, laps
+    completed, mean lap time); nothing when `trials` is 0."""
+    if trials <= 0:
+        return [], {}
+    played = play_trials(pool, spec, trials, seed)
+    laps = [lap_result(t, control_rate_hz, 0.0) for t in played]
+    done = [lap.lap_time_s for lap in laps if lap.completed]
+    return played, {
+        "progress": float(np.mean([lap.completion_pct for lap in laps])),
+        "laps_completed": sum(lap.completed for lap in laps),
+        "trials": len(laps),
+        "mean_lap_s": float(np.mean(done)) if done else None,
+    }

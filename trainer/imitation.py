@@ -35,7 +35,7 @@ def collect_expert(
     from sim2real.pure_pursuit import PurePursuit
     from trainer.workers import make_env
 
-    env = make_env(env_id, env_kwargs)
+    env = make_env(env_id, env_kwargs, max_steps)
     base = env.unwrapped
     if not hasattr(base, "world"):
         raise ConfigError(
@@ -46,13 +46,12 @@ def collect_expert(
         for k in range(episodes):
             obs, _ = env.reset(seed=seed * 7919 + k, options={"start_progress": (k * 0.05) % 1.0})
             expert = PurePursuit(base.world)
-            for _ in range(max_steps):
+            terminated = truncated = False
+            while not (terminated or truncated):
                 action = expert.action_for(space)
                 obs_list.append(obs)
                 act_list.append(action)
                 obs, _, terminated, truncated, _ = env.step(action)
-                if terminated or truncated:
-                    break
     finally:
         env.close()
     return np.stack(obs_list), np.asarray(act_list)

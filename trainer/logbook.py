@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from trainer.episodes import Episode
 from vehicle.files import atomic_write, atomic_write_json
 
 STATUS_LABELS = {
@@ -45,19 +46,13 @@ def _fmt_action(action: Any, discrete: bool) -> str:
     return "[" + " ".join(f"{v:.4f}" for v in vec) + "]"
 
 
-def episode_rows(
-    episode_number: int,
-    infos: list[dict[str, Any]],
-    actions: list[Any],
-    rewards: list[float],
-    end_status: str,
-    metadata: Any,
-    discrete: bool,
-) -> list[str]:
-    """Simtrace lines of one episode: `infos[0]` is the reset (prepare) row, then one row
-    per step with the action taken and the reward it earned."""
+def episode_rows(episode: Episode, metadata: Any, discrete: bool) -> list[str]:
+    """Simtrace lines of one episode (training, or an evaluation trial): the reset
+    (prepare) row, then one row per step with the action taken and the reward it earned."""
     from sim2real.simtrace import format_row
 
+    infos, actions, rewards = episode.infos, episode.actions, episode.rewards
+    end_status = episode.status
     rows = []
     space = metadata.action_space
     n = len(actions)
@@ -79,7 +74,7 @@ def episode_rows(
             closest = cw[0] if isinstance(cw, list | tuple) and cw else 0
         rows.append(
             format_row(
-                episode=episode_number,
+                episode=episode.index,
                 steps=int(p.get("steps", k + 1)),
                 x=float(p.get("x", 0.0)),
                 y=float(p.get("y", 0.0)),
@@ -98,13 +93,6 @@ def episode_rows(
             )
         )
     return rows
-
-
-def trial_rows(trial: Any, metadata: Any, discrete: bool) -> list[str]:
-    """Simtrace lines of an evaluation trial (`trainer.evaluate.Trial`)."""
-    return episode_rows(
-        trial.lap, trial.infos, trial.actions, trial.rewards, trial.status, metadata, discrete
-    )
 
 
 def write_simtrace(path: str | Path, rows: list[str]) -> None:
@@ -169,3 +157,70 @@ class TensorBoard:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class Logbook:
+    """Everything an iteration writes besides checkpoints, in one call: the simtrace of
+    its training episodes, TrainingMetrics.json (training episodes and evaluation trials),
+    TensorBoard scalars and a few observations."""
+
+    def __init__(self, run: Any, metadata: Any, metrics: list[dict[str, Any]]) -> None:
+        self.run = run
+        self.metadata = metadata
+        self.discrete = metadata.action_space.kind == "discrete"
+        self.metrics = metrics
+        self.tensorboard = TensorBoard(run.tensorboard)
+
+    def write_iteration(
+        self,
+        iteration: int,
+        episodes: list[Episode],
+        trials: list[Episode],
+        stats: dict[str, Any],
+        observations: np.ndarray,
+    ) -> None:
+        """Iteration number `iteration` (counted from 1) with its training `episodes`,
+        evaluation `trials`, figures `stats` and observations (four go to TensorBoard).
+        Its simtrace is `{iteration - 1}-iteration.csv`, as DeepRacer numbers them."""
+        from trainer.evaluate import lap_result
+
+        rows = [row for e in episodes for row in episode_rows(e, self.metadata, self.discrete)]
+        for k, e in enumerate(episodes):
+            self.metrics.append(
+                metric_entry(
+                    episode=e.index,
+                    trial=k + 1,
+                    phase="training",
+                    reward=sum(e.rewards),
+                    progress=e.progress,
+                    status=e.status,
+                    start_s=e.wall_start,
+                    end_s=e.wall_end,
+                )
+            )
+        next_episode = episodes[-1].index + 1 if episodes else 0
+        for k, t in enumerate(trials):
+            lap = lap_result(t, self.metadata.control_rate_hz, 0.0)
+            self.metrics.append(
+                metric_entry(
+                    episode=next_episode,
+                    trial=k + 1,
+                    phase="evaluation",
+                    reward=sum(t.rewards),
+                    progress=lap.completion_pct,
+                    status=t.status,
+                    start_s=t.wall_start,
+                    end_s=t.wall_end,
+                )
+            )
+        write_simtrace(self.run.simtrace / f"{iteration - 1}-iteration.csv", rows)
+        write_metrics(self.run.metrics, self.metrics)
+        numbers = {k: v for k, v in stats.items() if isinstance(v, int | float)}
+        self.tensorboard.scalars(iteration, numbers)
+        self.tensorboard.images(
+            iteration, "observations", observations[:: max(len(observations) // 4, 1)][:4]
+        )
+        self.tensorboard.flush()
+
+    def close(self) -> None:
+        self.tensorboard.close()

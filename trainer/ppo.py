@@ -1,12 +1,15 @@
 """Clipped PPO from camera pixels, DeepRacer style, reading top to bottom (CleanRL layout).
 
-`train()` is the whole algorithm: setup (networks, optimizer, run directory, simulator
-workers), then per iteration: rollout of `num_episodes_between_training` whole episodes,
-played inside the simulator processes with a NumPy copy of the policy (`trainer.actor`;
-the weights travel once per iteration, episodes come back whole); advantages
-with GAE; `num_epochs` passes of minibatch updates; evaluation episodes from the start
-line; logging; an atomic checkpoint. It stops at the time budget or at DeepRacer's
-termination conditions (`term_cond_max_episodes`, `term_cond_avg_score`).
+`train()` is the whole algorithm, each step a few lines calling its owner: setup (the run
+directory `trainer.checkpoint.RunDir`, the `Learner`, the `RunState` to start from, the
+`trainer.logbook.Logbook`, simulator processes `trainer.workers`), then per iteration:
+rollout of `num_episodes_between_training` whole episodes played inside the simulator
+processes with a NumPy copy of the policy (`trainer.episodes`, `trainer.actor`; the
+weights travel once per iteration, episodes come back whole); advantages with GAE;
+`num_epochs` passes of minibatch updates; evaluation trials from the start line
+(`trainer.evaluate`); logging; an atomic checkpoint (`RunDir.save_iteration`). It stops
+at the time budget or at DeepRacer's termination conditions (`term_cond_max_episodes`,
+`term_cond_avg_score`).
 
 The pieces tested on their own: `gae` (masking at episode ends: a terminated step never
 bootstraps, a truncated one bootstraps from the value of its real final observation, not
@@ -15,38 +18,47 @@ from the next episode's first frame), `ppo_loss`, and the distribution helpers.
 Settings fixed as in DeepRacer (compat reference 4.3): clip 0.2, GAE lambda 0.95, Adam
 epsilon 1e-5; gradients clipped to a global norm of 0.5 (CleanRL's default); advantages
 normalised per minibatch; value loss MSE (0.5 * squared error) or Huber (delta 1).
-Discrete actions: categorical sampling in training (or e-greedy), argmax in evaluation.
+Discrete actions: categorical sampling in training, or e-greedy, whose mixture
+(1 - e) * softmax + e / n is both what the actor samples and what the loss scores;
+argmax in evaluation.
 Continuous: a diagonal Gaussian around the tanh mean with a state-independent log-std
 (initial std 0.6, clipped to [-20, 3] as Coach), samples clipped to [-1, 1] before the
 environment rescales them to the metadata's ranges.
 
 Randomness: one `numpy.random.Generator` (seeded from `TrainConfig.seed`) drives minibatch
-shuffling; environment episode k is reset with seed `episode_seed(seed, k)` and start
-position `k * 0.05` of the lap (DeepRacer's round robin) and samples its actions from a
-generator seeded with `sampling_seed(seed, k)`, so an episode is the same whichever
-process plays it, and a resumed run replays exactly what an uninterrupted one would.
+shuffling; training episode k is `EpisodeItem.training(seed, k)` (its reset seed, its
+round-robin start `k * 0.05` of the lap, its own sampling generator), so an episode is the
+same whichever process plays it, and a resumed run replays exactly what an uninterrupted
+one would.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer.actor import LOG_STD_RANGE, ActorSpec, Episode, EpisodeItem, sampling_seed
-from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters
+from trainer.actor import LOG_STD_RANGE, ActorSpec
+from trainer.checkpoint import RunDir
+from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
+from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
+from trainer.errors import CheckpointError
+from trainer.evaluate import env_kwargs_for, evaluate_in_training
+from trainer.logbook import Logbook
 from trainer.networks import TOPOLOGIES, build_networks
+from trainer.progress import ProgressDisplay
+from trainer.trackset import training_tracks
+from trainer.workers import EnvPool, LocalPool, make_env, make_pool
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
 
-ROUND_ROBIN_ADVANCE = 0.05
-"""DeepRacer's ROUND_ROBIN_ADVANCE_DIST: each training episode starts 5 % further on."""
+Pool = EnvPool | LocalPool
 MAX_GRAD_NORM = 0.5
 """Global gradient-norm clip."""
 VALUE_COEF = 0.5
@@ -133,10 +145,19 @@ def ppo_loss(
     return total, stats
 
 
-def categorical_logp_entropy(logits: tf.Tensor, actions: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Log-probability of integer `actions` and the entropy of the softmax of `logits`."""
+def categorical_logp_entropy(
+    logits: tf.Tensor, actions: tf.Tensor, epsilon: tf.Tensor | float = 0.0
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Log-probability of integer `actions` under the sampling distribution and the
+    entropy of the softmax of `logits`. With e-greedy `epsilon` > 0 the actions were drawn
+    from (1 - epsilon) * softmax + epsilon / n (`trainer.actor.mixture_probs`), and that
+    mixture is what is scored, so behaviour and learner agree on the same weights."""
     logp_all = tf.nn.log_softmax(logits)
-    logp = tf.gather(logp_all, tf.cast(actions, tf.int32), batch_dims=1)
+    logp_soft = tf.gather(logp_all, tf.cast(actions, tf.int32), batch_dims=1)
+    n = tf.cast(tf.shape(logits)[-1], logits.dtype)
+    epsilon = tf.cast(epsilon, logits.dtype)
+    mixture = tf.math.log((1.0 - epsilon) * tf.exp(logp_soft) + epsilon / n)
+    logp = tf.where(epsilon > 0.0, mixture, logp_soft)
     entropy = -tf.reduce_sum(tf.exp(logp_all) * logp_all, axis=-1)
     return logp, entropy
 
@@ -150,17 +171,6 @@ def gaussian_logp_entropy(
     logp = tf.reduce_sum(-0.5 * tf.square(z) - log_std - 0.5 * math.log(2 * math.pi), axis=-1)
     entropy = tf.reduce_sum(log_std + 0.5 * math.log(2 * math.pi * math.e)) * tf.ones_like(logp)
     return logp, entropy
-
-
-def episode_seed(seed: int, episode: int) -> int:
-    """The environment seed of training episode number `episode` of a run seeded `seed`."""
-    return int(np.random.SeedSequence([seed, episode, 0x5EED]).generate_state(1)[0])
-
-
-def eval_seed(seed: int, trial: int) -> int:
-    """The environment seed of evaluation trial `trial`: the same every iteration, so
-    checkpoints are compared on identical conditions."""
-    return int(np.random.SeedSequence([seed, trial, 0xE7A1]).generate_state(1)[0])
 
 
 # ---------------------------------------------------------------------------------------
@@ -218,12 +228,12 @@ class Learner:
         )
 
     # -- update ----------------------------------------------------------------------
-    def _train_step_impl(self, obs, actions, old_logp, advantages, returns):
+    def _train_step_impl(self, obs, actions, old_logp, advantages, returns, epsilon):
         adv = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
         with tf.GradientTape() as tape:
             out = self.nets.policy_logits(obs, training=True)
             if self.discrete:
-                new_logp, entropy = categorical_logp_entropy(out, actions)
+                new_logp, entropy = categorical_logp_entropy(out, actions, epsilon)
             else:
                 new_logp, entropy = gaussian_logp_entropy(out, self.log_std, actions)
             value_pred = self.nets.value(obs, training=True)
@@ -261,6 +271,7 @@ class Learner:
                     tf.constant(batch.logp[idx]),
                     tf.constant(batch.advantages[idx]),
                     tf.constant(batch.returns[idx]),
+                    tf.constant(batch.epsilon, tf.float32),
                 )
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
@@ -290,7 +301,7 @@ class Learner:
 
 
 # ---------------------------------------------------------------------------------------
-# Rollouts: whole episodes played inside the simulator processes (trainer.actor)
+# Rollouts: whole episodes played inside the simulator processes (trainer.episodes)
 # ---------------------------------------------------------------------------------------
 
 
@@ -305,6 +316,9 @@ class Batch:
     values: np.ndarray
     advantages: np.ndarray
     returns: np.ndarray
+    epsilon: float = 0.0
+    """The e-greedy rate the actions were sampled with (the learner scores the same
+    mixture, so the first update's probability ratio is 1)."""
 
 
 class DeadlineReached(Exception):
@@ -312,7 +326,7 @@ class DeadlineReached(Exception):
 
 
 def rollout(
-    pool: Any,
+    pool: Pool,
     learner: Learner,
     *,
     n_episodes: int,
@@ -320,24 +334,14 @@ def rollout(
     seed: int,
     epsilon: float = 0.0,
     deadline: float | None = None,
-    on_step: Any = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> list[Episode]:
-    """Play `n_episodes` whole episodes (numbers first_episode...) with the current policy.
-
-    Episode k resets with seed `episode_seed(seed, k)`, starts `k * 0.05` of the lap on
-    (DeepRacer's round robin) and samples its actions from a generator seeded with
-    `sampling_seed(seed, k)`; the simulator processes play them (`pool.play_many`).
-    Episodes come back sorted by number.
-    """
+    """Play training episodes first_episode... (`EpisodeItem.training`) with the current
+    policy in the simulator processes (`pool.play_many`); sorted by number. Raises
+    `DeadlineReached` when the budget ends before all `n_episodes` are played."""
     spec = learner.actor_spec(epsilon=epsilon)
     items = [
-        EpisodeItem(
-            index=k,
-            seed=episode_seed(seed, k),
-            start_progress=(k * ROUND_ROBIN_ADVANCE) % 1.0,
-            rng_seed=sampling_seed(seed, k),
-        )
-        for k in range(first_episode, first_episode + n_episodes)
+        EpisodeItem.training(seed, k) for k in range(first_episode, first_episode + n_episodes)
     ]
     played: list[Episode] = []
 
@@ -354,7 +358,7 @@ def rollout(
     return episodes
 
 
-def make_batch(episodes: list[Episode], learner: Learner, gamma: float) -> Batch:
+def make_batch(episodes: list[Episode], learner: Learner, gamma: float, epsilon: float) -> Batch:
     """Flatten episodes, compute values (one batched pass) and GAE advantages."""
     obs = np.concatenate([np.stack(e.obs) for e in episodes])
     values = learner.values(obs)
@@ -378,7 +382,7 @@ def make_batch(episodes: list[Episode], learner: Learner, gamma: float) -> Batch
     adv, ret = gae(rewards, values, next_values, terminated, ends, gamma)
     actions = np.concatenate([np.asarray(e.actions) for e in episodes])
     logp = np.concatenate([np.asarray(e.logp, np.float32) for e in episodes])
-    return Batch(obs, actions, logp, rewards, values, adv, ret)
+    return Batch(obs, actions, logp, rewards, values, adv, ret, epsilon)
 
 
 def epsilon_at(hp: Hyperparameters, env_steps: int) -> float:
@@ -390,8 +394,159 @@ def epsilon_at(hp: Hyperparameters, env_steps: int) -> float:
 
 
 # ---------------------------------------------------------------------------------------
-# The training run, top to bottom
+# The run's state between iterations, and what an iteration reports
 # ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunState:
+    """Where a run is: counters, the checkpoint index and the shuffling generator's
+    state; saved with every checkpoint in `resume.npz`, so `--resume` continues exactly."""
+
+    iteration: int = 0
+    episodes: int = 0
+    env_steps: int = 0
+    elapsed_s: float = 0.0
+    index: dict[str, Any] = field(
+        default_factory=lambda: {"last": None, "best": None, "best_score": None, "kept": []}
+    )
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, rng: np.random.Generator) -> dict[str, Any]:
+        return {
+            "iteration": self.iteration,
+            "episodes": self.episodes,
+            "env_steps": self.env_steps,
+            "elapsed_s": self.elapsed_s,
+            "rng": rng.bit_generator.state,
+            "index": self.index,
+            "metrics_count": len(self.metrics),
+            "round_robin_next_start": (self.episodes * ROUND_ROBIN_ADVANCE) % 1.0,
+        }
+
+
+def start_state(
+    run: RunDir, config: TrainConfig, learner: Learner, rng: np.random.Generator
+) -> RunState:
+    """A fresh run's state; a resumed run's, with the learner and generator restored and
+    the directory rolled back to its last complete iteration; or a clone's, with the
+    other run's best weights (same network and action count, DeepRacer's rule)."""
+    state = RunState()
+    if config.resume:
+        weights, opt_state, saved = run.load_resume()
+        learner.set_weights(weights)
+        learner.set_optimizer_state(opt_state)
+        rng.bit_generator.state = saved["rng"]
+        state = RunState(
+            saved["iteration"], saved["episodes"], saved["env_steps"], saved["elapsed_s"]
+        )
+        state.index = saved["index"]
+        run.roll_back_to(saved)
+        state.metrics = run.load_metrics()
+    elif config.clone:
+        source = RunDir(config.clone)
+        theirs, ours = source.metadata(), learner.metadata
+        if (theirs.neural_network, theirs.action_space.kind, theirs.action_space.n) != (
+            ours.neural_network,
+            ours.action_space.kind,
+            ours.action_space.n,
+        ):
+            raise CheckpointError(
+                f"--clone {config.clone}: its network {theirs.neural_network} with "
+                f"{theirs.action_space.n} {theirs.action_space.kind} actions does not match "
+                f"{ours.neural_network} with {ours.action_space.n}; clone with the "
+                "same network and number of actions (DeepRacer's rule)"
+            )
+        weights, info = source.load_checkpoint("best")
+        learner.set_weights(weights)
+        state.index["cloned_from"] = {"run": str(source.path), "iteration": info["iteration"]}
+    return state
+
+
+def warm_start(
+    config: TrainConfig,
+    env_kwargs: dict[str, Any],
+    learner: Learner,
+    rng: np.random.Generator,
+    state: RunState,
+    logbook: Logbook,
+    display: ProgressDisplay,
+) -> None:
+    """The optional imitation warm start (off by default; recorded in index.json):
+    behaviour cloning from the pure-pursuit expert."""
+    from trainer.imitation import behaviour_clone, collect_expert
+
+    display.message(
+        f"imitation warm start: behaviour cloning from {config.imitation_episodes} "
+        "pure-pursuit expert episodes (not pure PPO)"
+    )
+    obs, actions = collect_expert(
+        config.env_id,
+        env_kwargs,
+        learner.metadata.action_space,
+        config.imitation_episodes,
+        config.seed,
+        config.max_episode_steps,
+    )
+    bc = behaviour_clone(learner, obs, actions, rng)
+    state.index["imitation"] = {"episodes": config.imitation_episodes, **bc}
+    logbook.tensorboard.scalars(0, {f"imitation/{k}": v for k, v in bc.items()})
+    display.message(
+        f"imitation: {int(bc['samples'])} expert frames, action accuracy "
+        f"{bc['accuracy']:.2f}, loss {bc['loss']:.3f}"
+    )
+
+
+def stop_reason(
+    config: TrainConfig,
+    hp: Hyperparameters,
+    state: RunState,
+    history: list[dict[str, Any]],
+    budget_end: float,
+) -> str:
+    """Why the run stops before the next iteration (DeepRacer's conditions plus the time
+    budget and --max-iterations), or "" to go on."""
+    if config.max_iterations and state.iteration >= config.max_iterations:
+        return f"reached --max-iterations {config.max_iterations}"
+    if state.episodes >= hp.term_cond_max_episodes:
+        return f"reached term_cond_max_episodes {hp.term_cond_max_episodes}"
+    if history and history[-1]["mean_reward"] >= hp.term_cond_avg_score:
+        return f"mean reward reached term_cond_avg_score {hp.term_cond_avg_score}"
+    if time.time() >= budget_end:
+        return f"time budget of {config.minutes:g} min used"
+    return ""
+
+
+def iteration_stats(
+    state: RunState,
+    episodes: list[Episode],
+    evaluation: dict[str, Any],
+    losses: dict[str, float],
+    *,
+    epsilon: float,
+    rollout_s: float,
+    update_s: float,
+) -> dict[str, Any]:
+    """The figures of the iteration just finished (display, TensorBoard, progress.json)."""
+    steps = sum(len(e.rewards) for e in episodes)
+    return {
+        "iteration": state.iteration,
+        "episodes": state.episodes,
+        "env_steps": state.env_steps,
+        "elapsed_s": state.elapsed_s,
+        "mean_reward": float(np.mean([sum(e.rewards) for e in episodes])),
+        "mean_progress": float(np.mean([e.progress for e in episodes])),
+        "lap_rate": float(np.mean([e.status == "lap_complete" for e in episodes])),
+        "mean_episode_steps": steps / len(episodes),
+        "env_steps_per_s": steps / max(rollout_s, 1e-9),
+        "rollout_s": rollout_s,
+        "update_s": update_s,
+        "epsilon": epsilon,
+        **losses,
+        "eval_progress": evaluation.get("progress"),
+        "eval_laps": evaluation.get("laps_completed"),
+        "eval_lap_s": evaluation.get("mean_lap_s"),
+    }
 
 
 @dataclass
@@ -408,13 +563,18 @@ class TrainResult:
     history: list[dict[str, Any]]
 
 
+# ---------------------------------------------------------------------------------------
+# The training run, top to bottom
+# ---------------------------------------------------------------------------------------
+
+
 def train(
-    config: Any,
+    config: TrainConfig,
     hp: Hyperparameters,
     metadata: ModelMetadata,
     *,
-    display: Any = None,
-    on_checkpoint: Any = None,
+    display: ProgressDisplay | None = None,
+    on_checkpoint: Callable[[dict[str, Any]], bool] | None = None,
 ) -> TrainResult:
     """Train (or resume, or clone-and-train) the run `config.out` until a stop condition.
 
@@ -422,286 +582,138 @@ def train(
     the iteration, checkpoint path, evaluation figures and elapsed time; returning True
     stops the run (the learning benchmark uses it).
     """
-    from trainer.checkpoint import RunDir
-    from trainer.errors import CheckpointError
-    from trainer.evaluate import env_kwargs_for, lap_result, play_trials
-    from trainer.logbook import (
-        TensorBoard,
-        episode_rows,
-        metric_entry,
-        write_metrics,
-        write_simtrace,
-    )
-    from trainer.progress import ProgressDisplay
-    from trainer.trackset import training_tracks
-    from trainer.workers import make_env, make_pool
-    from vehicle.files import atomic_write_json
-
-    # -- setup -----------------------------------------------------------------------
+    # -- setup: run directory, learner, state, logs, simulator processes ----------------
     session_start = time.time()
+    set_tf_threads(config.tf_threads)
+    run, env_kwargs = open_run(config, hp, metadata)
+    learner = Learner(metadata, hp, seed=config.seed)
+    rng = np.random.default_rng(config.seed)
+    state = start_state(run, config, learner, rng)
+    display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
+    logbook = Logbook(run, metadata, state.metrics)
+    if config.imitation_episodes and not config.resume:
+        warm_start(config, env_kwargs, learner, rng, state, logbook, display)
+    budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
+    prior_elapsed = state.elapsed_s
+    history: list[dict[str, Any]] = []
+    pool = make_pool(config.env_id, env_kwargs, config.workers, 1, config.max_episode_steps)
     try:
-        tf.config.threading.set_intra_op_parallelism_threads(config.tf_threads)
+        while not (reason := stop_reason(config, hp, state, history, budget_end)):
+            # -- rollout ---------------------------------------------------------------
+            t0 = time.time()
+            n_eps = min(
+                hp.num_episodes_between_training, hp.term_cond_max_episodes - state.episodes
+            )
+            epsilon = epsilon_at(hp, state.env_steps)
+
+            def on_step(steps: int, done: int, it: int = state.iteration, n: int = n_eps) -> None:
+                display.rollout(it, steps, done, n)
+
+            try:
+                episodes = rollout(
+                    pool,
+                    learner,
+                    n_episodes=n_eps,
+                    first_episode=state.episodes,
+                    seed=config.seed,
+                    epsilon=epsilon,
+                    deadline=budget_end,
+                    on_step=on_step,
+                )
+            except DeadlineReached:
+                reason = f"time budget of {config.minutes:g} min used (mid-iteration)"
+                break
+            t1 = time.time()
+
+            # -- advantages and update -----------------------------------------------------
+            batch = make_batch(episodes, learner, hp.discount_factor, epsilon)
+            losses = learner.update(batch, rng)
+            t2 = time.time()
+
+            # -- evaluation from the start line (DeepRacer: between iterations) ------------
+            trials, evaluation = evaluate_in_training(
+                pool,
+                learner.actor_spec(greedy=True),
+                config.eval_episodes,
+                config.seed,
+                metadata.control_rate_hz,
+            )
+
+            # -- log: simtrace, TrainingMetrics.json, TensorBoard --------------------------
+            state.iteration += 1
+            state.episodes += len(episodes)
+            state.env_steps += len(batch.rewards)
+            state.elapsed_s = prior_elapsed + time.time() - session_start
+            stats = iteration_stats(
+                state,
+                episodes,
+                evaluation,
+                losses,
+                epsilon=epsilon_at(hp, state.env_steps),
+                rollout_s=t1 - t0,
+                update_s=t2 - t1,
+            )
+            stats["cpu_pct"], stats["memory_mb"] = display.usage()
+            logbook.write_iteration(state.iteration, episodes, trials, stats, batch.obs)
+
+            # -- checkpoint: atomic; the best by evaluation progress, then lap time --------
+            path = run.save_iteration(
+                learner.weights(),
+                learner.optimizer_state(),
+                state.to_json(rng),
+                evaluation,
+                config.keep_checkpoints,
+            )
+            stats["best"] = state.index["best"]
+            run.save_progress(stats)
+            history.append(stats)
+            display.iteration(stats)
+            if on_checkpoint is not None and on_checkpoint(
+                {"iteration": state.iteration, "path": str(path), "evaluation": evaluation, **stats}
+            ):
+                reason = "stopped by the caller"
+                break
+    finally:
+        pool.close()
+        logbook.close()
+    best = state.index["best"]
+    return TrainResult(
+        iterations=state.iteration,
+        episodes=state.episodes,
+        env_steps=state.env_steps,
+        elapsed_s=prior_elapsed + time.time() - session_start,
+        stop_reason=reason,
+        best=best,
+        best_eval=run.load_checkpoint(best)[1].get("evaluation") if best is not None else None,
+        history=history,
+    )
+
+
+def set_tf_threads(threads: int) -> None:
+    """TensorFlow's thread pools: `threads` for one op, one op at a time."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
     except RuntimeError:
         pass  # TensorFlow already ran something in this process; keep its thread pools
+
+
+def open_run(
+    config: TrainConfig, hp: Hyperparameters, metadata: ModelMetadata
+) -> tuple[RunDir, dict[str, Any]]:
+    """The run directory (created for a new run) and the environment's arguments. A bad
+    reward file or track fails here, clearly, before anything is written; a resumed run
+    uses its own copy of the reward file."""
     run = RunDir(config.out)
-    track_list = training_tracks(config.track, config.generated, config.seed)
-    env_track = track_list if len(track_list) > 1 else track_list[0]
+    tracks = training_tracks(config.track, config.generated, config.seed)
+    env_track = tracks if len(tracks) > 1 else tracks[0]
     if config.resume:
         reward_file = str(run.reward_file) if run.reward_file.exists() else None
     else:
         reward_file = config.reward
     kwargs = env_kwargs_for(env_track, metadata, config.randomize, reward_file)
-    make_env(config.env_id, kwargs).close()  # a bad reward or track fails here, clearly
+    make_env(config.env_id, kwargs).close()
     if not config.resume:
         run.create(config, hp, metadata)
         reward_file = str(run.reward_file) if config.reward else None
-    kwargs = env_kwargs_for(env_track, metadata, config.randomize, reward_file)
-    learner = Learner(metadata, hp, seed=config.seed)
-    rng = np.random.default_rng(config.seed)
-    discrete = metadata.action_space.kind == "discrete"
-    iteration = episodes = env_steps = 0
-    prior_elapsed = 0.0
-    index: dict[str, Any] = {"last": None, "best": None, "best_score": None, "kept": []}
-    metrics: list[dict[str, Any]] = []
-    if config.resume:
-        weights, opt_state, state = run.load_resume()
-        learner.set_weights(weights)
-        learner.set_optimizer_state(opt_state)
-        rng.bit_generator.state = state["rng"]
-        iteration, episodes, env_steps = state["iteration"], state["episodes"], state["env_steps"]
-        prior_elapsed, index = state["elapsed_s"], state["index"]
-        run.roll_back_to(state)
-        if run.metrics.exists():
-            metrics = json.loads(run.metrics.read_text(encoding="utf-8"))["metrics"]
-    elif config.clone:
-        source = RunDir(config.clone)
-        theirs = source.metadata()
-        if (theirs.neural_network, theirs.action_space.kind, theirs.action_space.n) != (
-            metadata.neural_network,
-            metadata.action_space.kind,
-            metadata.action_space.n,
-        ):
-            raise CheckpointError(
-                f"--clone {config.clone}: its network {theirs.neural_network} with "
-                f"{theirs.action_space.n} {theirs.action_space.kind} actions does not match "
-                f"{metadata.neural_network} with {metadata.action_space.n}; clone with the "
-                "same network and number of actions (DeepRacer's rule)"
-            )
-        weights, info = source.load_checkpoint("best")
-        learner.set_weights(weights)
-        index["cloned_from"] = {"run": str(source.path), "iteration": info["iteration"]}
-    history: list[dict[str, Any]] = []
-    display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
-    tensorboard = TensorBoard(run.tensorboard)
-    budget_end = session_start + config.minutes * 60.0 - prior_elapsed
-    stop_reason = ""
-    if config.imitation_episodes and not config.resume:
-        # Optional warm start, off by default and recorded in the run (index.json).
-        from trainer.imitation import behaviour_clone, collect_expert
-
-        display.message(
-            f"imitation warm start: behaviour cloning from {config.imitation_episodes} "
-            "pure-pursuit expert episodes (not pure PPO)"
-        )
-        obs_e, act_e = collect_expert(
-            config.env_id,
-            kwargs,
-            metadata.action_space,
-            config.imitation_episodes,
-            config.seed,
-            config.max_episode_steps,
-        )
-        bc = behaviour_clone(learner, obs_e, act_e, rng)
-        index["imitation"] = {"episodes": config.imitation_episodes, **bc}
-        tensorboard.scalars(0, {f"imitation/{k}": v for k, v in bc.items()})
-        display.message(
-            f"imitation: {int(bc['samples'])} expert frames, action accuracy "
-            f"{bc['accuracy']:.2f}, loss {bc['loss']:.3f}"
-        )
-    # Evaluation trials run on the same simulator slots: every reset names its start
-    # (the start line for evaluation), so one pool serves both phases.
-    pool = make_pool(config.env_id, kwargs, config.workers, 1, config.max_episode_steps)
-    try:
-        while True:
-            # -- stop conditions (DeepRacer's, plus the time budget) -----------------------
-            if config.max_iterations and iteration >= config.max_iterations:
-                stop_reason = f"reached --max-iterations {config.max_iterations}"
-            elif episodes >= hp.term_cond_max_episodes:
-                stop_reason = f"reached term_cond_max_episodes {hp.term_cond_max_episodes}"
-            elif history and history[-1]["mean_reward"] >= hp.term_cond_avg_score:
-                stop_reason = f"mean reward reached term_cond_avg_score {hp.term_cond_avg_score}"
-            elif time.time() >= budget_end:
-                stop_reason = f"time budget of {config.minutes:g} min used"
-            if stop_reason:
-                break
-
-            # -- rollout ---------------------------------------------------------------
-            t0 = time.time()
-            n_eps = min(hp.num_episodes_between_training, hp.term_cond_max_episodes - episodes)
-            try:
-                eps = rollout(
-                    pool,
-                    learner,
-                    n_episodes=n_eps,
-                    first_episode=episodes,
-                    seed=config.seed,
-                    epsilon=epsilon_at(hp, env_steps),
-                    deadline=budget_end,
-                    on_step=lambda s, d, it=iteration, n=n_eps: display.rollout(it, s, d, n),
-                )
-            except DeadlineReached:
-                stop_reason = f"time budget of {config.minutes:g} min used (mid-iteration)"
-                break
-            t_rollout = time.time() - t0
-
-            # -- advantages and update ---------------------------------------------------
-            batch = make_batch(eps, learner, hp.discount_factor)
-            t1 = time.time()
-            losses = learner.update(batch, rng)
-            t_update = time.time() - t1
-            steps_now = len(batch.rewards)
-
-            # -- evaluation from the start line (DeepRacer: between iterations) -----------
-            evaluation: dict[str, Any] = {}
-            eval_trials: list[Any] = []
-            if config.eval_episodes:
-                eval_trials = play_trials(
-                    pool, learner.actor_spec(greedy=True), config.eval_episodes, config.seed
-                )
-                laps = [lap_result(t, metadata.control_rate_hz, 0.0) for t in eval_trials]
-                done_times = [lap.lap_time_s for lap in laps if lap.completed]
-                evaluation = {
-                    "progress": float(np.mean([lap.completion_pct for lap in laps])),
-                    "laps_completed": sum(lap.completed for lap in laps),
-                    "trials": len(laps),
-                    "mean_lap_s": float(np.mean(done_times)) if done_times else None,
-                }
-
-            # -- logs: simtrace, TrainingMetrics.json, TensorBoard -----------------------
-            wall = time.time()
-            rows = []
-            for k, e in enumerate(eps):
-                rows += episode_rows(
-                    e.index, e.infos, e.actions, e.rewards, e.status, metadata, discrete
-                )
-                metrics.append(
-                    metric_entry(
-                        episode=e.index,
-                        trial=k + 1,
-                        phase="training",
-                        reward=sum(e.rewards),
-                        progress=e.progress,
-                        status=e.status,
-                        start_s=e.wall_start,
-                        end_s=e.wall_end,
-                    )
-                )
-            for k, t in enumerate(eval_trials):
-                lap = lap_result(t, metadata.control_rate_hz, 0.0)
-                metrics.append(
-                    metric_entry(
-                        episode=episodes + n_eps,
-                        trial=k + 1,
-                        phase="evaluation",
-                        reward=sum(t.rewards),
-                        progress=lap.completion_pct,
-                        status=t.status,
-                        start_s=t1 + t_update,
-                        end_s=wall,
-                    )
-                )
-            write_simtrace(run.simtrace / f"{iteration}-iteration.csv", rows)
-            write_metrics(run.metrics, metrics)
-            iteration += 1
-            episodes += len(eps)
-            env_steps += steps_now
-            elapsed = prior_elapsed + time.time() - session_start
-            stats = {
-                "iteration": iteration,
-                "episodes": episodes,
-                "env_steps": env_steps,
-                "elapsed_s": elapsed,
-                "mean_reward": float(np.mean([sum(e.rewards) for e in eps])),
-                "mean_progress": float(np.mean([e.progress for e in eps])),
-                "lap_rate": float(np.mean([e.status == "lap_complete" for e in eps])),
-                "mean_episode_steps": steps_now / len(eps),
-                "env_steps_per_s": steps_now / max(t_rollout, 1e-9),
-                "rollout_s": t_rollout,
-                "update_s": t_update,
-                "epsilon": epsilon_at(hp, env_steps),
-                **losses,
-                "eval_progress": evaluation.get("progress"),
-                "eval_laps": evaluation.get("laps_completed"),
-                "eval_lap_s": evaluation.get("mean_lap_s"),
-            }
-            if hasattr(display, "usage"):
-                stats["cpu_pct"], stats["memory_mb"] = display.usage()
-            tensorboard.scalars(
-                iteration, {k: v for k, v in stats.items() if isinstance(v, int | float)}
-            )
-            tensorboard.images(
-                iteration, "observations", batch.obs[:: max(len(batch.obs) // 4, 1)][:4]
-            )
-            tensorboard.flush()
-
-            # -- checkpoint (atomic; best by evaluation progress, then lap time) ---------
-            score = None
-            if evaluation:
-                score = [evaluation["progress"], -(evaluation["mean_lap_s"] or 1e9)]
-            is_best = score is not None and (
-                index["best_score"] is None or score > index["best_score"]
-            )
-            info = {
-                "elapsed_s": elapsed,
-                "episodes": episodes,
-                "env_steps": env_steps,
-                "evaluation": evaluation,
-            }
-            path = run.save_checkpoint(iteration, learner.weights(), info)
-            recent = [k for k in index["kept"] if k != index["best"]][
-                -(config.keep_checkpoints - 1) :
-            ]
-            index["last"] = iteration
-            if is_best:
-                index["best"], index["best_score"] = iteration, score
-            index["kept"] = sorted(
-                {*recent, iteration, *([index["best"]] if index["best"] else [])}
-            )
-            state = {
-                "iteration": iteration,
-                "episodes": episodes,
-                "env_steps": env_steps,
-                "elapsed_s": elapsed,
-                "rng": rng.bit_generator.state,
-                "index": index,
-                "metrics_count": len(metrics),
-                "round_robin_next_start": (episodes * ROUND_ROBIN_ADVANCE) % 1.0,
-            }
-            run.save_resume(learner.weights(), learner.optimizer_state(), state)
-            run.prune(index["kept"])
-            stats["best"] = index["best"]
-            history.append(stats)
-            atomic_write_json(run.path / "progress.json", stats)
-            display.iteration(stats)
-            if on_checkpoint is not None and on_checkpoint(
-                {"iteration": iteration, "path": str(path), "evaluation": evaluation, **stats}
-            ):
-                stop_reason = "stopped by the caller"
-                break
-    finally:
-        pool.close()
-        tensorboard.close()
-    best_eval = None
-    if index["best"] is not None:
-        best_eval = run.load_checkpoint(index["best"])[1].get("evaluation")
-    return TrainResult(
-        iterations=iteration,
-        episodes=episodes,
-        env_steps=env_steps,
-        elapsed_s=prior_elapsed + time.time() - session_start,
-        stop_reason=stop_reason,
-        best=index["best"],
-        best_eval=best_eval,
-        history=history,
-    )
+    return run, env_kwargs_for(env_track, metadata, config.randomize, reward_file)

@@ -20,8 +20,9 @@ trainer resets it with an explicit seed and start position. That is what lets an
 iteration hold exactly DeepRacer's `num_episodes_between_training` whole episodes, and a
 resumed run replay exactly the episodes an uninterrupted run would have played.
 
-Episodes longer than `max_episode_steps` are truncated here (`truncated=True`). The
-`info` sent back is slimmed: `params` keeps its scalar keys and drops the per-step copies
+Episodes longer than `max_episode_steps` are truncated by Gymnasium's `TimeLimit`, which
+`make_env` wraps around every environment: the one time limit of training and
+evaluation. The `info` sent back is slimmed: `params` keeps its scalar keys and drops the per-step copies
 of `waypoints` and the object lists, which would dominate the pipe traffic.
 """
 
@@ -34,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from trainer.actor import ActorSpec, Episode, EpisodeItem, play_episode
+from trainer.actor import ActorSpec
+from trainer.episodes import Episode, EpisodeItem, play_episode
 from trainer.errors import RolloutError
 
 _DROP_PARAMS = {
@@ -66,15 +68,18 @@ def slim_info(info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
-    """`gymnasium.make(env_id, **env_kwargs)` without the passive checker (tests run it)."""
+def make_env(env_id: str, env_kwargs: dict[str, Any], max_episode_steps: int | None = None) -> Any:
+    """`gymnasium.make(env_id, **env_kwargs)` without the passive checker (tests run it),
+    truncated after `max_episode_steps` steps by Gymnasium's `TimeLimit` when given."""
     import gymnasium as gym
 
     if env_id.startswith("openracer/"):
         import sim2real  # noqa: F401  (registers openracer/Race-v0)
 
         _import_env_module()
-    return gym.make(env_id, disable_env_checker=True, **env_kwargs)
+    return gym.make(
+        env_id, max_episode_steps=max_episode_steps, disable_env_checker=True, **env_kwargs
+    )
 
 
 def _import_env_module() -> None:
@@ -85,18 +90,15 @@ def _import_env_module() -> None:
 
 
 class _Slots:
-    """The environments of one process, stepped in order, with the step-limit rule."""
+    """The environments of one process, stepped in order."""
 
     def __init__(self, env_id: str, env_kwargs: dict[str, Any], n: int, max_steps: int):
-        self.envs = [make_env(env_id, env_kwargs) for _ in range(n)]
-        self.steps = [0] * n
-        self.max_steps = max_steps
+        self.envs = [make_env(env_id, env_kwargs, max_steps) for _ in range(n)]
 
     def reset(self, items: list[tuple[int, int, dict[str, Any] | None]]) -> list[tuple]:
         out = []
         for i, seed, options in items:
             obs, info = self.envs[i].reset(seed=seed, options=options)
-            self.steps[i] = 0
             out.append((i, np.asarray(obs, dtype=np.uint8), slim_info(info)))
         return out
 
@@ -104,9 +106,6 @@ class _Slots:
         out = []
         for i, action in items:
             obs, reward, terminated, truncated, info = self.envs[i].step(action)
-            self.steps[i] += 1
-            if self.steps[i] >= self.max_steps and not terminated:
-                truncated = True
             out.append(
                 (
                     i,
@@ -120,7 +119,7 @@ class _Slots:
         return out
 
     def play(self, spec: ActorSpec, item: EpisodeItem) -> Episode:
-        return play_episode(self.envs[0], spec, item, self.max_steps, slim_info)
+        return play_episode(self.envs[0], spec, item, slim_info)
 
     def close(self) -> None:
         for env in self.envs:

@@ -8,7 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from trainer.actor import ActorSpec, EpisodeItem, act, forward, play_episode, sampling_seed
+from trainer.actor import ActorSpec, act, forward
+from trainer.episodes import EpisodeItem, play_episode, sampling_seed
 from trainer.networks import TOPOLOGIES, build_networks
 from vehicle.metadata import ModelMetadata
 
@@ -66,11 +67,11 @@ def test_episode_depends_only_on_its_item(track_file):
     nets = build_networks(md, seed=0)
     spec = ActorSpec(TOPOLOGIES["OPENRACER_LOWRES"], nets.policy_logits.get_weights(), True)
     item = EpisodeItem(index=7, seed=123, start_progress=0.35, rng_seed=sampling_seed(0, 7))
-    env = make_env(FAKE_ENV, {"track": track_file})
-    first = play_episode(env, spec, item, max_steps=40)
+    env = make_env(FAKE_ENV, {"track": track_file}, max_episode_steps=40)
+    first = play_episode(env, spec, item)
     # Another episode in between must not change what episode 7 does.
-    play_episode(env, spec, dataclasses.replace(item, index=8, seed=9), max_steps=40)
-    again = play_episode(env, spec, item, max_steps=40)
+    play_episode(env, spec, dataclasses.replace(item, index=8, seed=9))
+    again = play_episode(env, spec, item)
     assert first.actions == again.actions and first.rewards == again.rewards
     assert len(first.obs) == len(first.actions) == len(first.rewards)
     assert len(first.infos) == len(first.actions) + 1  # the reset's info first
