@@ -201,6 +201,9 @@ class TrainConfig:
     """How many recent checkpoints to keep besides the best one."""
     imitation_episodes: int = 0
     """Behaviour-cloning warm start from the pure-pursuit expert: expert episodes (0 = off)."""
+    value_warmup_iterations: int = 0
+    """First iterations that fit only the value function, the policy held still (a warm
+    start's policy is good and its value function knows nothing yet)."""
     tf_threads: int = 2
     """TensorFlow intra-op threads for the learner."""
     env_id: str = "openracer/Race-v0"
@@ -238,6 +241,7 @@ def _check_config(c: TrainConfig) -> None:
         ("max_iterations", 0, 10**9),
         ("keep_checkpoints", 1, 1000),
         ("imitation_episodes", 0, 100000),
+        ("value_warmup_iterations", 0, 1000),
         ("tf_threads", 1, 256),
     ):
         value = getattr(c, name)

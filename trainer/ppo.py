@@ -16,7 +16,8 @@ bootstraps, a truncated one bootstraps from the value of its real final observat
 from the next episode's first frame), `ppo_loss`, and the distribution helpers.
 
 Settings fixed as in DeepRacer (compat reference 4.3): clip 0.2, GAE lambda 0.95, Adam
-epsilon 1e-5; gradients clipped to a global norm of 0.5 (CleanRL's default); advantages
+epsilon 1e-5; each tower's gradient clipped to a norm of 0.5 (CleanRL's default, per
+tower because the policy and value towers share no layer); advantages
 normalised per minibatch; value loss MSE (0.5 * squared error) or Huber (delta 1).
 Discrete actions: categorical sampling in training, or e-greedy, whose mixture
 (1 - e) * softmax + e / n is both what the actor samples and what the loss scores;
@@ -60,7 +61,7 @@ from vehicle.observation import OBS_SHAPE
 
 Pool = EnvPool | LocalPool
 MAX_GRAD_NORM = 0.5
-"""Global gradient-norm clip."""
+"""Gradient-norm clip, applied to the policy tower and to the value tower separately."""
 VALUE_COEF = 0.5
 """Weight of the value loss in the total loss (the towers are separate, so this only
 scales the value tower's gradient)."""
@@ -195,9 +196,11 @@ class Learner:
         )
         if not self.discrete:
             self.variables = [*self.variables, self.log_std]
-        self.optimizer = keras.optimizers.Adam(
-            learning_rate=hp.lr, epsilon=ADAM_EPSILON, global_clipnorm=MAX_GRAD_NORM
-        )
+        self.policy_variables = list(self.nets.policy_logits.trainable_variables)
+        if not self.discrete:
+            self.policy_variables.append(self.log_std)
+        self.value_variables = list(self.nets.value.trainable_variables)
+        self.optimizer = keras.optimizers.Adam(learning_rate=hp.lr, epsilon=ADAM_EPSILON)
         self.optimizer.build(self.variables)
         spec = [tf.TensorSpec((None, *OBS_SHAPE), tf.uint8)]
         self._value = tf.function(
@@ -228,14 +231,27 @@ class Learner:
         )
 
     # -- update ----------------------------------------------------------------------
-    def _train_step_impl(self, obs, actions, old_logp, advantages, returns, epsilon):
+    def _policy_terms(self, obs, actions, epsilon, training: bool):
+        """Log-probabilities of `actions` under the current policy (the e-greedy mixture
+        when `epsilon` > 0) and the policy's entropy: what the loss scores."""
+        out = self.nets.policy_logits(obs, training=training)
+        if self.discrete:
+            return categorical_logp_entropy(out, actions, epsilon)
+        return gaussian_logp_entropy(out, self.log_std, actions)
+
+    def log_prob(self, obs: np.ndarray, actions: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
+        """The learner's log-probabilities of `actions` on `obs` (for checks against the
+        actor's behaviour log-probabilities)."""
+        acts = actions if self.discrete else actions.astype(np.float32)
+        logp, _ = self._policy_terms(
+            tf.constant(obs), tf.constant(acts), tf.constant(epsilon, tf.float32), False
+        )
+        return np.asarray(logp)
+
+    def _train_step_impl(self, obs, actions, old_logp, advantages, returns, epsilon, policy):
         adv = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
         with tf.GradientTape() as tape:
-            out = self.nets.policy_logits(obs, training=True)
-            if self.discrete:
-                new_logp, entropy = categorical_logp_entropy(out, actions, epsilon)
-            else:
-                new_logp, entropy = gaussian_logp_entropy(out, self.log_std, actions)
+            new_logp, entropy = self._policy_terms(obs, actions, epsilon, True)
             value_pred = self.nets.value(obs, training=True)
             loss, stats = ppo_loss(
                 new_logp,
@@ -247,13 +263,33 @@ class Learner:
                 self.hp.beta_entropy,
                 self.hp.loss_type,
             )
-        grads = tape.gradient(loss, self.variables)
-        self.optimizer.apply_gradients(zip(grads, self.variables, strict=True))
+        grads = tape.gradient(loss, [*self.policy_variables, *self.value_variables])
+        n_policy = len(self.policy_variables)
+        policy_grads, value_grads = grads[:n_policy], grads[n_policy:]
+        # Each tower's gradient is clipped on its own: the towers share no layer, and one
+        # global norm would let a large value error shrink the policy's step.
+        policy_grads, stats["policy_grad_norm"] = tf.clip_by_global_norm(
+            policy_grads, MAX_GRAD_NORM
+        )
+        value_grads, stats["value_grad_norm"] = tf.clip_by_global_norm(value_grads, MAX_GRAD_NORM)
+        # During a value warm-up the policy's gradient is zero (Adam then leaves it be).
+        keep = tf.cast(policy, tf.float32)
+        policy_grads = [g * keep for g in policy_grads]
+        self.optimizer.apply_gradients(
+            zip(
+                [*policy_grads, *value_grads],
+                [*self.policy_variables, *self.value_variables],
+                strict=True,
+            )
+        )
         stats["loss"] = loss
         return stats
 
-    def update(self, batch: Batch, rng: np.random.Generator) -> dict[str, float]:
-        """`num_epochs` passes of shuffled minibatches over `batch`; mean stats."""
+    def update(
+        self, batch: Batch, rng: np.random.Generator, *, policy: bool = True
+    ) -> dict[str, float]:
+        """`num_epochs` passes of shuffled minibatches over `batch`; mean stats. With
+        `policy` False only the value function learns (a value warm-up)."""
         n = len(batch.rewards)
         size = min(self.hp.batch_size, n)
         sums: dict[str, float] = {}
@@ -272,6 +308,7 @@ class Learner:
                     tf.constant(batch.advantages[idx]),
                     tf.constant(batch.returns[idx]),
                     tf.constant(batch.epsilon, tf.float32),
+                    tf.constant(policy),
                 )
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
@@ -627,7 +664,8 @@ def train(
 
             # -- advantages and update -----------------------------------------------------
             batch = make_batch(episodes, learner, hp.discount_factor, epsilon)
-            losses = learner.update(batch, rng)
+            warming_up = state.iteration < config.value_warmup_iterations
+            losses = learner.update(batch, rng, policy=not warming_up)
             t2 = time.time()
 
             # -- evaluation from the start line (DeepRacer: between iterations) ------------
