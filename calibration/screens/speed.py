@@ -46,6 +46,7 @@ class SpeedScreen(TaskScreen):
         self.aborted = False
         self.run_battery_v: float | None = None
         self.odometer_start_m: float | None = None
+        self.dropouts_at_start = 0
 
     def compose_body(self) -> Iterable[Widget]:
         yield Static(
@@ -84,7 +85,9 @@ class SpeedScreen(TaskScreen):
                 return
             pulse = self.draft.throttle.pulse_us(self.command)
             self.aborted = False
-            self.run_battery_v = (self.calibrator.status or status).battery_v
+            now = self.calibrator.status or status
+            self.run_battery_v = now.battery_v
+            self.dropouts_at_start = now.dropouts
             odo = self.calibrator.odometer
             self.odometer_start_m = None if odo is None else odo()
             run_id = self.calibrator.actuator.run_for(pulse, self.duration_s)
@@ -124,6 +127,15 @@ class SpeedScreen(TaskScreen):
         self.running = None
         if self.aborted or status.link_state != "ok":
             self.say("run stopped early: not recorded; press g to run again", error=True)
+            return
+        if status.dropouts > self.dropouts_at_start:
+            # The car fell back to neutral mid-run (commands stopped for 100 ms: this
+            # machine stalled), so it covered less ground than the command drives.
+            self.say(
+                "run interrupted: the car fell back to neutral (commands paused for over "
+                "100 ms); not recorded; press g to run again",
+                error=True,
+            )
             return
         self._ask_distance(command, duration)
 

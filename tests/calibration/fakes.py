@@ -4,6 +4,7 @@ and can be made to fail like a pulled cable."""
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 from vehicle.pulses import PulseCalibration
@@ -17,6 +18,8 @@ class LinkDown(Exception):
 class FakeTelemetry:
     battery_mv: int
     faults: tuple[str, ...] = ()
+    state: str = "armed"
+    received_s: float = 0.0
 
 
 class FakeLink:
@@ -28,6 +31,9 @@ class FakeLink:
         self.battery_mv = battery_mv
         self.fail = False
         self.closed = False
+        self.failsafe_at_s: float | None = None
+        """When set, telemetry from then on says the firmware fell back to neutral (its
+        100 ms failsafe), until the next arm."""
 
     def _record(self, *call: object) -> None:
         with self._lock:
@@ -37,6 +43,7 @@ class FakeLink:
 
     def arm(self, limits: PulseCalibration) -> None:
         self._record("arm", limits)
+        self.failsafe_at_s = None
 
     def disarm(self) -> None:
         self._record("disarm")
@@ -52,6 +59,11 @@ class FakeLink:
 
     def telemetry(self) -> FakeTelemetry:
         return FakeTelemetry(self.battery_mv)
+
+    def latest_telemetry(self) -> FakeTelemetry:
+        if self.failsafe_at_s is not None:
+            return FakeTelemetry(self.battery_mv, state="failsafe", received_s=time.monotonic())
+        return FakeTelemetry(self.battery_mv, received_s=time.monotonic())
 
     # ---- test helpers ----------------------------------------------------------------
 

@@ -8,6 +8,7 @@ for Textual's idle detection.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -195,6 +196,25 @@ async def test_speed_test_run_and_distance(tmp_path: Path, link: FakeLink) -> No
         await pilot.press("0", ".", "5", "enter")
         await until(pilot, lambda: "not monotonic" in screen_text(app))
         assert len(app.draft.speed.points) == 2
+
+
+@run_async
+async def test_speed_run_the_failsafe_interrupted_is_not_recorded(
+    tmp_path: Path, link: FakeLink
+) -> None:
+    """The firmware fell back to neutral mid-run (this machine stalled): the car covered
+    less ground than the command drives, so no distance is asked for."""
+    app = make_app(tmp_path / "cal.json", link)
+    async with app.run_test(size=SIZE) as pilot:
+        await goto(pilot, "3", SpeedScreen)
+        await until(pilot, lambda: app.status is not None)
+        await _confirm(pilot, "g")
+        await until(pilot, lambda: link.last_command()[1] != NEUTRAL)
+        link.failsafe_at_s = time.monotonic()
+        await until(pilot, lambda: "run interrupted" in screen_text(app))
+        assert not isinstance(app.screen, NumberPrompt)
+        assert app.draft.speed.points == ()
+        assert link.last_command()[1] == NEUTRAL
 
 
 @run_async

@@ -92,9 +92,16 @@ def test_calibrate_in_a_terminal_and_save(term: Terminal, tmp_path: Path) -> Non
     term.wait_for("Speed test")
     term.keys("Up", "Up", "Left", "Left")
     term.wait_for("command 0.50")
-    _go(term)
-    term.keys("y")
-    term.wait_for("Distance covered at command 0.50", timeout_s=30)
+    for _ in range(3):
+        _go(term)
+        term.keys("y")
+        # A run the firmware's failsafe interrupted (this machine stalled for over
+        # 100 ms) is refused, as on the car; run it again.
+        screen = term.wait_for_any("Distance covered at command 0.50", "run interrupted")
+        if "Distance covered" in screen:
+            break
+    else:
+        raise AssertionError(f"three speed runs interrupted in a row:\n{term.screen()}")
     term.keys("Enter")
     term.wait_for("recorded")
     # review and save

@@ -128,6 +128,17 @@ class Terminal:
             time.sleep(0.1)
         raise AssertionError(f"{needle!r} not on screen within {timeout_s} s:\n{screen}")
 
+    def wait_for_any(self, *needles: str, timeout_s: float = 60.0) -> str:
+        """The screen, once any of `needles` is on it."""
+        deadline = time.monotonic() + timeout_s
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.screen()
+            if any(n in screen for n in needles):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"none of {needles!r} on screen within {timeout_s} s:\n{screen}")
+
     def wait_dead(self, timeout_s: float = 45.0) -> None:
         """Wait until the program has ended."""
         deadline = time.monotonic() + timeout_s
