@@ -37,7 +37,8 @@ START_UP_NOISE = re.compile(
     r"|computation placer already registered"
     r"|TensorFlow binary is optimized to use available CPU instructions"
     r"|To enable the following instructions"
-    r"))"
+    r")"
+    r"|To enable the following instructions: .* rebuild TensorFlow)"
 )
 
 
