@@ -204,6 +204,11 @@ class TrainConfig:
     value_warmup_iterations: int = 0
     """First iterations that fit only the value function, the policy held still (a warm
     start's policy is good and its value function knows nothing yet)."""
+    anchor_kl: float = 0.0
+    """Weight of a KL term that keeps the policy near its warm start (imitation or
+    --clone; discrete actions), fading to 0 over `anchor_iterations` (0 = off)."""
+    anchor_iterations: int = 30
+    """Iterations over which the `anchor_kl` weight fades to 0, after the value warm-up."""
     tf_threads: int = 2
     """TensorFlow intra-op threads for the learner."""
     env_id: str = "openracer/Race-v0"
@@ -229,6 +234,8 @@ def _check_config(c: TrainConfig) -> None:
         raise ConfigError(f"--minutes {c.minutes} must be above 0 and at most a week (10080)")
     if c.randomize not in RANDOMIZE_PRESETS:
         raise ConfigError(f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}")
+    if not 0.0 <= c.anchor_kl <= 1000.0:
+        raise ConfigError(f"--anchor-kl {c.anchor_kl} must be a number from 0 to 1000")
     if c.resume and c.clone:
         raise ConfigError(
             "--resume and --clone exclude each other: resume continues a run, "
@@ -242,6 +249,7 @@ def _check_config(c: TrainConfig) -> None:
         ("keep_checkpoints", 1, 1000),
         ("imitation_episodes", 0, 100000),
         ("value_warmup_iterations", 0, 1000),
+        ("anchor_iterations", 0, 100000),
         ("tf_threads", 1, 256),
     ):
         value = getattr(c, name)

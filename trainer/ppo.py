@@ -49,7 +49,7 @@ from trainer.actor import LOG_STD_RANGE, ActorSpec
 from trainer.checkpoint import RunDir
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, ConfigError
 from trainer.evaluate import env_kwargs_for, evaluate_in_training
 from trainer.logbook import Logbook
 from trainer.networks import TOPOLOGIES, build_networks
@@ -163,6 +163,13 @@ def categorical_logp_entropy(
     return logp, entropy
 
 
+def anchor_divergence(anchor_logits: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Mean KL(anchor || policy) of two categorical heads over a batch."""
+    anchor_logp = tf.nn.log_softmax(anchor_logits)
+    logp = tf.nn.log_softmax(logits)
+    return tf.reduce_mean(tf.reduce_sum(tf.exp(anchor_logp) * (anchor_logp - logp), axis=-1))
+
+
 def gaussian_logp_entropy(
     mean: tf.Tensor, log_std: tf.Tensor, actions: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -206,6 +213,8 @@ class Learner:
         self._value = tf.function(
             lambda obs: self.nets.value(obs, training=False), input_signature=spec
         )
+        self.anchor: keras.Model | None = None
+        """A frozen copy of the warm-start policy (`set_anchor`), or None."""
         self._train_step = tf.function(self._train_step_impl)
 
     # -- inference -------------------------------------------------------------------
@@ -234,10 +243,23 @@ class Learner:
     def _policy_terms(self, obs, actions, epsilon, training: bool):
         """Log-probabilities of `actions` under the current policy (the e-greedy mixture
         when `epsilon` > 0) and the policy's entropy: what the loss scores."""
-        out = self.nets.policy_logits(obs, training=training)
+        return self._scored(self.nets.policy_logits(obs, training=training), actions, epsilon)
+
+    def _scored(self, out, actions, epsilon):
         if self.discrete:
             return categorical_logp_entropy(out, actions, epsilon)
         return gaussian_logp_entropy(out, self.log_std, actions)
+
+    def set_anchor(self) -> None:
+        """Remember the present policy (a warm start) as the anchor that
+        `update(anchor_kl=...)` keeps the policy near. Discrete action spaces only."""
+        if not self.discrete:
+            raise ConfigError(
+                "--anchor-kl needs a discrete action space (its KL term is the categorical one)"
+            )
+        if self.anchor is None:
+            self.anchor = build_networks(self.metadata, 0).policy_logits
+        self.anchor.set_weights(self.nets.policy_logits.get_weights())
 
     def log_prob(self, obs: np.ndarray, actions: np.ndarray, epsilon: float = 0.0) -> np.ndarray:
         """The learner's log-probabilities of `actions` on `obs` (for checks against the
@@ -248,10 +270,13 @@ class Learner:
         )
         return np.asarray(logp)
 
-    def _train_step_impl(self, obs, actions, old_logp, advantages, returns, epsilon, policy):
+    def _train_step_impl(
+        self, obs, actions, old_logp, advantages, returns, epsilon, policy, anchor_kl
+    ):
         adv = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
         with tf.GradientTape() as tape:
-            new_logp, entropy = self._policy_terms(obs, actions, epsilon, True)
+            out = self.nets.policy_logits(obs, training=True)
+            new_logp, entropy = self._scored(out, actions, epsilon)
             value_pred = self.nets.value(obs, training=True)
             loss, stats = ppo_loss(
                 new_logp,
@@ -263,6 +288,12 @@ class Learner:
                 self.hp.beta_entropy,
                 self.hp.loss_type,
             )
+            if self.anchor is not None:
+                # KL(anchor || policy) on the batch's frames: what the warm start was sure
+                # of stays likely while the advantages are still noise.
+                kl = anchor_divergence(self.anchor(obs, training=False), out)
+                loss = loss + anchor_kl * kl
+                stats["anchor_kl"] = kl
         grads = tape.gradient(loss, [*self.policy_variables, *self.value_variables])
         n_policy = len(self.policy_variables)
         policy_grads, value_grads = grads[:n_policy], grads[n_policy:]
@@ -286,10 +317,16 @@ class Learner:
         return stats
 
     def update(
-        self, batch: Batch, rng: np.random.Generator, *, policy: bool = True
+        self,
+        batch: Batch,
+        rng: np.random.Generator,
+        *,
+        policy: bool = True,
+        anchor_kl: float = 0.0,
     ) -> dict[str, float]:
         """`num_epochs` passes of shuffled minibatches over `batch`; mean stats. With
-        `policy` False only the value function learns (a value warm-up)."""
+        `policy` False only the value function learns (a value warm-up); `anchor_kl`
+        weighs the KL term toward the anchor (`set_anchor`), when one is set."""
         n = len(batch.rewards)
         size = min(self.hp.batch_size, n)
         sums: dict[str, float] = {}
@@ -309,6 +346,7 @@ class Learner:
                     tf.constant(batch.returns[idx]),
                     tf.constant(batch.epsilon, tf.float32),
                     tf.constant(policy),
+                    tf.constant(anchor_kl, tf.float32),
                 )
                 for k, v in stats.items():
                     sums[k] = sums.get(k, 0.0) + float(v)
@@ -317,17 +355,26 @@ class Learner:
 
     # -- state for checkpoints ---------------------------------------------------------
     def weights(self) -> dict[str, list[np.ndarray]]:
-        """Network weights (policy, value, log_std) as numpy arrays."""
-        return {
+        """Network weights (policy, value, log_std, and the anchor when set) as numpy
+        arrays."""
+        out = {
             "policy": [w.copy() for w in self.nets.policy_logits.get_weights()],
             "value": [w.copy() for w in self.nets.value.get_weights()],
             "log_std": [self.log_std.numpy().copy()],
         }
+        if self.anchor is not None:
+            out["anchor"] = [w.copy() for w in self.anchor.get_weights()]
+        return out
 
     def set_weights(self, weights: dict[str, list[np.ndarray]]) -> None:
         self.nets.policy_logits.set_weights(weights["policy"])
         self.nets.value.set_weights(weights["value"])
         self.log_std.assign(weights["log_std"][0])
+        if "anchor" in weights:
+            current = self.nets.policy_logits.get_weights()
+            self.nets.policy_logits.set_weights(weights["anchor"])
+            self.set_anchor()
+            self.nets.policy_logits.set_weights(current)
 
     def optimizer_state(self) -> list[np.ndarray]:
         return [np.array(v.numpy()) for v in self.optimizer.variables]
@@ -534,6 +581,15 @@ def warm_start(
     )
 
 
+def anchor_weight(config: TrainConfig, state: RunState) -> float:
+    """The KL weight toward the warm start this iteration: `config.anchor_kl`, fading
+    linearly to 0 over `config.anchor_iterations` (counted after the value warm-up)."""
+    if config.anchor_kl <= 0 or config.anchor_iterations <= 0:
+        return 0.0
+    done = max(state.iteration - config.value_warmup_iterations, 0)
+    return config.anchor_kl * max(0.0, 1.0 - done / config.anchor_iterations)
+
+
 def stop_reason(
     config: TrainConfig,
     hp: Hyperparameters,
@@ -630,6 +686,8 @@ def train(
     logbook = Logbook(run, metadata, state.metrics)
     if config.imitation_episodes and not config.resume:
         warm_start(config, env_kwargs, learner, rng, state, logbook, display)
+    if config.anchor_kl > 0 and not config.resume:
+        learner.set_anchor()  # the warm start (imitation or --clone) the KL term keeps near
     budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
     prior_elapsed = state.elapsed_s
     history: list[dict[str, Any]] = []
@@ -665,7 +723,9 @@ def train(
             # -- advantages and update -----------------------------------------------------
             batch = make_batch(episodes, learner, hp.discount_factor, epsilon)
             warming_up = state.iteration < config.value_warmup_iterations
-            losses = learner.update(batch, rng, policy=not warming_up)
+            losses = learner.update(
+                batch, rng, policy=not warming_up, anchor_kl=anchor_weight(config, state)
+            )
             t2 = time.time()
 
             # -- evaluation from the start line (DeepRacer: between iterations) ------------
