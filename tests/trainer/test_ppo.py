@@ -80,3 +80,31 @@ def test_a_tiny_run_improves_its_policy(tmp_path, track_file: str) -> None:
     assert len(progress) == 8
     start, end = progress[0], max(progress[-3:])
     assert end >= start + 25.0, progress
+
+
+def test_the_anchor_keeps_the_policy_near_its_warm_start(track_file: str) -> None:
+    """The same batch and updates, with and without the KL term toward the warm start:
+    with it, the policy moves measurably less far from where it started."""
+    import tensorflow as tf
+
+    from trainer.ppo import anchor_divergence
+
+    hp = Hyperparameters(batch_size=32, num_epochs=6, lr=3e-3)
+    env = make_env(
+        FAKE_ENV, {"track": track_file, "action_space": LOWRES.to_json()}, max_episode_steps=40
+    )
+    drift = {}
+    for weight in (0.0, 5.0):
+        learner = Learner(LOWRES, hp, seed=2)
+        learner.set_anchor()
+        episodes = [
+            play_episode(env, learner.actor_spec(), EpisodeItem.training(0, k)) for k in range(4)
+        ]
+        batch = make_batch(episodes, learner, gamma=0.9, epsilon=0.0)
+        stats = learner.update(batch, np.random.default_rng(0), anchor_kl=weight)
+        assert "anchor_kl" in stats
+        obs = tf.constant(batch.obs)
+        drift[weight] = float(
+            anchor_divergence(learner.anchor(obs), learner.nets.policy_logits(obs))
+        )
+    assert drift[5.0] < 0.5 * drift[0.0], drift
