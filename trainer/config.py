@@ -19,8 +19,10 @@ from __future__ import annotations
 import ast
 import dataclasses
 import inspect
+import json
 import math
 import textwrap
+import typing
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -289,9 +291,43 @@ def config_from_json(data: Any, source: str) -> TrainConfig:
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {unknown}")
-    if "track" in data:
-        data["track"] = tuple(data["track"])
+    hints = typing.get_type_hints(TrainConfig)
+    for key, value in data.items():
+        data[key] = _typed(source, key, value, hints[key])
     return TrainConfig(**data)
+
+
+def _typed(source: str, key: str, value: Any, hint: Any) -> Any:
+    """`value` of config key `key` checked against its field type (JSON has no tuples:
+    `track` is a list of names, or one name)."""
+    if hint == tuple[str, ...]:
+        if isinstance(value, str):
+            return (value,)
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        expected = 'a track name or a list of them, e.g. ["reinvent_like"]'
+    elif hint is bool:
+        if isinstance(value, bool):
+            return value
+        expected = "true or false"
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        expected = "a whole number, e.g. 2 (no quotes)"
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if math.isfinite(value):
+                return float(value)
+        expected = "a finite number, e.g. 15 (no quotes)"
+    elif hint == str | None:
+        if value is None or isinstance(value, str):
+            return value
+        expected = "a string in quotes, or null"
+    else:  # str
+        if isinstance(value, str):
+            return value
+        expected = 'a string in quotes, e.g. "runs/r1"'
+    raise ConfigError(f"{source}: {key!r} is {json.dumps(value)}; it must be {expected}")
 
 
 @cache

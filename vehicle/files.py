@@ -120,7 +120,7 @@ def read_json(
     path = Path(path)
     extra = f"; {hint}" if hint else ""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors) is fine
     except FileNotFoundError as exc:
         if missing is not None:
             raise error(f"{path}: {missing}") from exc

@@ -106,3 +106,41 @@ def test_every_field_has_help():
         names = [f.name for f in dataclasses.fields(cls)]
         assert sorted(helps) == sorted(names)
         assert all(len(h) > 10 for h in helps.values())
+
+
+BAD_CONFIG_VALUES = [
+    ("minutes", "abc", "'minutes' is \"abc\"; it must be a finite number"),
+    ("minutes", True, "'minutes' is true"),
+    ("workers", "2", "'workers' is \"2\"; it must be a whole number"),
+    ("workers", 2.5, "'workers' is 2.5"),
+    ("seed", "x", "'seed' is \"x\""),
+    ("track", 5, "'track' is 5; it must be a track name or a list of them"),
+    ("track", ["reinvent_like", 3], "'track' is [\"reinvent_like\", 3]"),
+    ("out", 5, "'out' is 5; it must be a string in quotes"),
+    ("reward", 1, "'reward' is 1; it must be a string in quotes, or null"),
+    ("resume", "yes", "'resume' is \"yes\"; it must be true or false"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "message"), BAD_CONFIG_VALUES)
+def test_a_config_value_of_the_wrong_type_names_key_value_and_form(
+    tmp_path, key, value, message
+) -> None:
+    from trainer.config import load_train_config
+
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"out": "runs/r1", "track": ["reinvent_like"], key: value}))
+    with pytest.raises(ConfigError) as err:
+        load_train_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+    assert err.value.exit_code == 2
+
+
+def test_one_track_name_and_a_byte_order_mark_are_fine(tmp_path) -> None:
+    from trainer.config import load_train_config
+
+    path = tmp_path / "train.json"
+    text = json.dumps({"out": "runs/r1", "track": "reinvent_like", "minutes": 3})
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    config = load_train_config(path)
+    assert config.track == ("reinvent_like",) and config.minutes == 3.0
