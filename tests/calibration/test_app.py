@@ -227,7 +227,7 @@ async def test_stop_during_speed_run_records_nothing(tmp_path: Path, link: FakeL
         for _ in range(3):
             sent = len(link.commands())
             await _confirm(pilot, "g")
-            await until(pilot, lambda: any(t != NEUTRAL for _, t in link.commands()[sent:]))
+            await until(pilot, lambda n=sent: any(t != NEUTRAL for _, t in link.commands()[n:]))
             await pilot.press("space")
             await until(
                 pilot,
