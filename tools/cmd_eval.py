@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--logs",
         default=None,
         metavar="DIR",
-        help="where evaluation simtraces go (default: the run directory; none for bundles)",
+        help="where evaluation simtraces go (default: the run directory; none for bundles; 'none' writes none)",
     )
     p.add_argument("--max-steps", type=int, default=3000, help="step limit per lap")
     p.add_argument("--env-id", default="openracer/Race-v0", help="Gymnasium environment id")
@@ -75,7 +75,8 @@ def main(argv: list[str]) -> int:
         from tools.sweep import main_from_eval
 
         return main_from_eval(args, policy_fn, metadata, track, run_dir)
-    logs = args.logs or run_dir
+    # `--logs none`: no simtrace at all (the default for bundles), not a folder named none
+    logs = None if (args.logs or "").lower() == "none" else (args.logs or run_dir)
     report = evaluate(
         policy_fn,
         track,

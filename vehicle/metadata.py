@@ -298,6 +298,12 @@ def _number(value: Any, what: str, source: str) -> float:
 
 def _parse_action_space(raw: Any, kind: str, source: str) -> ActionSpace:
     if kind == "discrete":
+        if isinstance(raw, dict) and {"steering_angle", "speed"} <= set(raw):
+            raise MetadataError(
+                f"{source}: action_space holds continuous ranges ({{low, high}} per key) but "
+                'action_space_type is "discrete" (the default when it is missing); add '
+                '"action_space_type": "continuous"'
+            )
         if not isinstance(raw, list) or not raw:
             raise MetadataError(
                 f"{source}: a discrete action_space must be a non-empty list of "

@@ -89,3 +89,17 @@ def test_eval_and_race_of_tflite_bundles_never_import_tensorflow(
     proc = _racer_without_tensorflow("race", *bundles, *common, "--out", str(out), "--no-video")
     assert proc.returncode == 0, proc.stderr
     assert {e["name"] for e in json.loads(proc.stdout)["leaderboard"]} == {"model0", "model1"}
+
+
+@pytest.mark.slow
+def test_eval_logs_none_writes_no_simtrace(
+    bundles: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tools.cli import main as racer
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["eval", bundles[0], "--track", "beginner_oval", "--laps", "1", "--max-steps", "20"]
+    assert racer([*argv, "--logs", "none", "--json"]) == 0
+    assert not (tmp_path / "none").exists()
+    assert racer([*argv, "--logs", "logs", "--json"]) == 0
+    assert list((tmp_path / "logs").glob("evaluation-*/evaluation-simtrace/0-iteration.csv"))

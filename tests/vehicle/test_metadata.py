@@ -132,3 +132,9 @@ def test_bad_json_names_line(tmp_path: Path) -> None:
 def test_out_of_range_index_is_an_error() -> None:
     with pytest.raises(MetadataError, match="index 5 is outside"):
         parse_metadata(DRFC_DEFAULT).action_space.decode(5)
+
+
+def test_continuous_ranges_without_their_type_say_how_to_declare_it() -> None:
+    raw = {k: v for k, v in DRFC_CONTINUOUS.items() if k != "action_space_type"}
+    with pytest.raises(MetadataError, match='add "action_space_type": "continuous"'):
+        parse_metadata(raw)
