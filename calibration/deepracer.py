@@ -16,6 +16,7 @@ Runs on the car: no Textual, no training stack.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -42,13 +43,29 @@ def _channel(data: dict[str, Any], key: str, source: str) -> dict[str, int]:
         )
     out: dict[str, int] = {}
     for name in ("min", "mid", "max", "polarity"):
-        value = chan.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+        if name not in chan:
             raise DeepRacerFormatError(
-                f"{source}: Calibration.{key}.{name} = {value!r} is not an integer "
-                "(DeepRacer stores nanoseconds as integers)"
+                f"{source}: Calibration.{key} has no {name!r}; DeepRacer's car writes min, mid "
+                "and max (nanoseconds) and polarity (1 or -1) for each channel"
+            )
+        value = chan[name]
+        whole = (
+            not isinstance(value, bool)
+            and isinstance(value, int | float)
+            and math.isfinite(value)
+            and value == int(value)
+        )
+        if not whole:
+            unit = "1 or -1" if name == "polarity" else "a whole number of nanoseconds"
+            raise DeepRacerFormatError(
+                f"{source}: Calibration.{key}.{name} = {value!r} is not {unit} "
+                "(DeepRacer stores integers here)"
             )
         out[name] = int(value)
+    if out["polarity"] not in (1, -1):
+        raise DeepRacerFormatError(
+            f"{source}: Calibration.{key}: polarity {out['polarity']} must be 1 or -1"
+        )
     if not out["min"] < out["mid"] < out["max"]:
         raise DeepRacerFormatError(
             f"{source}: Calibration.{key} has min {out['min']} ns, mid {out['mid']} ns, "

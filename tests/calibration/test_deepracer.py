@@ -61,7 +61,15 @@ def test_export_is_nanoseconds_and_reimports(tmp_path: Path) -> None:
             _file({**FACTORY_SERVO_NS, "mid": 1_100_000}, FACTORY_MOTOR_NS),
             "need min < mid < max",
         ),
-        (_file({**FACTORY_SERVO_NS, "min": "1200000"}, FACTORY_MOTOR_NS), "not an integer"),
+        (_file({**FACTORY_SERVO_NS, "min": "1200000"}, FACTORY_MOTOR_NS), "not a whole number"),
+        (_file({**FACTORY_SERVO_NS, "min": float("nan")}, FACTORY_MOTOR_NS), "min = nan is not"),
+        (_file({**FACTORY_SERVO_NS, "max": float("-inf")}, FACTORY_MOTOR_NS), "max = -inf is not"),
+        (_file({**FACTORY_SERVO_NS, "mid": 1e400}, FACTORY_MOTOR_NS), "mid = inf is not"),
+        (
+            _file({k: v for k, v in FACTORY_SERVO_NS.items() if k != "polarity"}, FACTORY_MOTOR_NS),
+            "Calibration.Servo has no 'polarity'",
+        ),
+        (_file({**FACTORY_SERVO_NS, "polarity": 0.5}, FACTORY_MOTOR_NS), "is not 1 or -1"),
         (_file({**FACTORY_SERVO_NS, "polarity": 2}, FACTORY_MOTOR_NS), "polarity 2 must be"),
         (
             _file(
@@ -83,3 +91,10 @@ def test_unreadable_and_non_json(tmp_path: Path) -> None:
     bad.write_text("{")
     with pytest.raises(DeepRacerFormatError, match="not valid JSON"):
         import_deepracer(bad)
+
+    literal = tmp_path / "nan.json"
+    literal.write_text(
+        '{"Calibration": {"Servo": {"min": NaN, "mid": 1, "max": 2, "polarity": 1}}}'
+    )
+    with pytest.raises(DeepRacerFormatError, match="min = nan is not"):
+        import_deepracer(literal)
