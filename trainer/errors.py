@@ -4,6 +4,11 @@ clear line instead of a traceback."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from trainer.export import ExportResult
+
 
 class TrainerError(Exception):
     """Base of every error the trainer raises on purpose."""
@@ -25,3 +30,16 @@ class RolloutError(TrainerError):
 
 class EvaluationError(TrainerError):
     """An evaluation target or its options cannot be used."""
+
+
+class ExportError(TrainerError):
+    """The run cannot be exported, or the converted model disagrees with the float one."""
+
+
+class ParityError(ExportError):
+    """The converted model agrees with the float one less often than required; carries
+    the measured figures (`result`) so `--json` can still print them."""
+
+    def __init__(self, result: ExportResult, message: str) -> None:
+        super().__init__(message)
+        self.result = result

@@ -29,24 +29,11 @@ from typing import Any
 
 import numpy as np
 
-from trainer.errors import TrainerError
+from trainer.errors import ExportError, ParityError
 from vehicle.metadata import ModelMetadata
 
 FORMATS = ("int8", "float16", "float32")
 """TFLite formats `racer export` writes."""
-
-
-class ExportError(TrainerError):
-    """The run cannot be exported, or the converted model disagrees with the float one."""
-
-
-class ParityError(ExportError):
-    """The converted model agrees with the float one less often than required; carries
-    the measured figures (`result`) so `--json` can still print them."""
-
-    def __init__(self, result: ExportResult, message: str) -> None:
-        super().__init__(message)
-        self.result = result
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vehicle.errors import MetadataError, VehicleError
+from vehicle.errors import BundleError, MetadataError, UntrustedBundleError
 from vehicle.files import atomic_write
 from vehicle.metadata import ModelMetadata, parse_metadata
 
@@ -57,10 +57,6 @@ MAX_MODEL_BYTES = 256 * 1024 * 1024
 MAX_JSON_BYTES = 4 * 1024 * 1024
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 """Model names: a file name on every filesystem, no path separators, no leading dot."""
-
-
-class BundleError(VehicleError):
-    """A bundle is unreadable, tampered with, truncated, mismatched or wrongly signed."""
 
 
 def check_name(name: str, source: str = "model name") -> str:
@@ -435,7 +431,7 @@ def _check_signature(
 
     ids = ", ".join(k.key_id for k in trusted)
     if signature is None:
-        raise BundleError(
+        raise UntrustedBundleError(
             f"{where}: the bundle is unsigned but this car trusts only signed bundles "
             f"(keys {ids}); export with `racer export --sign KEY`"
         )
@@ -446,7 +442,7 @@ def _check_signature(
     key_id = signature["key_id"]
     key = next((k for k in trusted if k.key_id == key_id), None)
     if key is None:
-        raise BundleError(
+        raise UntrustedBundleError(
             f"{where}: signed by key {key_id}, which this car does not trust (trusted: {ids}); "
             "add its .pub with `racer models trust KEY.pub` or sign with a trusted key"
         )

@@ -57,3 +57,19 @@ class PulseError(VehicleError):
 
 class DriveError(VehicleError):
     """The drive loop refuses to start (model and calibration disagree, bad options)."""
+
+
+class BundleError(VehicleError):
+    """A bundle is unreadable, tampered with, truncated, mismatched or wrongly signed."""
+
+
+class UntrustedBundleError(BundleError):
+    """A bundle is unsigned or not signed by a key this car trusts, while it trusts some."""
+
+
+class SigningError(VehicleError):
+    """A key file is missing or malformed, or signing cannot be done here."""
+
+
+class StoreError(VehicleError):
+    """A store operation was refused (bad bundle, unknown model, nothing to roll back)."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vehicle.errors import VehicleError
+from vehicle.errors import SigningError
 from vehicle.files import atomic_write
 
 PUBLIC_KEY_PREFIX = "openracer-ed25519"
@@ -30,10 +30,6 @@ PRIVATE_KEY_SUFFIX = ".key"
 _RAW_KEY_BYTES = 32
 _SIGNATURE_BYTES = 64
 _COMMENT_OK = re.compile(r"^[\w.@+-]*$")
-
-
-class SigningError(VehicleError):
-    """A key file is missing or malformed, or signing cannot be done here."""
 
 
 def _ed25519() -> Any:

@@ -46,12 +46,11 @@ from vehicle.bundle import (
     MODEL_MEMBER,
     SIGNATURE_MEMBER,
     Bundle,
-    BundleError,
     check_name,
     read_bundle,
     verify_members,
 )
-from vehicle.errors import VehicleError
+from vehicle.errors import BundleError, StoreError, UntrustedBundleError, VehicleError
 from vehicle.files import atomic_path, atomic_write, fsync_directory
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE, PREPROCESSING_VERSION
@@ -79,10 +78,6 @@ CRASH_POINTS = (
 )
 """Named instants where `OPENRACER_STORE_CRASH_AT` kills the process (tests only)."""
 _WRITE_ORDER = (MODEL_MEMBER, "model_metadata.json", SIGNATURE_MEMBER, MANIFEST_MEMBER)
-
-
-class StoreError(VehicleError):
-    """A store operation was refused (bad bundle, unknown model, nothing to roll back)."""
 
 
 def default_store_dir() -> Path:
@@ -273,9 +268,17 @@ class ModelStore:
         if pointer.get("previous"):
             candidates.append(pointer["previous"])
         failures = []
+        trusted = self.trusted_keys()
         for name in dict.fromkeys(candidates):
             try:
-                bundle = self._read_model(name, verify=True)
+                bundle = self._read_model(name, verify=True, trusted=trusted or None)
+            except UntrustedBundleError as exc:
+                # Never fall back past a trust failure: once keys are trusted, the car
+                # drives only signed models, and the person must know why it will not.
+                raise StoreError(
+                    f"refusing to drive model {name!r}: {exc}; or install and activate a "
+                    "bundle signed with a trusted key (`racer flash ... --activate`)"
+                ) from exc
             except (BundleError, StoreError, OSError) as exc:
                 failures.append(f"{name}: {exc}")
                 continue

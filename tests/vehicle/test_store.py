@@ -175,6 +175,27 @@ def test_trusted_keys_refuse_unsigned_and_foreign_bundles(tmp_path, bundles, cap
     assert store.active().signed_key_id == mine.public.key_id
 
 
+def test_trusting_a_key_stops_the_car_driving_an_unsigned_active_model(tmp_path, bundles):
+    """The model installed before `racer models trust` was unsigned: from then on the
+    store refuses it as the active model (what `racer drive` loads) and says how to fix
+    it; it never falls back to another model instead."""
+    keydir = tmp_path / "keys"
+    mine = SigningKey.generate("mine")
+    save_key_pair(mine, keydir, "mine")
+    store = ModelStore(tmp_path / "store")
+    store.install(bundles["a"], activate=True)
+    store.install(bundles["b"], activate=True)  # model-a becomes the previous one
+    assert store.active().name == "model-b"
+    store.trust(keydir / "mine.pub")
+    with pytest.raises(StoreError) as err:
+        store.active()
+    message = str(err.value)
+    assert "refusing to drive model 'model-b'" in message and "unsigned" in message
+    assert "racer export --sign" in message and err.value.exit_code == 2
+    store.untrust(mine.public.key_id)
+    assert store.active().name == "model-b"
+
+
 def test_list_and_verify_json(tmp_path, bundles, capsys):
     root = tmp_path / "store"
     store = ModelStore(root)
