@@ -46,6 +46,12 @@ class LinkTimeout(LinkError):
     """The motor controller stopped answering: nothing valid received within the timeout."""
 
 
+class LinkReaderError(LinkError):
+    """The link's reader thread failed on a frame from the motor controller (a payload the
+    host cannot decode, or a host bug). The car was sent to neutral first; the link stays
+    unusable until it is closed and reopened. The original exception is the `__cause__`."""
+
+
 class ProtocolError(LinkError):
     """The motor controller answered with something the protocol does not allow
     (wrong firmware version, a refused command)."""
