@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.screen_text import screen_text as text
 from tests.tools.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
 from vehicle.camera import Frame
 from vehicle.console import ConsoleParts, DriveConsole, LapTimes, ModelsScreen, TeeCamera
@@ -39,10 +40,6 @@ async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ign
                 f"condition not met within {timeout_s} s; screen:\n{text(pilot.app)}"
             )
         await pilot.pause(0.02)
-
-
-def text(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def _eventually_disarmed(rig: Rig, timeout_s: float = 20.0) -> None:
