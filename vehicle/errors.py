@@ -61,5 +61,9 @@ class PulseError(VehicleError):
     """A pulse calibration or a speed curve is out of range or inconsistent."""
 
 
+class StoreUnavailableError(VehicleError):
+    """The car's model store cannot be opened (its folder cannot be resolved or used)."""
+
+
 class DriveError(VehicleError):
     """The drive loop refuses to start (model and calibration disagree, bad options)."""
