@@ -61,6 +61,10 @@ class PulseError(VehicleError):
     """A pulse calibration or a speed curve is out of range or inconsistent."""
 
 
+class RunLogError(VehicleError):
+    """A drive's run log cannot be written, or a run log read back is malformed."""
+
+
 class StoreUnavailableError(VehicleError):
     """The car's model store cannot be opened (its folder cannot be resolved or used)."""
 
