@@ -125,7 +125,8 @@ def _forget_console(monkeypatch):
 
 def test_console_without_textual_is_a_clear_error_not_a_silent_headless_drive(monkeypatch):
     _forget_console(monkeypatch)
-    monkeypatch.setitem(sys.modules, "textual", None)  # as if not installed
+    for name in [m for m in sys.modules if m.split(".")[0] == "textual"] + ["textual"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed, even if imported
     err = io.StringIO()
     with contextlib.redirect_stdout(_Terminal()), contextlib.redirect_stderr(err):
         code = racer(["drive", "--port", "/dev/null"])
