@@ -8,7 +8,10 @@ Each subcommand lives in its own module `tools/cmd_<name>.py` exposing
 Errors: any exception carrying an integer `exit_code` attribute (every package's
 `errors.py` base class has one) is bad input or a refused operation; it is printed as one
 line `racer <cmd>: error: <message>` and the process exits with that code (2), without a
-traceback unless `--debug` is given.
+traceback unless `--debug` is given. A `ModuleNotFoundError` for one of openracer's
+third-party dependencies (`THIRD_PARTY`, kept in step with pyproject.toml by a test) says
+which extra installs it, exit 2; any other (an openracer module, a typo) is a bug and
+shows as the traceback it is.
 """
 
 from __future__ import annotations
@@ -61,6 +64,48 @@ def _discover() -> dict[str, tuple[str, str]]:
 
 COMMANDS: dict[str, tuple[str, str]] = _discover()
 
+THIRD_PARTY: dict[str, tuple[str, tuple[str, ...]]] = {
+    # import name: (distribution in pyproject.toml, the extras that install it; () = base)
+    "numpy": ("numpy", ()),
+    "cv2": ("opencv-python-headless", ()),
+    "serial": ("pyserial", ()),
+    "textual": ("textual", ()),
+    "rich": ("rich", ()),
+    "tensorflow": ("tensorflow", ("train",)),
+    "keras": ("tensorflow", ("train",)),  # Keras comes with TensorFlow
+    "tensorboard": ("tensorboard", ("train",)),
+    "albumentations": ("albumentations", ("train",)),
+    "gymnasium": ("gymnasium", ("train",)),
+    "matplotlib": ("matplotlib", ("train",)),
+    "pandas": ("pandas", ("train",)),
+    "tyro": ("tyro", ("train",)),
+    "imageio": ("imageio", ("train",)),
+    "imageio_ffmpeg": ("imageio-ffmpeg", ("train",)),
+    "psutil": ("psutil", ("train",)),
+    "cryptography": ("cryptography", ("car", "train")),
+    "ai_edge_litert": ("ai-edge-litert", ("car",)),
+    "Box2D": ("gymnasium", ("bench",)),  # gymnasium[box2d]
+}
+"""The third-party packages `racer` may find missing, by import name."""
+
+
+def _missing_package_message(command: str, module: str) -> str | None:
+    """The one-line error for a missing third-party `module`; None when it is not one of
+    openracer's dependencies (then the ModuleNotFoundError is a bug, raised as it is)."""
+    top = module.split(".")[0]
+    if top not in THIRD_PARTY:
+        return None
+    dist, extras = THIRD_PARTY[top]
+    if extras:
+        where = {"train": " (training side)", "car": " (on the car)", "bench": ""}
+        fix = " or ".join(f"`pip install 'openracer[{e}]'`{where[e]}" for e in extras)
+    else:
+        fix = "`pip install --force-reinstall openracer` (it is a base dependency)"
+    return (
+        f"racer {command}: error: this command needs {dist!r} (module {top!r}), which is "
+        f"not installed; install it with {fix}"
+    )
+
 
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
@@ -112,15 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"racer {name}: interrupted", file=sys.stderr)
         return 130
     except ModuleNotFoundError as exc:
-        if debug:
+        message = _missing_package_message(name, exc.name or "")
+        if debug or message is None:
             raise
-        missing = exc.name or "a module"
-        print(
-            f"racer {name}: error: this command needs {missing!r}, which is not installed; "
-            f"install it with `pip install 'openracer[train]'` (training side) or "
-            f"`pip install 'openracer[car]'` (car side)",
-            file=sys.stderr,
-        )
+        print(message, file=sys.stderr)
         return 2
     except Exception as exc:
         code = getattr(exc, "exit_code", None)

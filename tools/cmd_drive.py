@@ -5,11 +5,16 @@
     racer drive --sim --track TRACK --model FILE|NAME --laps N [--fast] [--json]
 
 On the car, in a terminal and without --headless, it opens the live console
-(`vehicle.console.run(args)`, when that module provides `run`); `args.make_drive(on_frame)`
-builds the same drive this command would run, so the console only adds the screen.
+(`vehicle.console.run(args)`); `args.make_drive(on_frame)` builds the same drive this
+command would run, so the console only adds the screen.
 Headless prints one status line per second and a summary; `--json` prints the summary as
 JSON. Exit status: 0 when the run ended normally, 1 when it ended on a fault (link lost,
 camera failed, inference failing), 2 for bad options or a refusal to start.
+
+Calibration: `--calibration FILE`, else the car's calibration file. When there is none at
+the default path, it drives with DeepRacer's factory pulse widths and says so on stderr;
+a calibration that exists but cannot be loaded (or a broken install that cannot load
+one) refuses to start, exit 2, rather than fall back to factory pulse widths.
 
 `--sim` runs the hardware-in-the-loop simulation (`sim2real.hil`): the real drive loop and
 link over a pty to the real firmware code on a simulated board, the simulator rendering
@@ -22,7 +27,6 @@ the JSON report with --json.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import time
@@ -110,12 +114,17 @@ def main(argv: list[str]) -> int:
     args.make_drive = lambda on_frame=None: _CarSession(args, on_frame)
     if not args.headless and not args.json and sys.stdout.isatty():
         try:
-            console = importlib.import_module("vehicle.console")
-        except ImportError:
-            console = None
-        run = getattr(console, "run", None)
-        if callable(run):
-            return int(run(args) or 0)
+            from vehicle.console import run as run_console
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").split(".")[0]
+            if missing not in ("textual", "rich"):
+                raise  # a bug in openracer, not a missing package
+            raise DriveError(
+                f"the live console needs {missing!r}, which is not installed; reinstall "
+                "openracer (`pip install --force-reinstall openracer`) or drive without "
+                "the console: --headless"
+            ) from exc
+        return int(run_console(args) or 0)
     return _run_headless(args)
 
 
@@ -196,8 +205,12 @@ def _load_calibration(path: Path | None) -> tuple[Any, Any, str]:
 
     try:
         from calibration.store import CalibrationStore
-    except ImportError:
-        return PulseCalibration(), None, "DeepRacer factory defaults (calibration not installed)"
+    except ImportError as exc:
+        raise DriveError(
+            f"cannot load the car's calibration: the calibration package does not import "
+            f"({type(exc).__name__}: {exc}); refusing to drive with DeepRacer's factory "
+            "pulse widths. Reinstall openracer (`pip install --force-reinstall openracer`)"
+        ) from exc
     store = CalibrationStore(path)
     if not store.exists():
         if path is not None:

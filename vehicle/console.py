@@ -43,6 +43,7 @@ from vehicle.console_figures import (
     figures_text,
 )
 from vehicle.console_screens import DriveScreen, ModelsScreen
+from vehicle.errors import StoreUnavailableError, VehicleError
 from vehicle.terminal_view import FrameView
 
 STATS_PERIOD_S = 0.2
@@ -67,6 +68,9 @@ class ConsoleParts:
     """Builds the drive for one start (see `OpenDrive`)."""
     store: Any = None
     """A `vehicle.store.ModelStore` to choose from, or None when this install has none."""
+    store_error: VehicleError | None = None
+    """Why the store could not be opened (`open_store`'s error); the model picker and the
+    log tail show it."""
     link: Any = None
     """An open `vehicle.link.Link` kept between drives (battery and link state while
     stopped); None when each drive opens its own."""
@@ -221,10 +225,13 @@ class DriveConsole(App[None]):
             logging.getLogger(name).addHandler(self._handler)
         self.push_screen(DriveScreen())
         store = self.parts.store
+        if self.parts.store_error is not None:
+            self.log_line(str(self.parts.store_error), "error")
         if self.parts.initial_model is not None:
             self.choose(self.parts.initial_model)
         elif store is None:
-            self.log_line("no model store in this install; `racer drive --model FILE`", "error")
+            if self.parts.store_error is None:
+                self.log_line("no model store in this install; `racer drive --model FILE`", "error")
         else:
             try:
                 self.choose(store.active())
@@ -487,15 +494,20 @@ def run(args: Any, parts: ConsoleParts | None = None) -> int:
 
 
 def open_store(root: Any = None) -> Any:
-    """The car's `vehicle.store.ModelStore` at `root` (None: the default folder), or None
-    on an install without the store; the console's log tail says why."""
+    """The car's `vehicle.store.ModelStore` at `root` (None: the default folder). Raises
+    `StoreUnavailableError` naming the folder and the cause."""
     try:
         from vehicle.store import ModelStore
 
         return ModelStore(root)
     except Exception as exc:
-        logging.getLogger("vehicle.console").warning(f"model store unavailable: {exc}")
-        return None
+        where = (
+            root if root is not None else "($OPENRACER_STORE or ~/.local/share/openracer/models)"
+        )
+        raise StoreUnavailableError(
+            f"model store {where}: cannot open ({type(exc).__name__}: {exc}); choose "
+            "another folder with --store, or drive a model file with --model FILE"
+        ) from exc
 
 
 def parts_from_args(args: Any) -> ConsoleParts:
@@ -513,12 +525,17 @@ def parts_from_args(args: Any) -> ConsoleParts:
         with make_drive(on_frame) as session:
             yield session.drive
 
-    store = open_store(getattr(args, "store", None))
+    store, store_error = None, None
+    try:
+        store = open_store(getattr(args, "store", None))
+    except StoreUnavailableError as exc:
+        store_error = exc  # the console still drives a --model FILE; the picker says why
     model = getattr(args, "model", None)
     max_speed = getattr(args, "max_speed", None)
     return ConsoleParts(
         open_drive=open_drive,
         store=store,
+        store_error=store_error,
         max_speed_fraction=0.5 if max_speed is None else float(max_speed),
         title=str(getattr(args, "port", "") or ""),
         initial_model=None if model is None else CommandLineModel(str(model)),

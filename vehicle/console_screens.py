@@ -56,7 +56,10 @@ class ModelsScreen(Screen[None]):
         store = app.parts.store
         head = self.query_one("#models-head", Static)
         if store is None:
-            head.update("no model store in this install: install one with `racer flash`")
+            if app.parts.store_error is not None:
+                head.update(Text(f"{app.parts.store_error}", style="bold red"))
+            else:
+                head.update("no model store in this install: install one with `racer flash`")
             return
         head.update(f"models in {store.root}  (Enter: choose, Esc: back)")
         try:

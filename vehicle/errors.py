@@ -46,6 +46,12 @@ class LinkTimeout(LinkError):
     """The motor controller stopped answering: nothing valid received within the timeout."""
 
 
+class LinkReaderError(LinkError):
+    """The link's reader thread failed on a frame from the motor controller (a payload the
+    host cannot decode, or a host bug). The car was sent to neutral first; the link stays
+    unusable until it is closed and reopened. The original exception is the `__cause__`."""
+
+
 class ProtocolError(LinkError):
     """The motor controller answered with something the protocol does not allow
     (wrong firmware version, a refused command)."""
@@ -53,6 +59,14 @@ class ProtocolError(LinkError):
 
 class PulseError(VehicleError):
     """A pulse calibration or a speed curve is out of range or inconsistent."""
+
+
+class RunLogError(VehicleError):
+    """A drive's run log cannot be written, or a run log read back is malformed."""
+
+
+class StoreUnavailableError(VehicleError):
+    """The car's model store cannot be opened (its folder cannot be resolved or used)."""
 
 
 class DriveError(VehicleError):

@@ -12,7 +12,10 @@ Owns the port, a reader thread (frames in: telemetry, acks, version), a keeper t
 Liveness: the keeper sends HEARTBEAT at `heartbeat_hz`; the firmware answers each with
 TELEMETRY. If no valid frame arrives for `timeout_s`, every call raises `LinkTimeout`;
 if the port itself fails (cable pulled, device gone) every call raises `LinkError` until
-the reader has reconnected. Nothing here ever returns "no data yet" for a dead link.
+the reader has reconnected. If the reader thread itself fails on a frame (a payload it
+cannot decode, a host bug), it sends neutral, stops, and every later call raises
+`LinkReaderError` chained from the cause, rather than a timeout later on. Nothing here ever
+returns "no data yet" for a dead link.
 
 Commands: `command()` writes at once and the keeper re-sends the latest command at
 `command_repeat_hz` while it is younger than `command_ttl_s`, so one corrupted frame
@@ -29,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from vehicle.errors import LinkError, LinkTimeout, ProtocolError
+from vehicle.errors import LinkError, LinkReaderError, LinkTimeout, ProtocolError
 from vehicle.firmware import protocol as P
 from vehicle.pulses import PulseCalibration
 
@@ -174,6 +177,7 @@ class Link:
         self._telemetry: Telemetry | None = None
         self._last_rx = 0.0
         self._port_error: BaseException | None = None
+        self._reader_error: BaseException | None = None
         self._closed = False
         self._opened = False
         self._cmd: tuple[int, int] | None = None
@@ -246,16 +250,24 @@ class Link:
 
     @property
     def state(self) -> str:
-        """'up', 'timeout', 'lost' (port failed), 'closed' or 'not-open'."""
+        """'up', 'timeout', 'lost' (port failed), 'failed' (reader thread failed),
+        'closed' or 'not-open'."""
         if self._closed:
             return "closed"
         if not self._opened:
             return "not-open"
+        if self._reader_error is not None:
+            return "failed"
         if self._port_error is not None:
             return "lost"
         if time.monotonic() - self._last_rx > self.config.timeout_s:
             return "timeout"
         return "up"
+
+    @property
+    def _broken(self) -> bool:
+        """The port failed or the reader thread did: waiting for an answer is pointless."""
+        return self._port_error is not None or self._reader_error is not None
 
     def check(self) -> None:
         """Raise if the link is not usable right now."""
@@ -263,6 +275,15 @@ class Link:
             raise LinkError(f"serial link {self.config.port} is closed")
         if not self._opened:
             raise LinkError(f"serial link {self.config.port} was never opened; call open()")
+        failure = self._reader_error
+        if failure is not None:
+            raise LinkReaderError(
+                f"serial link {self.config.port}: the reader thread failed on a frame from "
+                f"the motor controller ({type(failure).__name__}: {failure}); the car was "
+                "sent to neutral. Close and reopen the link (restart `racer drive`); if it "
+                "happens again, check that host and firmware versions match "
+                "(`racer firmware flash`)"
+            ) from failure
         err = self._port_error
         if err is not None:
             raise LinkError(
@@ -297,14 +318,14 @@ class Link:
             with self._cond:
                 while self._version is None and not self._closed:
                     left = deadline - time.monotonic()
-                    if left <= 0 or self._port_error is not None:
+                    if left <= 0 or self._broken:
                         break
                     self._cond.wait(min(left, 0.05))
-            if self._version is not None or self._port_error is not None:
+            if self._version is not None or self._broken:
                 break
         info = self._version
         if info is None:
-            if self._port_error is not None or self._closed:
+            if self._broken or self._closed:
                 self.check()
             raise LinkTimeout(
                 f"motor controller on {self.config.port} did not answer HELLO within "
@@ -384,7 +405,7 @@ class Link:
     def telemetry(self, *, max_age_s: float | None = None) -> Telemetry:
         """The latest telemetry; raises `LinkTimeout`/`LinkError` if the link is dead or
         no telemetry newer than `max_age_s` (default: the link timeout) arrives soon."""
-        if self._closed or self._port_error is not None:
+        if self._closed or self._broken:
             self.check()  # a dead port never hands out its last telemetry
         limit = self.config.timeout_s if max_age_s is None else max_age_s
         deadline = time.monotonic() + limit
@@ -394,7 +415,7 @@ class Link:
                 now = time.monotonic()
                 if tel is not None and now - tel.received_s <= limit:
                     return tel
-                if now >= deadline or self._closed or self._port_error is not None:
+                if now >= deadline or self._closed or self._broken:
                     break
                 self._cond.wait(min(deadline - now, 0.05))
         self.check()
@@ -449,7 +470,7 @@ class Link:
             with self._cond:
                 while (msg_id, seq) not in self._acks:
                     left = deadline - time.monotonic()
-                    if left <= 0 or self._closed or self._port_error is not None:
+                    if left <= 0 or self._closed or self._broken:
                         break
                     self._cond.wait(min(left, 0.05))
                 status = self._acks.pop((msg_id, seq), None)
@@ -521,8 +542,22 @@ class Link:
                 continue
             if data:
                 bad0 = self._parser.bad
-                self._parser.feed_into(data, len(data), handler)
+                try:
+                    self._parser.feed_into(data, len(data), handler)
+                except Exception as exc:
+                    self._reader_failed(exc)
+                    return
                 self.stats.frames_bad += self._parser.bad - bad0
+
+    def _reader_failed(self, exc: BaseException) -> None:
+        """The reader cannot go on: record why (every later call raises it, chained),
+        throttle to neutral, wake every waiter. The firmware's own failsafe covers a
+        command that raced past: the keeper stops repeating it after the TTL."""
+        self._reader_error = exc
+        self.stats.errors += 1
+        self.neutral()
+        with self._cond:
+            self._cond.notify_all()
 
     def _keeper(self) -> None:
         hb_period = 1.0 / self.config.heartbeat_hz

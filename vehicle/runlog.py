@@ -1,20 +1,21 @@
 """The drive loop's run log: one JSON line per frame, plus camera frames saved at a
 reduced rate, in a folder that `racer analyze` and the replay camera read.
 
-Layout of a run folder:
+Layout of a run folder (schema 1, `SCHEMA_VERSION`):
 
-    run.jsonl           first line: the run header ({"kind": "run", model, rate_hz, ...});
-                        then one record per loop iteration (frame, t_s, loop_ms,
-                        stages.{capture,preprocess,infer,command}, steer_deg, speed_mps,
-                        steer_us, throttle_us, deadline_miss, link_errors, battery_v,
-                        telemetry.*, event)
+    run.jsonl           first line: the run header ({"kind": "run", "schema_version": 1,
+                        model, rate_hz, ...}); then one record per loop iteration (frame,
+                        t_s, loop_ms, stages.{capture,preprocess,infer,command}, steer_deg,
+                        speed_mps, steer_us, throttle_us, max_speed, deadline_miss,
+                        link_errors, link, event, battery_v, telemetry.*, frame_file)
     summary.json        the drive's summary (stop reason, counters, p50/p99), at close
     frames/NNNNNN.png   saved camera frames (gray, as captured), every `frame_every`-th
     frames/frames.jsonl {"file", "t_s", "frame"} per saved frame (replay timing)
 
 Runs on the car. Writing happens on a background thread so the loop never waits for the
 SD card; records are flushed at least once a second and at close. A crash leaves at most
-a torn last line, which the readers skip.
+a torn last line, which the readers skip. `racer analyze` (tools/analysis/carlog.py) reads
+this schema; a change to the record fields bumps `SCHEMA_VERSION`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vehicle.errors import VehicleError
+from vehicle.errors import RunLogError
 from vehicle.files import atomic_write_json
+
+SCHEMA_VERSION = 1
+"""Version of the run-log format, written in the header line."""
 
 _STOP = object()
 
@@ -54,7 +58,7 @@ class RunLog:
                 (self.dir / "frames").mkdir(exist_ok=True)
             self._fh = open(self.dir / "run.jsonl", "a", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
-            raise VehicleError(
+            raise RunLogError(
                 f"run log {self.dir}: cannot write ({exc.strerror}); choose another --log-dir"
             ) from exc
         self.frame_every = int(frame_every)
@@ -67,7 +71,9 @@ class RunLog:
             else None
         )
         self._q: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
-        self._fh.write(json.dumps({"kind": "run", **header}, default=_json_default) + "\n")
+        head = {k: v for k, v in header.items() if k not in ("kind", "schema_version")}
+        head = {"kind": "run", "schema_version": SCHEMA_VERSION, **head}
+        self._fh.write(json.dumps(head, default=_json_default) + "\n")
         self._fh.flush()
         self._thread = threading.Thread(target=self._writer, name="runlog", daemon=True)
         self._thread.start()
@@ -162,14 +168,23 @@ def _json_default(obj: Any) -> Any:
 
 
 def read_run(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a run log (folder or run.jsonl), skipping a torn last line."""
+    """All records of a run log (folder or run.jsonl), the header first. A torn last line
+    (a crash mid-write) is skipped; any other unreadable line raises `RunLogError`."""
     p = Path(path)
     if p.is_dir():
         p = p / "run.jsonl"
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunLogError(f"run log {p}: cannot read ({exc})") from exc
     out = []
-    for line in p.read_text(encoding="utf-8").splitlines():
+    for n, line in enumerate(lines, 1):
         try:
             out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+        except json.JSONDecodeError as exc:
+            if n == len(lines):
+                break
+            raise RunLogError(
+                f"run log {p}:{n}: not JSON ({exc.msg}); only the last line may be torn"
+            ) from exc
     return out

@@ -11,6 +11,7 @@ import pytest
 from tools.analysis.carlog import analyze_car_log, is_car_log, load_car_log, series
 from tools.analysis.errors import CarLogError
 from tools.cli import main as racer
+from vehicle.runlog import SCHEMA_VERSION
 
 
 def write_car_log(root, n=90, rate_hz=15.0, frames_every=1, seed=0, torn=False):
@@ -49,6 +50,7 @@ def write_car_log(root, n=90, rate_hz=15.0, frames_every=1, seed=0, torn=False):
 
 def test_series_and_summary(tmp_path):
     log = load_car_log(write_car_log(tmp_path / "run"))
+    assert log.schema_version is None  # written before run logs had a schema: legacy
     assert log.header["rate_hz"] == 15.0 and len(log.records) == 90
     s = series(log)
     assert s.period_ms == pytest.approx(1000 / 15)
@@ -121,6 +123,7 @@ def test_a_log_written_by_the_drive_loops_run_log_writer(tmp_path):
         log.record(rec)
     log.close({"frames": 40, "stop_reason": "test"})
     car = load_car_log(tmp_path / "drive")
+    assert car.schema_version == car.header["schema_version"] == SCHEMA_VERSION == 1
     assert car.header["model"] == "m" and car.end["stop_reason"] == "test"
     with pytest.raises(CarLogError, match="overwrite"):
         analyze_car_log(car, tmp_path / "drive")
@@ -130,3 +133,59 @@ def test_a_log_written_by_the_drive_loops_run_log_writer(tmp_path):
     summary = analyze_car_log(car, tmp_path / "out")
     assert summary["link_errors"] == 2 and summary["replay_frames"] == 8
     assert summary["latency_max_ms"] == 90.0
+
+
+def _jsonl(root, *objects, summary=None):
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "run.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects))
+    if summary is not None:
+        (root / "summary.json").write_text(summary)
+    return root
+
+
+def test_schema_1_is_read_by_its_own_names_only(tmp_path):
+    """A schema 1 log is read by the names `racer drive` writes; the legacy spellings mean
+    nothing in it (a writer that drifts is caught, not papered over)."""
+    head = {"kind": "run", "schema_version": 1, "rate_hz": 10.0}
+    frame = {"frame": 0, "t_s": 5.0, "loop_ms": 20.0, "stages": {"infer": 15.0}}
+    log = load_car_log(_jsonl(tmp_path / "ok", head, frame, {**frame, "t_s": 5.1}))
+    s = series(log)
+    assert s.period_ms == 100.0 and list(s.latency_ms) == [20.0, 20.0]
+    assert set(s.stages_ms) == {"infer"} and s.steer_deg is None
+    legacy_names = {"frame": 0, "t_ns": 5_000_000_000, "latency_ms": 20.0}
+    drifted = load_car_log(_jsonl(tmp_path / "drift", head, legacy_names))
+    with pytest.raises(CarLogError, match="no t_s"):
+        series(drifted)
+    spelled = {"frame": 0, "t_s": 5.0, "action": {"steer_deg": 5.0}, "timings_ms": {"x": 1.0}}
+    s = series(load_car_log(_jsonl(tmp_path / "spelled", head, spelled)))
+    assert s.steer_deg is None and s.latency_ms is None and s.stages_ms == {}
+
+
+def test_schema_1_refuses_what_it_does_not_know(tmp_path):
+    head = {"kind": "run", "schema_version": 1}
+    frame = {"frame": 0, "t_s": 5.0}
+    with pytest.raises(CarLogError, match="schema_version 2.*reads schema 1"):
+        load_car_log(_jsonl(tmp_path / "new", {**head, "schema_version": 2}, frame))
+    with pytest.raises(CarLogError, match=":3: a 'end' record inside a schema 1"):
+        load_car_log(_jsonl(tmp_path / "kind", head, frame, {"kind": "end"}))
+    with pytest.raises(CarLogError, match="summary.json: unreadable"):
+        load_car_log(_jsonl(tmp_path / "summary", head, frame, summary='{"frames": '))
+
+
+def test_legacy_spellings_map_onto_schema_1(tmp_path):
+    """The other spellings earlier writers used (see `_LEGACY_FIELDS`) land on the
+    schema 1 names: milliseconds time, `timings_ms.`, `link_ok`, `control_rate_hz`."""
+    root = tmp_path / "old"
+    (root / "frames").mkdir(parents=True)
+    cv2.imwrite(str(root / "frames" / "img_1.png"), np.zeros((8, 8), np.uint8))
+    records = [
+        {"index": i, "t_ms": 1000 + 100 * i, "timings_ms": {"infer": 30.0 + i}, "link_ok": i != 1}
+        for i in range(3)
+    ]
+    log = load_car_log(_jsonl(root, {"control_rate_hz": 10}, *records))
+    assert log.schema_version is None and log.header["rate_hz"] == 10
+    assert list(log.records["frame_file"].fillna("")) == ["", "frames/img_1.png", ""]
+    s = series(log)
+    assert list(s.t_s) == pytest.approx([0.0, 0.1, 0.2])
+    assert list(s.latency_ms) == [30.0, 31.0, 32.0] and set(s.stages_ms) == {"infer"}
+    assert list(s.link_errors) == [0.0, 1.0, 1.0] and s.period_ms == 100.0

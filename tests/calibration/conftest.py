@@ -62,11 +62,6 @@ def run_async(fn):  # type: ignore[no-untyped-def]
     return wrapper
 
 
-def screen_text(app) -> str:  # type: ignore[no-untyped-def]
-    """What the terminal shows now, as plain text lines."""
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
 async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
     """Pause until `condition()` holds (the app runs threads, so "idle" is not enough)."""
     import time

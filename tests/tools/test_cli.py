@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -57,3 +60,67 @@ def test_racer_console_script_runs() -> None:
         pytest.skip("console script not installed (pip install -e .)")
     proc = subprocess.run([str(racer), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "usage: racer" in proc.stdout
+
+
+def _fake_command(monkeypatch: pytest.MonkeyPatch, imports: str) -> None:
+    """`racer fake`: a command whose main imports `imports`."""
+
+    class Fake:
+        @staticmethod
+        def main(argv: list[str]) -> int:
+            importlib.import_module(imports)
+            return 0
+
+    monkeypatch.setitem(sys.modules, "tools.cmd_fake", Fake)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("tools.cmd_fake", "test"))
+
+
+@pytest.mark.parametrize(
+    ("module", "fix"),
+    [
+        ("albumentations", "pip install 'openracer[train]'"),
+        ("tensorflow.lite", "pip install 'openracer[train]'"),
+        ("ai_edge_litert.interpreter", "pip install 'openracer[car]'"),
+        ("textual", "pip install --force-reinstall openracer"),
+    ],
+)
+def test_a_missing_dependency_names_the_extra_that_installs_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], module: str, fix: str
+) -> None:
+    for name in {module.split(".")[0], module}:  # the import fails as if not installed,
+        monkeypatch.setitem(sys.modules, name, None)  # even when another test imported it
+    _fake_command(monkeypatch, module)
+    assert cli.main(["fake"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"module {module.split('.')[0]!r}" in err[0] and fix in err[0]
+
+
+@pytest.mark.parametrize("module", ["vehicle.no_such_module", "tools.cmd_trian", "tensorflw"])
+def test_a_typo_or_an_openracer_module_is_a_real_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], module: str
+) -> None:
+    _fake_command(monkeypatch, module)
+    with pytest.raises(ModuleNotFoundError) as info:
+        cli.main(["fake"])
+    assert info.value.name == module
+    assert "pip install" not in capsys.readouterr().err
+
+
+def test_third_party_table_matches_pyproject() -> None:
+    """Every dependency pyproject.toml declares for running openracer (base, train, car,
+    bench) has an entry, and every entry names a dependency of the extras it claims."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requirements}  # type: ignore[union-attr]
+
+    declared = {"": names(project["dependencies"])}
+    for extra in ("train", "car", "bench"):
+        declared[extra] = names(project["optional-dependencies"][extra])
+    for module, (dist, extras) in cli.THIRD_PARTY.items():
+        for extra in extras or ("",):
+            assert dist in declared[extra], f"{module}: {dist} is not in [{extra or 'base'}]"
+    listed = {(dist, e) for dist, extras in cli.THIRD_PARTY.values() for e in extras or ("",)}
+    for extra, dists in declared.items():
+        for dist in dists:
+            assert (dist, extra) in listed, f"pyproject's {dist} [{extra}] is not in THIRD_PARTY"

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from tests.screen_text import screen_text as text
 from tests.tools.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
 from vehicle.camera import Frame
 from vehicle.console import ConsoleParts, DriveConsole, LapTimes, ModelsScreen, TeeCamera
 from vehicle.drive import DriveConfig
+from vehicle.errors import StoreUnavailableError
 from vehicle.link import Telemetry
 from vehicle.pulses import PulseCalibration
 
@@ -39,10 +41,6 @@ async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ign
                 f"condition not met within {timeout_s} s; screen:\n{text(pilot.app)}"
             )
         await pilot.pause(0.02)
-
-
-def text(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def _eventually_disarmed(rig: Rig, timeout_s: float = 20.0) -> None:
@@ -280,3 +278,35 @@ async def test_racer_drive_arguments_build_each_drive(rig: Rig) -> None:
         await pilot.press("space")
         await until(pilot, lambda: app.drive is None)
     _eventually_disarmed(rig)
+
+
+def test_open_store_names_the_folder_and_the_cause() -> None:
+    from vehicle.console import open_store
+
+    with pytest.raises(StoreUnavailableError, match="no-such-user-openracer.*RuntimeError") as e:
+        open_store("~no-such-user-openracer/models")
+    assert isinstance(e.value.__cause__, RuntimeError)
+
+
+@run_async
+async def test_a_store_that_cannot_open_is_shown_not_hidden(rig: Rig) -> None:
+    """`racer drive --store` naming a folder that cannot be resolved: the console still
+    starts (a --model FILE drives), and both the log tail and the model picker say why."""
+    import argparse
+
+    from vehicle.console import parts_from_args
+
+    args = argparse.Namespace(
+        model=None, store="~no-such-user-openracer/models", max_speed=0.3, port="/dev/pty-sim"
+    )
+    args.make_drive = lambda on_frame: None  # never started here
+    parts = parts_from_args(args)
+    assert parts.store is None and isinstance(parts.store_error, StoreUnavailableError)
+    parts.link = rig.link
+    app = DriveConsole(parts)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: any("cannot open" in line.plain for line in app.log_lines))
+        await pilot.press("m")
+        await until(pilot, lambda: isinstance(app.screen, ModelsScreen))
+        await until(pilot, lambda: "~no-such-user-openracer/models: cannot open" in text(app))
+        assert "RuntimeError: Could not determine home" in text(app)

@@ -20,6 +20,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("sim2real.world")
 
 from sim2real.hil.session import HILConfig  # noqa: E402
+from tests.screen_text import screen_text as text  # noqa: E402
 from tests.tools.tui_terminal import ROOT, Terminal  # noqa: E402
 from tests.vehicle.expert_model import build_expert_model  # noqa: E402
 from tools.cmd_drive import sim_console_parts  # noqa: E402
@@ -53,10 +54,6 @@ async def until(pilot, condition, timeout_s: float = WAIT_S) -> None:  # type: i
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout_s} s")
         await pilot.pause(0.05)
-
-
-def text(app) -> str:  # type: ignore[no-untyped-def]
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 @run_async

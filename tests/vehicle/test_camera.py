@@ -99,10 +99,13 @@ class _Burst(_LatestFrameCamera):
         self.i = 0
         self.stall_after = stall_after
         self.gate = threading.Event()
+        self.stalled = threading.Event()
+        """Set once the last frame before the stall has been handed over."""
         self._start()
 
     def _grab(self):
         if self.i >= self.n or (self.stall_after is not None and self.i >= self.stall_after):
+            self.stalled.set()
             self.gate.wait()
             raise RuntimeError("sensor unplugged")
         self.i += 1
@@ -112,13 +115,12 @@ class _Burst(_LatestFrameCamera):
 
 def test_latest_frame_camera_drops_old_frames_and_reports_stall_and_error():
     cam = _Burst(n=1000, stall_after=30)
-    time.sleep(0.2)
+    assert cam.stalled.wait(10.0), "the capture thread never produced its 30 frames"
     f = cam.read(timeout_s=1.0)
-    assert f.index == 30 and cam.frames_dropped > 0  # the newest, not the oldest
+    assert f.index == 30 and cam.frames_dropped == 29  # the newest, not the oldest
     with pytest.raises(CameraStalled):
         cam.read(timeout_s=0.1)  # no repeat of frame 30
     cam.gate.set()
-    time.sleep(0.05)
     with pytest.raises(CameraError, match="sensor unplugged"):
-        cam.read(timeout_s=0.5)
+        cam.read(timeout_s=10.0)  # returns as soon as the capture thread reports
     cam.close()

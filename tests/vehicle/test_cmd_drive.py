@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 
 import cv2
 import numpy as np
@@ -87,6 +88,58 @@ def test_bad_options_are_one_line_errors(model, tmp_path):
     )
     assert code == 2 and "model file not found" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_broken_calibration_refuses_to_start(model, tmp_path, monkeypatch):
+    """A calibration file that exists but cannot be loaded stops the drive (exit 2); it
+    never falls back to DeepRacer's factory pulse widths."""
+    cal = tmp_path / "calibration.json"
+    cal.write_text('{"schema_version": 1, "steering": ')
+    monkeypatch.setenv("OPENRACER_CALIBRATION", str(cal))
+    argv = ["drive", "--headless", "--port", "/dev/null", "--model", str(model[0])]
+    code, _, err = _run([*argv, "--camera", "replay:x"])
+    assert code == 2 and f"{cal}: not valid JSON" in err and "factory" not in err, err
+
+
+def test_a_calibration_package_that_does_not_import_refuses_to_start(model, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENRACER_CALIBRATION", str(tmp_path / "none.json"))
+    monkeypatch.setitem(sys.modules, "calibration.store", None)  # a broken install
+    argv = ["drive", "--headless", "--port", "/dev/null", "--model", str(model[0])]
+    code, _, err = _run([*argv, "--camera", "replay:x"])
+    assert code == 2 and "calibration package does not import" in err, err
+    assert "refusing to drive with DeepRacer's factory pulse widths" in err
+
+
+class _Terminal(io.StringIO):
+    """stdout as a terminal: `racer drive` opens the live console."""
+
+    def isatty(self):
+        return True
+
+
+def _forget_console(monkeypatch):
+    for name in list(sys.modules):
+        if name.startswith(("vehicle.console", "vehicle.terminal_view")):
+            monkeypatch.delitem(sys.modules, name)
+
+
+def test_console_without_textual_is_a_clear_error_not_a_silent_headless_drive(monkeypatch):
+    _forget_console(monkeypatch)
+    for name in [m for m in sys.modules if m.split(".")[0] == "textual"] + ["textual"]:
+        monkeypatch.setitem(sys.modules, name, None)  # as if not installed, even if imported
+    err = io.StringIO()
+    with contextlib.redirect_stdout(_Terminal()), contextlib.redirect_stderr(err):
+        code = racer(["drive", "--port", "/dev/null"])
+    assert code == 2
+    assert "live console needs 'textual'" in err.getvalue() and "--headless" in err.getvalue()
+
+
+def test_console_that_fails_to_import_is_a_real_error(monkeypatch):
+    _forget_console(monkeypatch)
+    monkeypatch.setitem(sys.modules, "vehicle.console_figures", None)  # a bug, not a package
+    with contextlib.redirect_stdout(_Terminal()), pytest.raises(ModuleNotFoundError) as info:
+        racer(["drive", "--port", "/dev/null"])
+    assert info.value.name == "vehicle.console_figures"
 
 
 def test_corrupt_model_refuses_to_start(tmp_path):

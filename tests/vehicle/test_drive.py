@@ -16,11 +16,18 @@ import pytest
 from sim2real.hil.board import SimulatedFirmware
 from tests.vehicle.tiny_models import write_model
 from vehicle.camera import Camera, Frame, ReplayCamera
-from vehicle.drive import Drive, DriveConfig, mapping_for
+from vehicle.drive import Drive, DriveConfig, FrameStatus, mapping_for
 from vehicle.errors import CameraError, CameraStalled, DriveError
+from vehicle.firmware import protocol as P
 from vehicle.inference import Policy
 from vehicle.link import Link, LinkConfig
-from vehicle.pulses import AbsoluteMapping, PulseCalibration, SpeedCurve, action_pulses
+from vehicle.pulses import (
+    AbsoluteMapping,
+    BatteryCompensation,
+    PulseCalibration,
+    SpeedCurve,
+    action_pulses,
+)
 from vehicle.runlog import RunLog, read_run
 
 pytest.importorskip("tensorflow")
@@ -284,26 +291,70 @@ def test_refuses_model_calibration_disagreement(model, car):
 
 
 def test_absolute_mode_uses_battery(model, car):
+    """Battery compensation reaches the pulses. The measured top speed is 3.0 m/s at the
+    simulated pack's voltage (7-8.5 V) and 1.5 m/s at the speed curve's 6.0 V reference,
+    so every throttle is the one for half the model's speed, never the uncompensated one."""
     sim, link = car
     policy = Policy.load(*model)
-    from vehicle.pulses import BatteryCompensation
-
     m = AbsoluteMapping(
-        SpeedCurve(((0.3, 0.5), (1.0, 3.0)), 7.9),
+        SpeedCurve(((0.3, 0.5), (1.0, 3.0)), 6.0),
         max_steer_deg=30.0,
-        battery=BatteryCompensation(((7.0, 2.5), (8.4, 3.2))),
+        battery=BatteryCompensation(((6.0, 1.5), (7.0, 3.0))),
     )
-    d, res = _drive(model, car, SynthCamera(), max_frames=8, handle_signals=False)
-    d2 = Drive(
+    link.telemetry()  # the pack's voltage is known before the first frame
+    seen: list[FrameStatus] = []
+    d = Drive(
         SynthCamera(),
         policy,
         link,
         PulseCalibration(),
         m,
         DriveConfig(max_frames=8, handle_signals=False),
+        on_frame=seen.append,
     )
-    res2 = d2.run()
-    assert res2.ok and res2.commands == 8
+    res = d.run()
+    assert res.ok and res.commands == 8
+    cal = PulseCalibration()
+    for st in seen:
+        assert st.telemetry is not None and st.telemetry.battery_v >= 7.0
+        assert st.speed_mps is not None and st.speed_mps > 0
+        args = (m, cal, st.steer_deg, st.speed_mps)
+        half = action_pulses(*args, max_speed_fraction=1.0, battery_v=st.telemetry.battery_v)
+        plain = action_pulses(*args, max_speed_fraction=1.0)
+        assert half[3] == pytest.approx(m.speed_curve.throttle_for(st.speed_mps / 2))
+        assert st.throttle_us == half[1] != plain[1]
+
+
+def test_a_link_reader_failure_mid_drive_stops_at_neutral(model, car, monkeypatch):
+    """The link's reader thread fails on a frame while driving: neutral first, then the
+    loop stops on the named error at its next call on the link (not a timeout later)."""
+    sim, link = car
+    policy = Policy.load(*model)
+    d = Drive(
+        SynthCamera(),
+        policy,
+        link,
+        PulseCalibration(),
+        mapping_for(policy),
+        DriveConfig(handle_signals=False, duration_s=10),
+    )
+
+    def garbled(frame):
+        raise ValueError("telemetry payload of 3 bytes, expected 24")
+
+    def garble_when_driving():
+        while sim.controller.state != 1 or sim.board.throttle_pin.duty_ns == 1446_000:
+            time.sleep(0.005)
+        monkeypatch.setattr(P, "unpack_telemetry", garbled)
+
+    threading.Thread(target=garble_when_driving, daemon=True).start()
+    res = d.run()
+    assert not res.ok and res.link_errors == 1 and res.duration_s < 5
+    assert "reader thread failed" in res.stop_reason and "3 bytes" in res.stop_reason
+    deadline = time.monotonic() + 1.0  # the firmware thread applies the last frame it got
+    while sim.board.throttle_pin.duty_ns != 1446_000 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert sim.board.throttle_pin.duty_ns == 1446_000
 
 
 class _HiccupCamera(SynthCamera):

@@ -9,7 +9,7 @@ import pytest
 
 from sim2real.hil.board import SimulatedFirmware
 from sim2real.hil.line import LineFaults
-from vehicle.errors import LinkError, LinkTimeout, ProtocolError
+from vehicle.errors import LinkError, LinkReaderError, LinkTimeout, ProtocolError
 from vehicle.firmware import protocol as P
 from vehicle.link import Link, LinkConfig
 from vehicle.pulses import PulseCalibration
@@ -72,17 +72,57 @@ def test_refused_arm_is_an_error(sim):
         assert link.telemetry().state == "disarmed"
 
 
-def test_commands_stop_repeating_after_ttl_and_firmware_fails_safe(sim):
-    cfg = LinkConfig(port=sim.port, command_ttl_s=0.1, failsafe_timeout_ms=100)
+def test_commands_repeat_while_fresh_then_stop_and_firmware_fails_safe(sim):
+    """One command with a 0.3 s TTL against a 100 ms firmware failsafe: the keeper's
+    repeats hold the throttle for the TTL (without them the firmware would trip ~100 ms
+    after the command), then stop, and the firmware fails safe on its own."""
+    cfg = LinkConfig(port=sim.port, command_ttl_s=0.3, failsafe_timeout_ms=100)
     with Link(cfg) as link:
         link.arm(PulseCalibration())
+        sent0 = link.stats.commands_sent
         link.command(1450, 1380)
-        time.sleep(0.15)
-        assert sim.board.throttle_pin.duty_ns == 1380_000 or True  # may already be neutral
-        assert _wait(lambda: link.telemetry().state == "failsafe", 1.0)
+        assert _wait(lambda: link.telemetry().state == "failsafe", 2.0)
         assert sim.board.throttle_pin.duty_ns == 1446_000
-        # the host's repeats kept it alive for the TTL: the failsafe came after >= 100 ms
+        throttle = [(t, us) for t, which, us in sim.board.pulse_log if which == "throttle"]
+        t_on = next(t for t, us in throttle if us == 1380)
+        t_off = next(t for t, us in throttle if us == 1446 and t > t_on)
+        held_s = t_off - t_on
+        assert held_s >= 0.25, f"throttle held {held_s * 1000:.0f} ms: commands not repeated"
+        repeats = link.stats.commands_sent - sent0 - 1
+        assert 5 <= repeats <= 0.3 * cfg.command_repeat_hz + 2, repeats
+        time.sleep(0.2)  # stale: nothing more is sent
+        assert link.stats.commands_sent - sent0 - 1 == repeats
         assert link.telemetry().failsafes == 1
+
+
+def test_a_reader_failure_goes_neutral_and_the_next_call_raises_it(sim, monkeypatch):
+    """A frame the reader thread cannot handle: the car goes to neutral at once (the
+    keeper would otherwise hold the throttle for the long TTL) and the next call raises
+    `LinkReaderError` chained from the cause, not a timeout seconds later."""
+    cfg = LinkConfig(port=sim.port, timeout_s=5.0, command_ttl_s=10.0)
+    link = Link(cfg).open()
+    try:
+        link.arm(PulseCalibration(), timeout_ms=2000)
+        link.command(1450, 1380)
+        assert _wait(lambda: sim.board.throttle_pin.duty_ns == 1380_000)
+
+        def garbled(frame):
+            raise ValueError("telemetry payload of 3 bytes, expected 24")
+
+        monkeypatch.setattr(P, "unpack_telemetry", garbled)
+        assert _wait(lambda: link.state == "failed")
+        assert _wait(lambda: sim.board.throttle_pin.duty_ns == 1446_000, 1.0)
+        assert sim.controller.state == P.STATE_ARMED  # the host's neutral, not a failsafe
+        t0 = time.monotonic()
+        with pytest.raises(LinkReaderError, match="reader thread failed.*neutral") as info:
+            link.telemetry()
+        assert time.monotonic() - t0 < 0.5  # at once, not after the 5 s timeout
+        assert isinstance(info.value.__cause__, ValueError)
+        with pytest.raises(LinkReaderError):
+            link.command(1450, 1380)
+        assert sim.board.throttle_pin.duty_ns == 1446_000
+    finally:
+        link.close()
 
 
 def test_dead_link_raises_never_looks_like_no_data(sim):

@@ -1,20 +1,19 @@
 """Car run logs from `racer drive` (real car or simulated): load, measure, plot, replay.
 
-A run log is a folder holding one JSON-lines file (one object per control-loop frame)
-and optionally the saved camera frames. Nested objects are flattened to dotted keys and
-each quantity is looked up by the names the drive loop uses (several spellings are
-accepted, so older logs keep working):
+A run log is the folder `vehicle.runlog.RunLog` writes: `run.jsonl` (a header line, then
+one object per control-loop frame), `summary.json` when the drive ends, and optionally
+the saved camera frames. Nested objects are flattened to dotted keys. The reader reads
+one schema, `vehicle.runlog.SCHEMA_VERSION` (1), named in the header line
+`{"kind": "run", "schema_version": 1, ...}`:
 
-- time: `t_s` / `time_s` / `timestamp` / `t` (seconds) or `t_ns` / `t_us` / `t_ms`;
-- loop latency: `loop_ms` / `latency_ms`, or the sum of the stage timings;
-- stage timings: every numeric key under `stages.` / `timings_ms.` / `stage_ms.` (ms);
-- deadline misses: `deadline_miss` / `missed` (bool), else latency above the period;
-- link errors: `link_errors` / `link.errors` (a running count) or `link_ok` false;
-- battery: `battery_v` / `telemetry.battery_v`;
-- commands: `steer_deg`, `speed_mps` (or `action.steer_deg`, ...), pulses `steer_us`,
-  `throttle_us` (or `pulses.steering_us`, ...);
-- saved frames: `frame_path` / `frame_file` relative to the folder, or `frames/` files
-  whose names carry the frame index.
+- header: `rate_hz` (the control rate; without it, the records' median period);
+- per frame: `t_s` (wall clock, s), `loop_ms` (capture to command sent),
+  `stages.<name>` (ms), `deadline_miss`, `link_errors` (a running count), `battery_v`,
+  `steer_deg`, `speed_mps`, `steer_us`, `throttle_us`, `frame_file` (a saved frame,
+  relative to the folder).
+
+Logs written before the schema (no `schema_version`) still load: `_legacy_log`, the one
+place that knows the spellings earlier writers used, maps them onto these fields.
 
 `analyze_car_log` writes the figures, an optional MP4 replay of the saved frames with the
 model's actions overlaid, and `report.html`.
@@ -33,40 +32,15 @@ import numpy as np
 import pandas as pd
 
 from tools.analysis.errors import CarLogError
+from vehicle.runlog import SCHEMA_VERSION
 
-_TIME_S = ("t_s", "time_s", "timestamp_s", "timestamp", "t", "time", "wall_clock")
-_TIME_SCALED = (("t_ns", 1e-9), ("t_us", 1e-6), ("t_ms", 1e-3), ("monotonic_ns", 1e-9))
-_LATENCY = ("loop_ms", "latency_ms", "total_ms", "frame_ms", "loop_latency_ms")
-_STAGE_PREFIXES = ("stages.", "timings_ms.", "stage_ms.", "timings.", "stage_times_ms.")
-_MISS = ("deadline_miss", "deadline_missed", "missed_deadline", "missed")
-_LINK_ERRORS = (
-    "link_errors",
-    "link.errors",
-    "telemetry.link_errors",
-    "link.error_count",
-    "errors.link",
-)
-_LINK_OK = ("link_ok", "link.ok", "telemetry.link_ok")
-_BATTERY = ("battery_v", "telemetry.battery_v", "battery.voltage_v", "telemetry.vbat_v", "vbat_v")
-_STEER = (
-    "steer_deg",
-    "action.steer_deg",
-    "steering_deg",
-    "action.steering_angle",
-    "steering_angle",
-)
-_SPEED = ("speed_mps", "action.speed_mps", "action.speed", "speed")
-_ACTION = ("action", "action.index", "action_index")
-_STEER_US = ("steer_us", "pulses.steer_us", "pulses.steering_us", "steering_us")
-_THROTTLE_US = ("throttle_us", "pulses.throttle_us", "pulses.motor_us", "motor_us")
-_FRAME = ("frame", "index", "frame_index", "step", "i")
-_FRAME_PATH = ("frame_path", "frame_file", "image", "image_path")
-_RATE = ("rate_hz", "control_rate_hz", "meta.rate_hz")
+_STAGES = "stages."
+"""Prefix of the per-stage timings (ms) in schema 1."""
 
 
 @dataclass
 class CarLog:
-    """One `racer drive` run log."""
+    """One `racer drive` run log, in schema 1 field names whatever the file's version."""
 
     root: Path
     """The run-log folder."""
@@ -77,9 +51,12 @@ class CarLog:
     header: dict[str, Any] = field(default_factory=dict)
     """The run header (`{"kind": "run", ...}`: model, rate, calibration), if present."""
     end: dict[str, Any] = field(default_factory=dict)
-    """The closing summary (`{"kind": "end", ...}`), if the run ended cleanly."""
+    """The closing summary (`summary.json`), if the run ended cleanly."""
     frames_dir: Path | None = None
     """Folder of saved frames, if any."""
+    schema_version: int | None = SCHEMA_VERSION
+    """The file's schema; None for a log from before run logs had one (read through the
+    legacy mapping)."""
 
 
 def _jsonl_of(path: Path) -> Path | None:
@@ -112,15 +89,9 @@ def _flatten(obj: Any, prefix: str = "", out: dict | None = None) -> dict:
     return out
 
 
-def load_car_log(path: str | Path) -> CarLog:
-    """Read a run log folder (or its .jsonl file)."""
-    path = Path(path).expanduser()
-    jsonl = _jsonl_of(path)
-    if jsonl is None:
-        raise CarLogError(f"{path}: no .jsonl run log found; give the folder `racer drive` wrote")
-    rows: list[dict[str, Any]] = []
-    header: dict[str, Any] = {}
-    end: dict[str, Any] = {}
+def _read_objects(jsonl: Path) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every line; a torn last line (a crash) is skipped."""
+    out: list[tuple[int, dict[str, Any]]] = []
     with jsonl.open(encoding="utf-8") as fh:
         for n, line in enumerate(fh, 1):
             line = line.strip()
@@ -134,49 +105,63 @@ def load_car_log(path: str | Path) -> CarLog:
                 raise CarLogError(f"{jsonl}:{n}: not JSON ({exc.msg}); is this a run log?") from exc
             if not isinstance(obj, dict):
                 raise CarLogError(f"{jsonl}:{n}: expected a JSON object per line")
-            flat = _flatten(obj)
-            kind = flat.pop("kind", None)
-            if kind == "run" or (
-                kind is None
-                and not rows
-                and not header
-                and _pick(flat, _LATENCY + _STEER + _FRAME) is None
-            ):
-                header = flat
-                continue
-            if kind == "end":
-                end = flat
-                continue
-            rows.append(flat)
-    if not rows:
-        raise CarLogError(f"{jsonl}: holds no frame records; was the drive stopped at once?")
+            out.append((n, obj))
+    return out
+
+
+def load_car_log(path: str | Path) -> CarLog:
+    """Read a run log folder (or its .jsonl file): schema 1, or a log from before the
+    schema through the legacy mapping."""
+    path = Path(path).expanduser()
+    jsonl = _jsonl_of(path)
+    if jsonl is None:
+        raise CarLogError(f"{path}: no .jsonl run log found; give the folder `racer drive` wrote")
+    objects = _read_objects(jsonl)
+    first = objects[0][1] if objects else {}
+    version = first.get("schema_version") if first.get("kind") == "run" else None
     root = jsonl.parent
+    frames = root / "frames"
+    frames_dir = frames if frames.is_dir() else None
+    if version is None:
+        header, records, end = _legacy_log(objects, frames_dir)
+    elif version == SCHEMA_VERSION:
+        header = {k: v for k, v in _flatten(first).items() if k != "kind"}
+        rows = []
+        for n, obj in objects[1:]:
+            if "kind" in obj:
+                raise CarLogError(
+                    f"{jsonl}:{n}: a {obj['kind']!r} record inside a schema {version} run "
+                    "log, which has one header line and then frame records only"
+                )
+            rows.append(_flatten(obj))
+        records, end = pd.DataFrame(rows), {}
+    else:
+        raise CarLogError(
+            f"{jsonl}: run log schema_version {version!r}; this openracer reads schema "
+            f"{SCHEMA_VERSION} (and older logs without one); analyze it with the openracer "
+            "that wrote it, or upgrade"
+        )
+    if records.empty:
+        raise CarLogError(f"{jsonl}: holds no frame records; was the drive stopped at once?")
     summary_file = root / "summary.json"
     if not end and summary_file.is_file():  # the drive loop's closing summary
         try:
             loaded = json.loads(summary_file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            loaded = None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CarLogError(
+                f"{summary_file}: unreadable ({exc}); move it aside to analyze the frames alone"
+            ) from exc
         if isinstance(loaded, dict):
             end = {k: v for k, v in _flatten(loaded).items() if k != "kind"}
-    frames = root / "frames"
-    return CarLog(root, jsonl, pd.DataFrame(rows), header, end, frames if frames.is_dir() else None)
+    return CarLog(root, jsonl, records, header, end, frames_dir, version)
 
 
-def _pick(flat: dict, names) -> Any:
-    for n in names:
-        if n in flat and flat[n] is not None:
-            return flat[n]
-    return None
-
-
-def _column(df: pd.DataFrame, names) -> pd.Series | None:
-    for n in names:
-        if n in df.columns:
-            col = pd.to_numeric(df[n], errors="coerce") if df[n].dtype != bool else df[n]
-            if col.notna().any():
-                return col
-    return None
+def _numeric(df: pd.DataFrame, name: str) -> pd.Series | None:
+    """Column `name` as numbers (booleans kept); None when absent or never set."""
+    if name not in df.columns:
+        return None
+    col = df[name] if df[name].dtype == bool else pd.to_numeric(df[name], errors="coerce")
+    return col if col.notna().any() else None
 
 
 @dataclass
@@ -197,67 +182,176 @@ class CarSeries:
 
 
 def series(log: CarLog) -> CarSeries:
-    """Extract every quantity from the records (see the module docstring for the keys)."""
+    """Every quantity of the records, by its schema 1 name (see the module docstring)."""
     df = log.records
-    t = _column(df, _TIME_S)
-    if t is None:
-        for name, scale in _TIME_SCALED:
-            if name in df:
-                t = pd.to_numeric(df[name], errors="coerce") * scale
-                break
+    t = _numeric(df, "t_s")
     if t is None:
         raise CarLogError(
-            f"{log.jsonl}: no timestamp field (t_s, timestamp, t_ns...) in the records"
+            f"{log.jsonl}: no t_s (wall-clock seconds) in the frame records; is this a "
+            "`racer drive` run log?"
         )
     t_s = t.to_numpy(dtype=float)
     t_s = t_s - np.nanmin(t_s)
     stages = {}
     for col in df.columns:
-        for prefix in _STAGE_PREFIXES:
-            if col.startswith(prefix):
-                values = pd.to_numeric(df[col], errors="coerce")
-                if values.notna().any():
-                    stages[col[len(prefix) :]] = values.to_numpy(dtype=float)
-    lat = _column(df, _LATENCY)
-    latency = lat.to_numpy(dtype=float) if lat is not None else None
-    if latency is None and stages:
-        latency = np.nansum(np.vstack(list(stages.values())), axis=0)
-    rate_col = _column(df, _RATE)
-    rate = _pick(log.header, _RATE) or (rate_col.iloc[0] if rate_col is not None else None)
+        if col.startswith(_STAGES):
+            values = _numeric(df, col)
+            if values is not None:
+                stages[col[len(_STAGES) :]] = values.to_numpy(dtype=float)
+
+    def arr(name: str) -> np.ndarray | None:
+        c = _numeric(df, name)
+        return c.to_numpy(dtype=float) if c is not None else None
+
+    latency = arr("loop_ms")
+    rate = log.header.get("rate_hz")
     if rate is None and len(t_s) > 2:
         rate = 1.0 / float(np.nanmedian(np.diff(t_s)))
     period_ms = 1000.0 / float(rate or 15.0)
-    miss = _column(df, _MISS)
+    miss = _numeric(df, "deadline_miss")
     if miss is not None:
         deadline_miss = miss.fillna(False).astype(bool).to_numpy()
     elif latency is not None:
         deadline_miss = np.nan_to_num(latency, nan=0.0) > period_ms
     else:
         deadline_miss = np.zeros(len(df), bool)
-    link = _column(df, _LINK_ERRORS)
-    link_errors = link.to_numpy(dtype=float) if link is not None else None
-    if link_errors is None:
-        ok = _column(df, _LINK_OK)
-        if ok is not None:
-            link_errors = np.cumsum(~ok.fillna(True).astype(bool).to_numpy()).astype(float)
-
-    def arr(names):
-        c = _column(df, names)
-        return c.to_numpy(dtype=float) if c is not None else None
-
     return CarSeries(
         t_s=t_s,
         latency_ms=latency,
         stages_ms=stages,
         period_ms=period_ms,
         deadline_miss=deadline_miss,
-        link_errors=link_errors,
-        battery_v=arr(_BATTERY),
-        steer_deg=arr(_STEER),
-        speed_mps=arr(_SPEED),
-        steer_us=arr(_STEER_US),
-        throttle_us=arr(_THROTTLE_US),
+        link_errors=arr("link_errors"),
+        battery_v=arr("battery_v"),
+        steer_deg=arr("steer_deg"),
+        speed_mps=arr("speed_mps"),
+        steer_us=arr("steer_us"),
+        throttle_us=arr("throttle_us"),
     )
+
+
+# ---- legacy: run logs from before `schema_version` ---------------------------------------
+# The one place that knows the spellings earlier writers used. Each schema 1 field takes
+# the first of its spellings that the log has; nothing outside this section guesses.
+
+_LEGACY_FIELDS: dict[str, tuple[str, ...]] = {
+    "t_s": ("t_s", "time_s", "timestamp_s", "timestamp", "t", "time", "wall_clock"),
+    "loop_ms": ("loop_ms", "latency_ms", "total_ms", "frame_ms", "loop_latency_ms"),
+    "deadline_miss": ("deadline_miss", "deadline_missed", "missed_deadline", "missed"),
+    "link_errors": (
+        "link_errors",
+        "link.errors",
+        "telemetry.link_errors",
+        "link.error_count",
+        "errors.link",
+    ),
+    "battery_v": (
+        "battery_v",
+        "telemetry.battery_v",
+        "battery.voltage_v",
+        "telemetry.vbat_v",
+        "vbat_v",
+    ),
+    "steer_deg": (
+        "steer_deg",
+        "action.steer_deg",
+        "steering_deg",
+        "action.steering_angle",
+        "steering_angle",
+    ),
+    "speed_mps": ("speed_mps", "action.speed_mps", "action.speed", "speed"),
+    "steer_us": ("steer_us", "pulses.steer_us", "pulses.steering_us", "steering_us"),
+    "throttle_us": ("throttle_us", "pulses.throttle_us", "pulses.motor_us", "motor_us"),
+    "frame": ("frame", "index", "frame_index", "step", "i"),
+}
+_LEGACY_TIME_SCALED = (("t_ns", 1e-9), ("t_us", 1e-6), ("t_ms", 1e-3), ("monotonic_ns", 1e-9))
+_LEGACY_STAGE_PREFIXES = ("stages.", "timings_ms.", "stage_ms.", "timings.", "stage_times_ms.")
+_LEGACY_LINK_OK = ("link_ok", "link.ok", "telemetry.link_ok")
+_LEGACY_FRAME_FILE = ("frame_path", "frame_file", "image", "image_path")
+_LEGACY_RATE = ("rate_hz", "control_rate_hz", "meta.rate_hz")
+
+
+def _first(df: pd.DataFrame, spellings: tuple[str, ...]) -> pd.Series | None:
+    """The first of `spellings` the records have (as numbers), or None."""
+    return next((c for c in (_numeric(df, s) for s in spellings) if c is not None), None)
+
+
+def _legacy_log(
+    objects: list[tuple[int, dict[str, Any]]], frames_dir: Path | None
+) -> tuple[dict[str, Any], pd.DataFrame, dict[str, Any]]:
+    """(header, records in schema 1 names, end) of a log without `schema_version`."""
+    header: dict[str, Any] = {}
+    end: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    frame_keys = _LEGACY_FIELDS["loop_ms"] + _LEGACY_FIELDS["steer_deg"] + _LEGACY_FIELDS["frame"]
+    for _n, obj in objects:
+        flat = _flatten(obj)
+        kind = flat.pop("kind", None)
+        if kind == "run" or (
+            kind is None and not rows and not header and not any(k in flat for k in frame_keys)
+        ):
+            header = flat
+        elif kind == "end":
+            end = flat
+        else:
+            rows.append(flat)
+    df = pd.DataFrame(rows)
+    out = pd.DataFrame(index=df.index)
+    for name, spellings in _LEGACY_FIELDS.items():
+        col = _first(df, spellings)
+        if col is not None:
+            out[name] = col
+    if "t_s" not in out:
+        for name, scale in _LEGACY_TIME_SCALED:
+            if name in df:
+                out["t_s"] = pd.to_numeric(df[name], errors="coerce") * scale
+                break
+    for col in df.columns:
+        prefix = next((p for p in _LEGACY_STAGE_PREFIXES if col.startswith(p)), None)
+        stage = None if prefix is None else _STAGES + col[len(prefix) :]
+        if stage is not None and stage not in out and (values := _numeric(df, col)) is not None:
+            out[stage] = values
+    stage_cols = [c for c in out.columns if c.startswith(_STAGES)]
+    if "loop_ms" not in out and stage_cols:
+        out["loop_ms"] = np.nansum(out[stage_cols].to_numpy(dtype=float), axis=1)
+    if "link_errors" not in out:
+        ok = _first(df, _LEGACY_LINK_OK)
+        if ok is not None:
+            out["link_errors"] = np.cumsum(~ok.fillna(True).astype(bool).to_numpy()).astype(float)
+    files = next((df[c] for c in _LEGACY_FRAME_FILE if c in df and df[c].notna().any()), None)
+    if files is not None:
+        out["frame_file"] = files
+    elif frames_dir is not None:
+        out["frame_file"] = _legacy_frame_files(out, frames_dir)
+    rate = next((header[k] for k in _LEGACY_RATE if header.get(k) is not None), None)
+    if rate is None:
+        rate_col = _first(df, _LEGACY_RATE)
+        rate = None if rate_col is None else float(rate_col.iloc[0])
+    if rate is not None:
+        header = {**header, "rate_hz": rate}
+    return header, out, end
+
+
+def _legacy_frame_files(records: pd.DataFrame, frames_dir: Path) -> list[str | None]:
+    """Per record, its saved frame under `frames/`, matched by the index in the file name
+    (to the record's `frame`, else its position)."""
+    row_of = {}
+    if "frame" in records:
+        for i, v in enumerate(records["frame"]):
+            if np.isfinite(v):
+                row_of[int(v)] = i
+    files: list[str | None] = [None] * len(records)
+    for p in sorted(frames_dir.iterdir()):
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".npy", ".pgm"):
+            continue
+        m = re.findall(r"\d+", p.stem)
+        if not m:
+            continue
+        idx = int(m[-1])
+        row = row_of.get(idx, idx if idx < len(records) else None)
+        if row is not None:
+            files[row] = f"{frames_dir.name}/{p.name}"
+    return files
 
 
 def summarize_car(log: CarLog, s: CarSeries) -> dict[str, Any]:
@@ -407,37 +501,16 @@ def plot_car(log: CarLog, s: CarSeries, out_dir: Path) -> list[tuple[Path, str]]
 
 
 def _frame_files(log: CarLog) -> list[tuple[int, Path]]:
-    """(record row, frame file) pairs of the saved frames."""
-    df = log.records
-    out = []
-    col = next((c for c in _FRAME_PATH if c in df.columns), None)
-    if col is not None:
-        for i, rel in enumerate(df[col]):
-            if isinstance(rel, str) and rel:
-                p = (log.root / rel) if not Path(rel).is_absolute() else Path(rel)
-                if p.is_file():
-                    out.append((i, p))
-        if out:
-            return out
-    if log.frames_dir is None:
+    """(record row, frame file) pairs of the saved frames (`frame_file`)."""
+    if "frame_file" not in log.records:
         return []
-    index_col = next((c for c in _FRAME if c in df.columns), None)
-    row_of = {}
-    if index_col is not None:
-        for i, v in enumerate(pd.to_numeric(df[index_col], errors="coerce")):
-            if np.isfinite(v):
-                row_of[int(v)] = i
-    for p in sorted(log.frames_dir.iterdir()):
-        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".npy", ".pgm"):
-            continue
-        m = re.findall(r"\d+", p.stem)
-        if not m:
-            continue
-        idx = int(m[-1])
-        row = row_of.get(idx, idx if idx < len(df) else None)
-        if row is not None:
-            out.append((row, p))
-    return sorted(out)
+    out = []
+    for i, rel in enumerate(log.records["frame_file"]):
+        if isinstance(rel, str) and rel:
+            p = (log.root / rel) if not Path(rel).is_absolute() else Path(rel)
+            if p.is_file():
+                out.append((i, p))
+    return out
 
 
 def _read_frame(path: Path) -> np.ndarray | None:
