@@ -78,8 +78,10 @@ def test_a_tiny_run_improves_its_policy(tmp_path, track_file: str) -> None:
     result = train(config, hp, LOWRES)
     progress = [h["eval_progress"] for h in result.history]
     assert len(progress) == 8
-    start, end = progress[0], max(progress[-3:])
-    assert end >= start + 25.0, progress
+    # laps by the end, and clearly better than the first iterations (a broken update,
+    # e.g. the advantage's sign flipped, stays below 20 %)
+    assert min(progress[-3:]) >= 95.0, progress
+    assert np.mean(progress[-3:]) >= np.mean(progress[:3]) + 5.0, progress
 
 
 def test_the_anchor_keeps_the_policy_near_its_warm_start(track_file: str) -> None:
