@@ -32,14 +32,21 @@ Constructor keyword arguments:
   and, when resuming a run, the next episode number with `set_simtrace_episode(n)`.
 - `worker_index` (0), `num_workers` (1): this env's episode numbers in the simtrace are
   `local_episode * num_workers + worker_index`, so parallel workers never collide.
-- `validate_reward` (True): call the reward function on sample params in the constructor.
+- `validate_reward` (True): check the reward function on sample params in the constructor
+  (`sim2real.reward_check`: a file is checked on a fresh copy in a fresh interpreter, so the
+  module this env calls is untouched and its first call has steps = 2, as in DeepRacer).
+- `reward_time_limit_s` (5.0): time limit of one reward call (and of the file's import);
+  see `sim2real.reward_call`.
+- `reward_source`: the file to name in reward messages when `reward_function` is a copy
+  of it (a run's `reward_function.py`).
 - `render_mode`: None or `"rgb_array"` (320x240 colour first-person view).
 
 Episode semantics (deepracer-compat 1.3-1.4): `reset` performs DeepRacer's prepare step
 (steps = 1, reward 0, status `prepare`) and returns its params in `info["params"]`; each
 `step` is one frame. `terminated` on `lap_complete`, `off_track` (no wheel centre on the
 road), `reversed` (15 steps of falling progress) or `immobilized`; `truncated` at
-`max_steps`. `info["episode_status"]` carries DeepRacer's status string.
+`max_steps`. `info["episode_status"]` carries DeepRacer's status string; `info["reward_s"]`
+and `info["step_s"]` the wall time of the step's reward call and of the whole step.
 `reset(options={"pose": {"x": m, "y": m, "heading_deg": deg}})` places the car model's
 origin (params x, y lie 0.14 m ahead of it); `options={"start_progress": f}` spawns on
 the centre line at lap fraction f.
@@ -49,6 +56,7 @@ from __future__ import annotations
 
 import math
 import operator
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +79,9 @@ from sim2real.randomization import (
     draw_style,
     resolve_randomization,
 )
+from sim2real import reward_check
 from sim2real.reward import RewardFunction, load_reward_function
+from sim2real.reward_call import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from sim2real.simtrace import SimtraceWriter, format_row
 from sim2real.tracksource import TrackSource
 from sim2real.world import World, WorldConfig
@@ -132,6 +142,8 @@ class RaceEnv(gym.Env):
         worker_index: int = 0,
         num_workers: int = 1,
         validate_reward: bool = True,
+        reward_time_limit_s: float = DEFAULT_TIME_LIMIT_S,
+        reward_source: str | None = None,
         render_mode: str | None = None,
     ) -> None:
         if observation not in ("gray", "rgb"):
@@ -163,7 +175,14 @@ class RaceEnv(gym.Env):
         self.base_world = base
         self.randomization: RandomizationConfig = resolve_randomization(randomize)
         self.action_def = resolve_action_space(action_space)
-        self.reward_fn: RewardFunction = load_reward_function(reward_function)
+        if not 0 < reward_time_limit_s <= MAX_TIME_LIMIT_S:
+            raise ConfigError(
+                f"reward_time_limit_s {reward_time_limit_s} must be above 0 and at most "
+                f"{MAX_TIME_LIMIT_S:g}"
+            )
+        self.reward_fn: RewardFunction = load_reward_function(
+            reward_function, time_limit_s=reward_time_limit_s, source=reward_source
+        )
         self.tracks = TrackSource(track)
 
         self._discrete: list[tuple[float, float]] | None = None
@@ -197,8 +216,8 @@ class RaceEnv(gym.Env):
         self.effects = FrameEffects(
             np.random.default_rng(0), RandomizationConfig(), self._frame_shape, None
         )
-        if validate_reward:
-            self.reward_fn.validate(self.sample_params())
+        if validate_reward and reward_function is not None:
+            reward_check.check(self.reward_fn, self.sample_params())
 
     @property
     def progress(self) -> P.EpisodeProgress:
@@ -263,7 +282,7 @@ class RaceEnv(gym.Env):
                     w.place(ox, oy, h)
                     self.progress.reset(w.lookup.position(ox, oy).ndist)
                     self.progress.update(w.position().ndist, None)
-                    self.progress.steps = 1 + n % 40
+                    self.progress.steps = 2 + n % 40  # DeepRacer's first call: steps 2
                     wheels = w.wheels_on_road()
                     steer, speed = actions[n % len(actions)]
                     out.append(self._params(steer, speed, wheels, not any(wheels)))
@@ -330,6 +349,7 @@ class RaceEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_ready:
             raise ConfigError("step() called before reset() or after the episode ended")
+        step_start = time.perf_counter()
         if self._discrete is not None:
             try:
                 index = operator.index(action)
@@ -358,14 +378,22 @@ class RaceEnv(gym.Env):
         wheels = w.wheels_on_road()
         status = self.laps.update(pos.ndist, (s.x_m, s.y_m), wheels, s.time_s)
         params = self._params(steer, speed, wheels, status == P.OFF_TRACK, pos)
+        reward_start = time.perf_counter()
         reward = self.reward_fn(params)
+        reward_s = time.perf_counter() - reward_start
         terminated = status != P.IN_PROGRESS
         truncated = not terminated and self.progress.steps >= self.max_steps
         if terminated or truncated:
             self._episode_ready = False
         self._trace(params, label, reward, terminated or truncated, status)
-        info = {"params": params, "episode_status": status}
-        return self._observe(), reward, terminated, truncated, info
+        obs = self._observe()
+        info = {
+            "params": params,
+            "episode_status": status,
+            "reward_s": reward_s,
+            "step_s": time.perf_counter() - step_start,
+        }
+        return obs, reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
