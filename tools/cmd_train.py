@@ -21,7 +21,7 @@ import types
 import typing
 
 # Options that may differ when resuming (how to run, not what to learn).
-RESUME_OVERRIDES = {"minutes", "max_iterations", "workers", "tf_threads"}
+RESUME_OVERRIDES = {"minutes", "max_iterations", "workers", "tf_threads", "reward_time_limit_s"}
 
 
 def build_parser() -> argparse.ArgumentParser:

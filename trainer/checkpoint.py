@@ -15,6 +15,8 @@ RUN/checkpoints/ckpt-NNNNNN.npz      weights after iteration N (policy, value, l
 RUN/checkpoints/index.json           {"last", "best", "best_score", "kept"}
 RUN/checkpoints/resume.npz           full state of the last iteration (weights, Adam,
                                      counters, RNG, round robin, metrics count)
+RUN/failed.json                      only after a run stopped on an error: the message and
+                                     the iterations completed (removed by the next one)
 ```
 
 Every file is written to a temporary name in the same directory, flushed, fsynced and
@@ -35,6 +37,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +99,7 @@ class RunDir:
         self.reward_file = self.path / "reward_function.py"
         self.index_file = self.checkpoints / "index.json"
         self.resume_file = self.checkpoints / "resume.npz"
+        self.failure_file = self.path / "failed.json"
 
     def checkpoint_path(self, iteration: int) -> Path:
         return self.checkpoints / f"ckpt-{iteration:06d}.npz"
@@ -119,6 +123,7 @@ class RunDir:
             for p in self.simtrace.glob("*.csv"):
                 p.unlink()
             self.metrics.unlink(missing_ok=True)
+            self.failure_file.unlink(missing_ok=True)
             for p in self.tensorboard.glob("*"):
                 p.unlink()
         if self.exists():
@@ -145,6 +150,23 @@ class RunDir:
         if reward_text is not None:
             atomic_write(self.reward_file, reward_text)
         atomic_write_json(self.config, config.to_json())  # last: marks a complete run dir
+
+    def mark_failed(self, exc: BaseException, iteration: int) -> None:
+        """Write `failed.json`: the run stopped on this error after `iteration` complete
+        iterations (the checkpoints up to it are whole; nothing of the failed one was
+        written). A later successful iteration (`--resume`) removes it."""
+        if not self.exists():
+            return
+        atomic_write_json(
+            self.failure_file,
+            {
+                "schema_version": 1,
+                "error": str(exc),
+                "error_type": type(exc).__name__,
+                "completed_iterations": iteration,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
 
     # -- checkpoints -------------------------------------------------------------------
     def save_checkpoint(
@@ -227,6 +249,7 @@ class RunDir:
         update_index(state["index"], iteration, score_of(evaluation), keep)
         self.save_resume(weights, optimizer, state)
         self.prune(state["index"]["kept"])
+        self.failure_file.unlink(missing_ok=True)
         return path
 
     def save_progress(self, stats: dict[str, Any]) -> None:

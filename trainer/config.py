@@ -213,6 +213,10 @@ class TrainConfig:
     """Iterations over which the `anchor_kl` weight fades to 0, after the value warm-up."""
     tf_threads: int = 2
     """TensorFlow intra-op threads for the learner."""
+    reward_time_limit_s: float = 5.0
+    """Time limit of one reward_function call (and of the reward file's import), in
+    seconds; a call that overruns stops the run with an error naming the line (DeepRacer's
+    reward check allows 5 s)."""
     env_id: str = "openracer/Race-v0"
     """Gymnasium environment id (tests register a small fake)."""
 
@@ -236,6 +240,10 @@ def _check_config(c: TrainConfig) -> None:
         raise ConfigError(f"--minutes {c.minutes} must be above 0 and at most a week (10080)")
     if c.randomize not in RANDOMIZE_PRESETS:
         raise ConfigError(f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}")
+    if not 0.0 < c.reward_time_limit_s <= 600.0:
+        raise ConfigError(
+            f"--reward-time-limit-s {c.reward_time_limit_s} must be above 0 and at most 600"
+        )
     if not 0.0 <= c.anchor_kl <= 1000.0:
         raise ConfigError(f"--anchor-kl {c.anchor_kl} must be a number from 0 to 1000")
     if c.resume and c.clone:

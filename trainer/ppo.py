@@ -436,7 +436,7 @@ def rollout(
             on_step(sum(len(e.rewards) for e in played), len(played))
         return deadline is None or time.time() <= deadline
 
-    episodes = pool.play_many(spec, items, on_done)
+    episodes = pool.play_many(spec, items, on_done, deadline=deadline)
     if len(episodes) < n_episodes:
         raise DeadlineReached
     return episodes
@@ -678,11 +678,14 @@ def train(
     # -- setup: run directory, learner, state, logs, simulator processes ----------------
     session_start = time.time()
     set_tf_threads(config.tf_threads)
-    run, env_kwargs = open_run(config, hp, metadata)
+    run, env_kwargs, reward_check_s = open_run(config, hp, metadata)
     learner = Learner(metadata, hp, seed=config.seed)
     rng = np.random.default_rng(config.seed)
     state = start_state(run, config, learner, rng)
     display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
+    slow = slow_reward_warning(str(config.reward), reward_check_s)
+    if slow:
+        display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
     if config.imitation_episodes and not config.resume:
         warm_start(config, env_kwargs, learner, rng, state, logbook, display)
@@ -752,6 +755,10 @@ def train(
                 update_s=t2 - t1,
             )
             stats["cpu_pct"], stats["memory_mb"] = display.usage()
+            if not slow:
+                slow = slow_reward_warning(str(config.reward), *reward_cost(episodes))
+                if slow:
+                    display.message(slow)
             logbook.write_iteration(state.iteration, episodes, trials, stats, batch.obs)
 
             # -- checkpoint: atomic; the best by evaluation progress, then lap time --------
@@ -771,6 +778,9 @@ def train(
             ):
                 reason = "stopped by the caller"
                 break
+    except Exception as exc:
+        run.mark_failed(exc, state.iteration)
+        raise
     finally:
         pool.close()
         logbook.close()
@@ -798,10 +808,13 @@ def set_tf_threads(threads: int) -> None:
 
 def open_run(
     config: TrainConfig, hp: Hyperparameters, metadata: ModelMetadata
-) -> tuple[RunDir, dict[str, Any]]:
-    """The run directory (created for a new run) and the environment's arguments. A bad
-    reward file or track fails here, clearly, before anything is written; a resumed run
-    uses its own copy of the reward file."""
+) -> tuple[RunDir, dict[str, Any], float | None]:
+    """The run directory (created for a new run), the environment's arguments and the
+    reward function's cost per call in its check (None without one). A bad reward file or
+    track fails here, clearly, before anything is written; a resumed run uses its own copy
+    of the reward file. The reward function is checked once, here, on a fresh copy in a
+    fresh interpreter (`sim2real.reward_check`); the simulator processes load an untouched
+    module and do not check it again."""
     run = RunDir(config.out)
     tracks = training_tracks(config.track, config.generated, config.seed)
     env_track = tracks if len(tracks) > 1 else tracks[0]
@@ -809,9 +822,62 @@ def open_run(
         reward_file = str(run.reward_file) if run.reward_file.exists() else None
     else:
         reward_file = config.reward
+    reward = {}
+    if reward_file is not None:
+        # Messages name the user's file, not the run's copy the simulator loads.
+        reward = {
+            "reward_time_limit_s": config.reward_time_limit_s,
+            "reward_source": config.reward or reward_file,
+        }
     kwargs = env_kwargs_for(env_track, metadata, config.randomize, reward_file)
-    make_env(config.env_id, kwargs).close()
+    env = make_env(config.env_id, {**kwargs, **reward})
+    check_s = getattr(getattr(env.unwrapped, "reward_fn", None), "check_s_per_call", None)
+    env.close()
     if not config.resume:
         run.create(config, hp, metadata)
         reward_file = str(run.reward_file) if config.reward else None
-    return run, env_kwargs_for(env_track, metadata, config.randomize, reward_file)
+    kwargs = env_kwargs_for(env_track, metadata, config.randomize, reward_file)
+    if reward:
+        kwargs.update(reward, validate_reward=False)
+    return run, kwargs, check_s
+
+
+def slow_reward_warning(
+    source: str, per_call_s: float | None, step_s: float | None = None
+) -> str | None:
+    """A warning when the reward function takes most of a simulator step: with the
+    measured cost per call, against the step's (a check's cost alone: against
+    `SLOW_REWARD_S`). None when it does not."""
+    if per_call_s is None:
+        return None
+    if step_s is not None:
+        if step_s <= 0 or per_call_s < 0.5 * step_s:
+            return None
+        share = f"{100 * per_call_s / step_s:.0f} % of the {1000 * step_s:.1f} ms a step takes"
+    elif per_call_s >= SLOW_REWARD_S:
+        share = (
+            f"over {SLOW_REWARD_S * 1000:g} ms, several times a whole simulator step "
+            "(about 1 ms without it)"
+        )
+    else:
+        return None
+    return (
+        f"warning: the reward function {source} takes {1000 * per_call_s:.1f} ms per call, "
+        f"{share}: it is what makes training slow. Move work out of reward_function "
+        "(precompute at module level; no file or network access per call)"
+    )
+
+
+def reward_cost(episodes: list[Episode]) -> tuple[float | None, float | None]:
+    """Mean wall time of one reward call and of one step in `episodes` (from the env's
+    `info["reward_s"]`/`info["step_s"]`; None, None when the env does not report them)."""
+    reward_s = [i["reward_s"] for e in episodes for i in e.infos if "reward_s" in i]
+    step_s = [i["step_s"] for e in episodes for i in e.infos if "step_s" in i]
+    if not reward_s or not step_s:
+        return None, None
+    return float(np.mean(reward_s)), float(np.mean(step_s))
+
+
+SLOW_REWARD_S = 0.01
+"""A reward call this slow, measured in the check, is warned about before training (the
+simulator steps in about 0.3-1 ms; README, Measured)."""

@@ -13,7 +13,13 @@ and one more for the policy being trained: `play_many(spec, items, on_done)` pla
 episodes inside the simulator processes with a NumPy copy of the policy
 (`trainer.actor`), one episode per process at a time, handing the next episode to
 whichever process finishes first; episodes come back sorted by number. Every episode is
-seeded from its number, so the result does not depend on which process played it.
+seeded from its number, so the result does not depend on which process played it. With a
+`deadline`, `play_many` stops waiting when it passes: the processes still playing are
+killed (a reward function hung where its time limit cannot reach must not outlive the
+budget) and the pool is closed; the episodes finished so far come back.
+
+A reward function's error in a process comes back as the same `RewardFunctionError`
+(naming the user's file and line); any other failure as a `RolloutError`.
 
 Autoreset is **off** by design: an environment whose episode ended stays idle until the
 trainer resets it with an explicit seed and start position. That is what lets an
@@ -29,12 +35,14 @@ of `waypoints` and the object lists, which would dominate the pipe traffic.
 from __future__ import annotations
 
 import multiprocessing as mp
+import time
 import traceback
 from multiprocessing.connection import wait
 from typing import Any
 
 import numpy as np
 
+from sim2real.errors import RewardFunctionError
 from trainer.actor import ActorSpec
 from trainer.episodes import Episode, EpisodeItem, play_episode
 from trainer.errors import RolloutError
@@ -157,6 +165,8 @@ def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], n: int, max
             else:
                 result = slots.step(payload)
             conn.send(("ok", result))
+        except RewardFunctionError as exc:
+            conn.send(("reward_error", str(exc)))
         except BaseException as exc:
             conn.send(("error", _describe(exc)))
 
@@ -181,9 +191,14 @@ class LocalPool:
         return {r[0]: r[1:] for r in self._slots.step(sorted(actions.items()))}
 
     def play_many(
-        self, spec: ActorSpec, items: list[EpisodeItem], on_done: Any = None
+        self,
+        spec: ActorSpec,
+        items: list[EpisodeItem],
+        on_done: Any = None,
+        deadline: float | None = None,
     ) -> list[Episode]:
-        """Play `items` one after the other in this process (see the module docstring)."""
+        """Play `items` one after the other in this process (see the module docstring);
+        `deadline` is for `EnvPool`'s signature: here the reward call's own limit holds."""
         done = []
         for item in items:
             done.append(self._slots.play(spec, item))
@@ -241,6 +256,9 @@ class EnvPool:
                 f"simulator worker {w} died while {doing} (exit code {code}); rerun with "
                 "--workers 1 to see its error in this process"
             ) from exc
+        if status == "reward_error":
+            self.close()
+            raise RewardFunctionError(f"{payload} (simulator worker {w}, {doing})")
         if status == "error":
             self.close()
             raise RolloutError(f"simulator worker {w} failed while {doing}: {payload}")
@@ -267,11 +285,16 @@ class EnvPool:
         return {r[0]: r[1:] for r in results}
 
     def play_many(
-        self, spec: ActorSpec, items: list[EpisodeItem], on_done: Any = None
+        self,
+        spec: ActorSpec,
+        items: list[EpisodeItem],
+        on_done: Any = None,
+        deadline: float | None = None,
     ) -> list[Episode]:
         """Play `items` across the processes, one episode each at a time (see the module
         docstring). `on_done(episode)` is called as each finishes; when it returns False
-        no further episode is started (those running are still collected)."""
+        no further episode is started (those running are still collected). At `deadline`
+        (a `time.time()`) the processes still playing are killed and the pool closed."""
         pending = list(reversed(items))
         busy: dict[int, EpisodeItem] = {}
         sent_spec: set[int] = set()
@@ -288,7 +311,11 @@ class EnvPool:
             if pending:
                 hand_out(w)
         while busy:
-            ready = wait([self._conns[w] for w in busy])
+            timeout = None if deadline is None else max(0.0, deadline - time.time())
+            ready = wait([self._conns[w] for w in busy], timeout)
+            if not ready:
+                self.close(kill=True)
+                break
             for w in sorted(w for w in busy if self._conns[w] in ready):
                 item = busy.pop(w)
                 episode = self._receive(w, f"playing episode {item.index}")
@@ -299,8 +326,11 @@ class EnvPool:
                     hand_out(w)
         return sorted(done, key=lambda e: e.index)
 
-    def close(self) -> None:
+    def close(self, kill: bool = False) -> None:
+        """Stop the processes: asked to close, killed if they do not (or at once, `kill`)."""
         for conn, proc in zip(self._conns, self._procs, strict=True):
+            if kill:
+                proc.kill()
             if proc.is_alive():
                 try:
                     conn.send(("close", None))

@@ -9,10 +9,13 @@ Registered as `FakeRace-v0`; use it as `env_id="tests.trainer.fake_env:FakeRace-
 
 from __future__ import annotations
 
+import time
+
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from sim2real.reward import load_reward_function
 from vehicle.metadata import ModelMetadata, parse_metadata
 
 CONTROL_HZ = 15.0
@@ -29,6 +32,9 @@ class FakeRace(gym.Env):
         reward_function=None,
         lap_steps: int = 60,
         training: bool = True,
+        reward_time_limit_s: float = 5.0,
+        reward_source: str | None = None,
+        validate_reward: bool = True,
     ):
         md = parse_metadata(action_space) if isinstance(action_space, dict) else ModelMetadata()
         self.space = md.action_space
@@ -39,11 +45,10 @@ class FakeRace(gym.Env):
         else:
             self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.reward_fn = None
-        if reward_function is not None:
-            scope: dict = {}
-            with open(reward_function, encoding="utf-8") as f:
-                exec(compile(f.read(), str(reward_function), "exec"), scope)
-            self.reward_fn = scope["reward_function"]
+        if reward_function is not None:  # loaded and guarded as the real env does
+            self.reward_fn = load_reward_function(
+                reward_function, time_limit_s=reward_time_limit_s, source=reward_source
+            )
         self._cols = np.arange(160)[None, :]
         self._rows = np.arange(120)[:, None]
 
@@ -95,8 +100,11 @@ class FakeRace(gym.Env):
         elif abs(self.d) > 1.0:
             status, terminated = "off_track", True
         params["is_offtrack"] = status == "off_track"
-        reward = float(self.reward_fn(dict(params))) if self.reward_fn else float(1.0 - abs(self.d))
-        info = {"params": params, "episode_status": status}
+        start = time.perf_counter()
+        reward = self.reward_fn(dict(params)) if self.reward_fn else float(1.0 - abs(self.d))
+        reward_s = time.perf_counter() - start
+        info = {"params": params, "episode_status": status, "reward_s": reward_s}
+        info["step_s"] = reward_s + 1e-4  # the fake's own step costs next to nothing
         return self._obs(), reward, terminated, False, info
 
 
