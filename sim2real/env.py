@@ -66,6 +66,7 @@ import numpy as np
 from gymnasium import spaces
 
 from sim2real import params as P
+from sim2real import reward_check
 from sim2real.camera import CameraConfig
 from sim2real.effects import FrameEffects, albumentations_pipeline
 from sim2real.errors import ActionError, ConfigError
@@ -79,7 +80,6 @@ from sim2real.randomization import (
     draw_style,
     resolve_randomization,
 )
-from sim2real import reward_check
 from sim2real.reward import RewardFunction, load_reward_function
 from sim2real.reward_call import DEFAULT_TIME_LIMIT_S, MAX_TIME_LIMIT_S
 from sim2real.simtrace import SimtraceWriter, format_row
