@@ -190,12 +190,15 @@ def run_trials(
     return [trials[k] for k in sorted(trials)]
 
 
-def play_trials(pool: Any, spec: Any, laps: int, seed: int) -> list[Episode]:
+def play_trials(
+    pool: Any, spec: Any, laps: int, seed: int, deadline: float | None = None
+) -> list[Episode]:
     """`laps` trials from the start line played inside the pool's simulator processes
     with the NumPy policy `spec` (`trainer.actor.ActorSpec`, greedy): the in-training
-    evaluation. Same seeds and starts as `run_trials`."""
+    evaluation. Same seeds and starts as `run_trials`. Fewer come back when `deadline`
+    (a `time.time()`) passes first (see `EnvPool.play_many`)."""
     items = [EpisodeItem.evaluation(seed, lap) for lap in range(laps)]
-    return list(pool.play_many(spec, items))
+    return list(pool.play_many(spec, items, deadline=deadline))
 
 
 def lap_result(trial: Episode, control_rate_hz: float, track_length_m: float) -> LapResult:
@@ -321,14 +324,22 @@ def finite_or_none(x: float | None) -> float | None:
 
 
 def evaluate_in_training(
-    pool: Any, spec: Any, trials: int, seed: int, control_rate_hz: float
+    pool: Any,
+    spec: Any,
+    trials: int,
+    seed: int,
+    control_rate_hz: float,
+    deadline: float | None = None,
 ) -> tuple[list[Episode], dict[str, Any]]:
     """The evaluation between training iterations (DeepRacer's): `trials` greedy laps from
     the start line in the simulator processes, and their summary (mean progress, laps
-    completed, mean lap time); nothing when `trials` is 0."""
+    completed, mean lap time); nothing when `trials` is 0. Fewer trials come back when
+    `deadline` passes first."""
     if trials <= 0:
         return [], {}
-    played = play_trials(pool, spec, trials, seed)
+    played = play_trials(pool, spec, trials, seed, deadline)
+    if not played:
+        return [], {}
     laps = [lap_result(t, control_rate_hz, 0.0) for t in played]
     done = [lap.lap_time_s for lap in laps if lap.completed]
     return played, {

@@ -738,7 +738,11 @@ def train(
                 config.eval_episodes,
                 config.seed,
                 metadata.control_rate_hz,
+                deadline=budget_end + EVALUATION_GRACE_S,
             )
+            if len(trials) < config.eval_episodes:
+                reason = f"time budget of {config.minutes:g} min used (mid-evaluation)"
+                break
 
             # -- log: simtrace, TrainingMetrics.json, TensorBoard --------------------------
             state.iteration += 1
@@ -866,6 +870,11 @@ def slow_reward_warning(
         f"{share}: it is what makes training slow. Move work out of reward_function "
         "(precompute at module level; no file or network access per call)"
     )
+
+
+EVALUATION_GRACE_S = 60.0
+"""How long past the budget the last iteration's evaluation may run (a few seconds
+normally); a simulator process still playing then is hung, and is killed."""
 
 
 def reward_cost(episodes: list[Episode]) -> tuple[float | None, float | None]:

@@ -4,6 +4,7 @@ return values are judged by one rule, and lines are found without calling again.
 from __future__ import annotations
 
 import math
+import signal
 import time
 
 import pytest
@@ -27,6 +28,24 @@ def test_time_limit_stops_an_endless_loop_and_disarms():
     with time_limit(0.05):
         pass
     time.sleep(0.1)  # an alarm left armed would fire here
+
+
+@pytest.mark.timeout(20)
+def test_an_outer_alarm_survives_the_limit():
+    """pytest-timeout and the like arm SIGALRM too: it is put back, less the time used."""
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(time.monotonic()))
+    try:
+        start = time.monotonic()
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with time_limit(0.2):
+            time.sleep(0.1)
+        assert 0.3 < signal.getitimer(signal.ITIMER_REAL)[0] <= 0.4
+        time.sleep(1.0)
+        assert len(fired) == 1 and 0.45 < fired[0] - start < 0.9
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def hang(params):
