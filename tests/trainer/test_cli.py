@@ -175,3 +175,52 @@ def test_kill_9_then_resume_matches_uninterrupted_run(
     report = json.loads(r.stdout)
     assert report["laps"] == 2 and report["checkpoint"] == RunDir(run).resolve("best")
     assert list(run.glob("evaluation-*/evaluation-simtrace/0-iteration.csv"))
+
+
+# Reward files that used to end `racer train` silently (issue 20): each must be exit code
+# 2 with a one-line message naming the user's file, and leave no run behind. The hang
+# takes its limit from the --config JSON, as `racer new`'s train.json would carry it.
+HOSTILE_TRAIN = {
+    "exit_3_in_call": (
+        "import sys\ndef reward_function(params):\n    sys.exit(3)\n",
+        "line 3 called sys.exit(3) (SystemExit)",
+        [],
+    ),
+    "exit_0_on_import": (
+        "raise SystemExit(0)\n",
+        "line 1: importing the file called sys.exit(0) (SystemExit)",
+        [],
+    ),
+    "endless_loop_limit_in_config": (
+        "def reward_function(params):\n    while True:\n        pass\n",
+        "ran longer than the 0.5 s time limit",
+        ["config"],
+    ),
+    "endless_loop_limit_flag": (
+        "def reward_function(params):\n    while True:\n        pass\n",
+        "ran longer than the 0.5 s time limit",
+        ["--reward-time-limit-s", "0.5"],
+    ),
+}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", sorted(HOSTILE_TRAIN))
+def test_hostile_reward_ends_racer_train_with_exit_2(tmp_path, name):
+    code, fragment, extra = HOSTILE_TRAIN[name]
+    reward = tmp_path / "reward.py"
+    reward.write_text(code)
+    args = ["--track", "reinvent_like", "--reward", str(reward), "--out", str(tmp_path / "run")]
+    if extra == ["config"]:
+        cfg = tmp_path / "train.json"
+        cfg.write_text(json.dumps({"reward_time_limit_s": 0.5, "minutes": 1}))
+        extra = ["--config", str(cfg)]
+    start = time.monotonic()
+    r = racer("train", *args, *extra, timeout=240)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert f"racer train: error: reward function {reward}" in r.stderr or (
+        f"racer train: error: {reward}" in r.stderr
+    ), r.stderr
+    assert fragment in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run" / "config.json").exists()
+    assert time.monotonic() - start < 200

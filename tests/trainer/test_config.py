@@ -10,6 +10,7 @@ import pytest
 from trainer.config import (
     Hyperparameters,
     TrainConfig,
+    config_from_json,
     field_help,
     load_hyperparameters,
     parse_hyperparameters,
@@ -144,3 +145,14 @@ def test_one_track_name_and_a_byte_order_mark_are_fine(tmp_path) -> None:
     path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
     config = load_train_config(path)
     assert config.track == ("reinvent_like",) and config.minutes == 3.0
+
+
+def test_reward_time_limit_flows_from_json_and_is_checked():
+    config = config_from_json({"reward_time_limit_s": 0.5}, "train.json")
+    assert config.reward_time_limit_s == 0.5
+    assert TrainConfig().reward_time_limit_s == 5.0
+    with pytest.raises(ConfigError, match="'reward_time_limit_s' is \"abc\""):
+        config_from_json({"reward_time_limit_s": "abc"}, "train.json")
+    for bad in (0, -1, 601):
+        with pytest.raises(ConfigError, match="--reward-time-limit-s"):
+            TrainConfig(reward_time_limit_s=bad)

@@ -142,3 +142,22 @@ def test_slow_reward_warning_rule():
     assert text and "takes 100.0 ms per call" in text and "r.py" in text
     text = slow_reward_warning("r.py", 0.1, 0.102)
     assert text and "98 % of the 102.0 ms a step takes" in text
+
+
+@pytest.mark.timeout(120)
+def test_the_check_measures_a_slow_reward_before_training(tmp_path, fast_metadata, small_hp):
+    """Issue 20 item 8: a 20 ms reward is named before training, even if the budget ends
+    before any iteration does."""
+    from trainer.ppo import open_run
+
+    reward = tmp_path / "slow.py"
+    reward.write_text(
+        "import time\ndef reward_function(params):\n    time.sleep(0.02)\n    return 1.0\n"
+    )
+    cfg = TrainConfig(out=str(tmp_path / "run"), reward=str(reward), randomize="none")
+    run, kwargs, check_s = open_run(cfg, small_hp, fast_metadata)
+    assert check_s is not None and check_s >= 0.018
+    assert kwargs["validate_reward"] is False and kwargs["reward_source"] == str(reward)
+    assert kwargs["reward_function"] == str(run.reward_file)
+    text = slow_reward_warning(str(reward), check_s)
+    assert text and f"the reward function {reward} takes" in text
