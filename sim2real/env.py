@@ -45,8 +45,8 @@ Episode semantics (deepracer-compat 1.3-1.4): `reset` performs DeepRacer's prepa
 (steps = 1, reward 0, status `prepare`) and returns its params in `info["params"]`; each
 `step` is one frame. `terminated` on `lap_complete`, `off_track` (no wheel centre on the
 road), `reversed` (15 steps of falling progress) or `immobilized`; `truncated` at
-`max_steps`. `info["episode_status"]` carries DeepRacer's status string; `info["reward_s"]`
-and `info["step_s"]` the wall time of the step's reward call and of the whole step.
+`max_steps`. `info["episode_status"]` carries DeepRacer's status string. `reward_fn.calls` and
+`reward_fn.seconds` count the reward calls and their wall time.
 `reset(options={"pose": {"x": m, "y": m, "heading_deg": deg}})` places the car model's
 origin (params x, y lie 0.14 m ahead of it); `options={"start_progress": f}` spawns on
 the centre line at lap fraction f.
@@ -56,7 +56,6 @@ from __future__ import annotations
 
 import math
 import operator
-import time
 from pathlib import Path
 from typing import Any
 
@@ -349,7 +348,6 @@ class RaceEnv(gym.Env):
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_ready:
             raise ConfigError("step() called before reset() or after the episode ended")
-        step_start = time.perf_counter()
         if self._discrete is not None:
             try:
                 index = operator.index(action)
@@ -378,22 +376,14 @@ class RaceEnv(gym.Env):
         wheels = w.wheels_on_road()
         status = self.laps.update(pos.ndist, (s.x_m, s.y_m), wheels, s.time_s)
         params = self._params(steer, speed, wheels, status == P.OFF_TRACK, pos)
-        reward_start = time.perf_counter()
         reward = self.reward_fn(params)
-        reward_s = time.perf_counter() - reward_start
         terminated = status != P.IN_PROGRESS
         truncated = not terminated and self.progress.steps >= self.max_steps
         if terminated or truncated:
             self._episode_ready = False
         self._trace(params, label, reward, terminated or truncated, status)
-        obs = self._observe()
-        info = {
-            "params": params,
-            "episode_status": status,
-            "reward_s": reward_s,
-            "step_s": time.perf_counter() - step_start,
-        }
-        return obs, reward, terminated, truncated, info
+        info = {"params": params, "episode_status": status}
+        return self._observe(), reward, terminated, truncated, info
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

@@ -100,6 +100,11 @@ class Episode:
     final_obs: np.ndarray | None = None
     wall_start: float = 0.0
     wall_end: float = 0.0
+    step_s: float = 0.0
+    """Wall time spent in the environment's `step` calls."""
+    reward_s: float = 0.0
+    """Of which in the reward function (from the env's `reward_fn.seconds`; 0 when the
+    environment has no such counter)."""
 
     def end(self, terminated: bool, truncated: bool, final_obs: np.ndarray | None) -> None:
         """Record how the episode ended; a step that terminates is not a truncation."""
@@ -139,7 +144,10 @@ def play_episode(env: Any, spec: ActorSpec, item: EpisodeItem, slim: Any = None)
         actions, logp = act(spec, spec.head(obs[None]), rng)
         action = actions[0]
         env_action = action if spec.discrete else np.clip(action, -1.0, 1.0)
+        before = time.perf_counter(), _reward_seconds(env)
         obs, reward, terminated, truncated, info = env.step(env_action)
+        ep.step_s += time.perf_counter() - before[0]
+        ep.reward_s += _reward_seconds(env) - before[1]
         obs = np.asarray(obs, dtype=np.uint8)
         ep.actions.append(action)
         if not spec.greedy:
@@ -149,3 +157,9 @@ def play_episode(env: Any, spec: ActorSpec, item: EpisodeItem, slim: Any = None)
         if terminated or truncated:
             ep.end(terminated, truncated, obs)
             return ep
+
+
+def _reward_seconds(env: Any) -> float:
+    """Seconds the environment's reward function has run so far (`sim2real.reward`'s
+    counter), 0.0 for an environment without one."""
+    return float(getattr(getattr(env.unwrapped, "reward_fn", None), "seconds", 0.0))

@@ -878,13 +878,13 @@ normally); a simulator process still playing then is hung, and is killed."""
 
 
 def reward_cost(episodes: list[Episode]) -> tuple[float | None, float | None]:
-    """Mean wall time of one reward call and of one step in `episodes` (from the env's
-    `info["reward_s"]`/`info["step_s"]`; None, None when the env does not report them)."""
-    reward_s = [i["reward_s"] for e in episodes for i in e.infos if "reward_s" in i]
-    step_s = [i["step_s"] for e in episodes for i in e.infos if "step_s" in i]
-    if not reward_s or not step_s:
+    """Mean wall time of one reward call and of one step in `episodes` (None, None when
+    the environment does not count its reward calls)."""
+    steps = sum(len(e.rewards) for e in episodes)
+    reward_s = sum(e.reward_s for e in episodes)
+    if not steps or reward_s <= 0.0:
         return None, None
-    return float(np.mean(reward_s)), float(np.mean(step_s))
+    return reward_s / steps, sum(e.step_s for e in episodes) / steps
 
 
 SLOW_REWARD_S = 0.01

@@ -9,8 +9,6 @@ Registered as `FakeRace-v0`; use it as `env_id="tests.trainer.fake_env:FakeRace-
 
 from __future__ import annotations
 
-import time
-
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
@@ -100,11 +98,8 @@ class FakeRace(gym.Env):
         elif abs(self.d) > 1.0:
             status, terminated = "off_track", True
         params["is_offtrack"] = status == "off_track"
-        start = time.perf_counter()
         reward = self.reward_fn(dict(params)) if self.reward_fn else float(1.0 - abs(self.d))
-        reward_s = time.perf_counter() - start
-        info = {"params": params, "episode_status": status, "reward_s": reward_s}
-        info["step_s"] = reward_s + 1e-4  # the fake's own step costs next to nothing
+        info = {"params": params, "episode_status": status}
         return self._obs(), reward, terminated, False, info
 
 
