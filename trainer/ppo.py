@@ -683,7 +683,7 @@ def train(
     rng = np.random.default_rng(config.seed)
     state = start_state(run, config, learner, rng)
     display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
-    slow = slow_reward_warning(str(config.reward), reward_check_s)
+    slow = slow_reward_warning(config.reward or "(default)", reward_check_s)
     if slow:
         display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
@@ -760,7 +760,7 @@ def train(
             )
             stats["cpu_pct"], stats["memory_mb"] = display.usage()
             if not slow:
-                slow = slow_reward_warning(str(config.reward), *reward_cost(episodes))
+                slow = slow_reward_warning(config.reward or "(default)", *reward_cost(episodes))
                 if slow:
                     display.message(slow)
             logbook.write_iteration(state.iteration, episodes, trials, stats, batch.obs)
