@@ -720,6 +720,7 @@ def train(
                 )
             except DeadlineReached:
                 reason = f"time budget of {config.minutes:g} min used (mid-iteration)"
+                reason += stopped_note(pool)
                 break
             t1 = time.time()
 
@@ -742,6 +743,7 @@ def train(
             )
             if len(trials) < config.eval_episodes:
                 reason = f"time budget of {config.minutes:g} min used (mid-evaluation)"
+                reason += stopped_note(pool)
                 break
 
             # -- log: simtrace, TrainingMetrics.json, TensorBoard --------------------------
@@ -870,6 +872,27 @@ def slow_reward_warning(
         f"{share}: it is what makes training slow. Move work out of reward_function "
         "(precompute at module level; no file or network access per call)"
     )
+
+
+def stopped_note(pool: Any) -> str:
+    """'; stopped ...' when the pool killed processes still busy at its deadline, with a
+    word on hangs when one had been on its episode for more than `HUNG_S`."""
+    killed = getattr(pool, "killed", [])
+    if not killed:
+        return ""
+    text = "; stopped " + ", ".join(
+        f"simulator worker {w} (episode {i}, {busy_s:.0f} s on it)" for w, i, busy_s in killed
+    )
+    if max(busy_s for *_, busy_s in killed) > HUNG_S:
+        text += (
+            ": it looks hung, as a reward function that blocks where its time limit cannot "
+            "reach (a C extension, or code that swallows BaseException) would be"
+        )
+    return text
+
+
+HUNG_S = 30.0
+"""A simulator process this long on one episode at the deadline is called hung."""
 
 
 EVALUATION_GRACE_S = 60.0

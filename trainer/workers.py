@@ -230,6 +230,9 @@ class EnvPool:
         ctx = mp.get_context("spawn")
         self.num_envs = workers * envs_per_worker
         self._per = envs_per_worker
+        self.killed: list[tuple[int, int, float]] = []
+        """(worker, episode, seconds on it) of each process `play_many` killed at its
+        deadline, for the stop reason."""
         self._conns = []
         self._procs = []
         for _ in range(workers):
@@ -301,8 +304,11 @@ class EnvPool:
         done: list[Episode] = []
         stop = False
 
+        since: dict[int, float] = {}
+
         def hand_out(w: int) -> None:
             item = pending.pop()
+            since[w] = time.time()
             self._conns[w].send(("play", (None if w in sent_spec else spec, item)))
             sent_spec.add(w)
             busy[w] = item
@@ -314,6 +320,8 @@ class EnvPool:
             timeout = None if deadline is None else max(0.0, deadline - time.time())
             ready = wait([self._conns[w] for w in busy], timeout)
             if not ready:
+                now = time.time()
+                self.killed = [(w, busy[w].index, now - since[w]) for w in sorted(busy)]
                 self.close(kill=True)
                 break
             for w in sorted(w for w in busy if self._conns[w] in ready):
@@ -331,6 +339,7 @@ class EnvPool:
         for conn, proc in zip(self._conns, self._procs, strict=True):
             if kill:
                 proc.kill()
+                proc.join(timeout=5)
             if proc.is_alive():
                 try:
                     conn.send(("close", None))

@@ -110,6 +110,7 @@ def test_a_hang_the_limit_cannot_stop_ends_with_the_budget(
     result = train(cfg, small_hp, fast_metadata)
     assert time.monotonic() - start < 0.2 * 60 + 5 + 30
     assert "time budget" in result.stop_reason
+    assert "; stopped simulator worker " in result.stop_reason, result.stop_reason
     time.sleep(0.5)
     workers = [
         p
@@ -161,3 +162,16 @@ def test_the_check_measures_a_slow_reward_before_training(tmp_path, fast_metadat
     assert kwargs["reward_function"] == str(run.reward_file)
     text = slow_reward_warning(str(reward), check_s)
     assert text and f"the reward function {reward} takes" in text
+
+
+def test_stopped_note_names_the_processes_and_calls_a_long_one_hung():
+    from trainer.ppo import stopped_note
+
+    class Pool:
+        killed: list = []
+
+    assert stopped_note(Pool()) == ""
+    Pool.killed = [(1, 7, 2.0)]
+    assert stopped_note(Pool()) == "; stopped simulator worker 1 (episode 7, 2 s on it)"
+    Pool.killed = [(0, 3, 45.0), (1, 7, 2.0)]
+    assert "it looks hung" in stopped_note(Pool())
