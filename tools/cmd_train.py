@@ -73,10 +73,12 @@ def resolve(args: argparse.Namespace) -> tuple:
     from trainer.config import (
         Hyperparameters,
         TrainConfig,
+        config_from_json,
         load_hyperparameters,
         load_train_config,
     )
     from trainer.errors import ConfigError
+    from vehicle.files import read_json
     from vehicle.metadata import ModelMetadata, load_metadata
 
     given = {
@@ -84,12 +86,20 @@ def resolve(args: argparse.Namespace) -> tuple:
         for f in dataclasses.fields(TrainConfig)
         if getattr(args, f.name) is not None
     }
-    if getattr(args, "config", None):
-        base = load_train_config(args.config)
-        given = {
-            **{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)},
-            **given,
-        }
+    # Precedence, lowest first: the recipe, the --config file's keys, the flags.
+    path = getattr(args, "config", None)
+    written = read_json(path, what="training config", error=ConfigError) if path else {}
+    if not isinstance(written, dict):
+        raise ConfigError(f"{path}: expected a JSON object")
+    recipe = given.get("recipe") or written.get("recipe")
+    if recipe and not given.get("resume"):
+        from trainer import recipes
+
+        written = {**recipes.get(str(recipe)).train_options(), **written}
+    if written:
+        base = config_from_json(written, str(path or f"--recipe {recipe}"))
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        given = {**{k: getattr(base, k) for k in written if k in fields}, **given}
         given = {k: v for k, v in given.items() if v is not None}
     if "track" in given:
         given["track"] = tuple(given["track"])

@@ -175,6 +175,9 @@ class TrainConfig:
     """Training track(s): catalogue names or .npy paths; several are drawn per episode."""
     generated: int = 0
     """Also train on this many procedurally generated tracks (0 = none)."""
+    recipe: str | None = None
+    """A ready-made recipe (trainer/recipes): first_lap or fast_laps. It sets the reward,
+    metadata, hyperparameters and training options; flags given beside it win."""
     reward: str | None = None
     """Reward file defining reward_function(params); default: the simulator's default."""
     metadata: str | None = None
@@ -203,12 +206,21 @@ class TrainConfig:
     """How many recent checkpoints to keep besides the best one."""
     imitation_episodes: int = 0
     """Behaviour-cloning warm start from the pure-pursuit expert: expert episodes (0 = off)."""
+    expert: str = "centre"
+    """The imitation expert's line: "centre" (the centre line at moderate speed) or "racing"
+    (the track's racing line at `expert_speed_fraction` of its limit speed profile)."""
+    expert_speed_fraction: float = 0.85
+    """For `expert` "racing": the share of the racing line's limit speed it drives at."""
+    dagger_rounds: int = 0
+    """DAgger rounds after behaviour cloning: each plays `imitation_episodes` episodes with
+    the student driving (the expert taking over with a probability that halves each round),
+    labels every frame with the expert's action, and refits on all frames so far."""
     value_warmup_iterations: int = 0
     """First iterations that fit only the value function, the policy held still (a warm
     start's policy is good and its value function knows nothing yet)."""
     anchor_kl: float = 0.0
     """Weight of a KL term that keeps the policy near its warm start (imitation or
-    --clone; discrete actions), fading to 0 over `anchor_iterations` (0 = off)."""
+    --clone), fading to 0 over `anchor_iterations` (0 = off)."""
     anchor_iterations: int = 30
     """Iterations over which the `anchor_kl` weight fades to 0, after the value warm-up."""
     tf_threads: int = 2
@@ -236,6 +248,14 @@ def _check_config(c: TrainConfig) -> None:
         raise ConfigError(f"--minutes {c.minutes} must be above 0 and at most a week (10080)")
     if c.randomize not in RANDOMIZE_PRESETS:
         raise ConfigError(f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}")
+    if c.expert not in ("centre", "racing"):
+        raise ConfigError(f"--expert {c.expert!r} is not 'centre' or 'racing'")
+    if not 0.1 <= c.expert_speed_fraction <= 1.2:
+        raise ConfigError(
+            f"--expert-speed-fraction {c.expert_speed_fraction} must be from 0.1 to 1.2"
+        )
+    if c.dagger_rounds and not c.imitation_episodes:
+        raise ConfigError("--dagger-rounds needs --imitation-episodes N (episodes per round)")
     if not 0.0 <= c.anchor_kl <= 1000.0:
         raise ConfigError(f"--anchor-kl {c.anchor_kl} must be a number from 0 to 1000")
     if c.resume and c.clone:
@@ -250,6 +270,7 @@ def _check_config(c: TrainConfig) -> None:
         ("max_iterations", 0, 10**9),
         ("keep_checkpoints", 1, 1000),
         ("imitation_episodes", 0, 100000),
+        ("dagger_rounds", 0, 1000),
         ("value_warmup_iterations", 0, 1000),
         ("anchor_iterations", 0, 100000),
         ("tf_threads", 1, 256),
