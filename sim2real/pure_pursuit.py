@@ -14,18 +14,19 @@ import numpy as np
 
 from sim2real.dynamics import DynamicsConfig
 from sim2real.world import World
-from tracks.racing_line import RacingLine, racing_line
+from tracks.racing_line import RacingLine, RacingLineConfig, racing_line
 from tracks.track import Track
 from vehicle.metadata import ActionSpace
 
-_RACING_LINES: dict[tuple[str, bytes], RacingLine] = {}
+_RACING_LINES: dict[tuple[str, bytes, float], RacingLine] = {}
 
 
-def _racing_line_of(track: Track) -> RacingLine:
-    """The track's racing line, computed once per process and track."""
-    key = (track.name, np.ascontiguousarray(track.center).tobytes())
+def _racing_line_of(track: Track, margin_m: float) -> RacingLine:
+    """The track's racing line keeping `margin_m` from the borders, computed once per
+    process, track and margin."""
+    key = (track.name, np.ascontiguousarray(track.center).tobytes(), margin_m)
     if key not in _RACING_LINES:
-        _RACING_LINES[key] = racing_line(track)
+        _RACING_LINES[key] = racing_line(track, RacingLineConfig(margin_m=margin_m))
     return _RACING_LINES[key]
 
 
@@ -51,10 +52,15 @@ class PurePursuitConfig:
     `racing_speed_fraction`; the settings above other than the lookahead are then unused)."""
     racing_speed_fraction: float = 0.9
     """Share of the racing line's limit speed the "racing" expert drives at."""
+    racing_margin_m: float = 0.15
+    """Distance the "racing" expert's line keeps from the borders beyond half the car's
+    width (the yardstick line keeps 0.05 m): room for tracking error at racing speed."""
 
     def __post_init__(self) -> None:
         if self.line not in ("centre", "racing"):
             raise ValueError(f"line {self.line!r} is not 'centre' or 'racing'")
+        if not 0.0 <= self.racing_margin_m <= 1.0:
+            raise ValueError(f"racing_margin_m {self.racing_margin_m} must be in [0, 1] m")
         if not 0.0 < self.racing_speed_fraction <= 1.5:
             raise ValueError(
                 f"racing_speed_fraction {self.racing_speed_fraction} must be in (0, 1.5]"
@@ -90,7 +96,7 @@ class PurePursuit:
         self._cum = cum
         self.racing: RacingLine | None = None
         if c.line == "racing":
-            self.racing = _racing_line_of(world.track)
+            self.racing = _racing_line_of(world.track, c.racing_margin_m)
 
     def command(self) -> tuple[float, float]:
         """(steer_deg, speed_mps) for the world's current car pose."""

@@ -209,7 +209,7 @@ class TrainConfig:
     expert: str = "centre"
     """The imitation expert's line: "centre" (the centre line at moderate speed) or "racing"
     (the track's racing line at `expert_speed_fraction` of its limit speed profile)."""
-    expert_speed_fraction: float = 0.85
+    expert_speed_fraction: float = 0.9
     """For `expert` "racing": the share of the racing line's limit speed it drives at."""
     dagger_rounds: int = 0
     """DAgger rounds after behaviour cloning: each plays `imitation_episodes` episodes with
