@@ -24,7 +24,8 @@ Constructor keyword arguments:
 - `rate_hz` (15): steps per second of simulated time.
 - `max_steps` (10000): steps after which an episode is truncated (DeepRacer caps at 100000).
 - `observation`: `"gray"` (Box(0, 255, (120, 160, 1), uint8), default) or `"rgb"` (120x160x3).
-- `world`: a `sim2real.world.WorldConfig` (dynamics, camera, battery, base texture style).
+- `world`: a `sim2real.world.WorldConfig` (dynamics, camera, battery, base texture style,
+  scene lighting).
 - `simtrace_dir`: a model folder; every step is then logged as DeepRacer simtrace CSV in
   the DRfC single-worker layout (`training-simtrace/<iteration>-iteration.csv`, or an
   `evaluation-<stamp>/evaluation-simtrace/` folder when `training=False`). Set the
@@ -47,6 +48,7 @@ the centre line at lap fraction f.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from pathlib import Path
@@ -153,13 +155,7 @@ class RaceEnv(gym.Env):
         self.num_workers = num_workers
         base = world or WorldConfig()
         if rate_hz != base.rate_hz:
-            base = WorldConfig(
-                rate_hz=rate_hz,
-                dynamics=base.dynamics,
-                camera=base.camera,
-                battery=base.battery,
-                style=base.style,
-            )
+            base = dataclasses.replace(base, rate_hz=rate_hz)
         self.base_world = base
         self.randomization: RandomizationConfig = resolve_randomization(randomize)
         self.action_def = resolve_action_space(action_space)
@@ -415,8 +411,8 @@ class RaceEnv(gym.Env):
         if color:
             if frame.shape[:2] != OBS_SHAPE[:2]:
                 frame = cv2.resize(frame, OBS_SHAPE[1::-1], interpolation=cv2.INTER_AREA)
-            return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        return preprocess(frame)
+            return self.base_world.lighting.apply(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        return self.base_world.lighting.apply(preprocess(frame))
 
     def _draw_randomization(self, rng: np.random.Generator, track: Track) -> None:
         cfg = self.randomization

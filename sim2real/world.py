@@ -62,6 +62,30 @@ def track_lookup(track: Track) -> TrackLookup:
 
 
 @dataclass(frozen=True)
+class Lighting:
+    """A fixed scene brightness: the camera image through a gain and a gamma, as a lamp or
+    the sun changes it (the per-episode randomized kind is `sim2real.effects`)."""
+
+    gain: float = 1.0
+    """Image gain (1 = as rendered)."""
+    gamma: float = 1.0
+    """Image gamma (1 = as rendered)."""
+
+    @property
+    def nominal(self) -> bool:
+        """True when the image is left as rendered."""
+        return self.gain == 1.0 and self.gamma == 1.0
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The uint8 image as this lighting shows it (the image itself when nominal)."""
+        if self.nominal:
+            return image
+        levels = np.arange(256) / 255.0
+        lut = np.clip(255.0 * self.gain * levels**self.gamma, 0, 255).astype(np.uint8)
+        return lut[image]
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     """Everything physical about a simulated run (defaults: DeepRacer-like, no randomization)."""
 
@@ -75,6 +99,8 @@ class WorldConfig:
     """Drive battery; None is an ideal supply (achieved speed = commanded speed x gain)."""
     style: TextureStyle = field(default_factory=TextureStyle)
     """Look of the track and background."""
+    lighting: Lighting = field(default_factory=Lighting)
+    """Scene brightness applied to every observation (nominal: as rendered)."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 240.0:
@@ -208,8 +234,9 @@ class World:
         return self.renderer(camera).render(x, y, th, color=color)
 
     def observe(self) -> np.ndarray:
-        """The model's observation: the frame through `vehicle.observation.preprocess`."""
-        return preprocess(self.render())
+        """The model's observation: the frame through `vehicle.observation.preprocess`,
+        under the configured lighting."""
+        return self.config.lighting.apply(preprocess(self.render()))
 
     def position(self) -> TrackPosition:
         """Track position of DeepRacer's reference point (0.14 m ahead of the origin)."""
@@ -256,4 +283,4 @@ class World:
         return self.lookup.on_road(self.dynamics.wheel_centres())
 
 
-__all__ = ["REFERENCE_POINT_AHEAD_M", "World", "WorldConfig", "track_lookup"]
+__all__ = ["REFERENCE_POINT_AHEAD_M", "Lighting", "World", "WorldConfig", "track_lookup"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.errors import FlashError
 from vehicle.bundle import read_bundle, sha256_hex
 
 _SSH_TARGET = re.compile(
@@ -27,12 +28,6 @@ _SSH_TARGET = re.compile(
 )
 REMOTE_EXIT_SSH = 255
 """OpenSSH's exit status when the connection itself failed."""
-
-
-class FlashError(Exception):
-    """The bundle could not be delivered, or the car refused it."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)

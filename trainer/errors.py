@@ -32,6 +32,11 @@ class EvaluationError(TrainerError):
     """An evaluation target or its options cannot be used."""
 
 
+class ModelFolderError(TrainerError):
+    """A model folder's choices (`racer new`) cannot be trained, or the folder cannot be
+    written."""
+
+
 class ExportError(TrainerError):
     """The run cannot be exported, or the converted model disagrees with the float one."""
 
