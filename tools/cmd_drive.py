@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
     args.make_drive = lambda on_frame=None: _CarSession(args, on_frame)
     if not args.headless and not args.json and sys.stdout.isatty():
         try:
-            from vehicle.console import run as run_console
+            from vehicle.console.app import run as run_console
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
             if missing not in ("textual", "rich"):
@@ -360,7 +360,7 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 def _run_sim_console(args: argparse.Namespace, config: Any, policy: Any) -> int:
     """The live console over the simulated car (`sim_console_parts`)."""
-    from vehicle.console import open_store, run
+    from vehicle.console.app import open_store, run
 
     store = open_store(args.store)
     label = _model_label(args.model, policy)
@@ -395,7 +395,7 @@ def sim_console_parts(
     import logging
 
     from sim2real.hil.session import hil_drive
-    from vehicle.console import CommandLineModel, ConsoleParts, LapTimes
+    from vehicle.console.app import CommandLineModel, ConsoleParts, LapTimes
     from vehicle.inference import load_policy
 
     log = logging.getLogger("simulator")

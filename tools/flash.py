@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tools.errors import FlashError
-from vehicle.bundle import read_bundle, sha256_hex
+from vehicle.models.bundle import read_bundle, sha256_hex
 
 _SSH_TARGET = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+)(?::(?P<port>\d+))?$"
@@ -66,7 +66,7 @@ def flash_local(
     bundle_path: Path, store_dir: Path, *, activate: bool, name: str | None
 ) -> dict[str, Any]:
     """Install into a store folder on this machine (or a mounted card / stick)."""
-    from vehicle.store import ModelStore
+    from vehicle.models.store import ModelStore
 
     bundle = read_bundle(bundle_path)
     model = ModelStore(store_dir).install(

@@ -13,7 +13,7 @@
    (`vehicle.inference.Policy`), and drives a few laps with both models through
    `trainer.evaluate.evaluate` (the `racer eval` path) on the same seeds;
 5. refuses an agreement below `min_agreement` (99 %) unless `allow_parity_loss`, and
-   otherwise writes the bundle (`vehicle.bundle.write_bundle`), signed if a key is given.
+   otherwise writes the bundle (`vehicle.models.bundle.write_bundle`), signed if a key is given.
 """
 
 from __future__ import annotations
@@ -182,8 +182,8 @@ def export_run(
         tflite_outputs,
         tflite_policy_fn,
     )
-    from vehicle.bundle import check_name, write_bundle
     from vehicle.inference import Policy
+    from vehicle.models.bundle import check_name, write_bundle
 
     def noop(_n: int) -> None:
         pass
@@ -313,7 +313,7 @@ def export_run(
         )
     signing_key = None
     if config.sign:
-        from vehicle.signing import load_signing_key
+        from vehicle.models.signing import load_signing_key
 
         signing_key = load_signing_key(config.sign)
     bundle_meta = ModelMetadata(

@@ -46,7 +46,7 @@ def policy_from_target(target: str, which: str) -> tuple[Any, Any, dict[str, Any
         meta_path = path.with_name("model_metadata.json")
         policy = Policy.load(path, meta_path)
     else:
-        from vehicle.bundle import read_bundle
+        from vehicle.models.bundle import read_bundle
 
         bundle = read_bundle(path)
         policy = Policy.from_bytes(bundle.model_bytes, bundle.metadata)

@@ -38,8 +38,8 @@ def test_sweep_finds_the_dark_scene_that_breaks_a_fixed_threshold_policy(tmp_pat
 def test_racer_eval_sweep_on_a_bundle(tmp_path, capsys):
     from tests.vehicle.tiny_models import tflite_bytes
     from tools.cli import main as racer
-    from vehicle.bundle import write_bundle
     from vehicle.metadata import ModelMetadata
+    from vehicle.models.bundle import write_bundle
 
     bundle = tmp_path / "m.bundle"
     write_bundle(bundle, name="m", model_bytes=tflite_bytes(10, seed=0), metadata=ModelMetadata())

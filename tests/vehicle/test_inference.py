@@ -111,9 +111,9 @@ def test_from_bytes(tmp_path):
 
 
 def test_load_policy_from_bundle_store_name_and_active(tmp_path):
-    from vehicle.bundle import write_bundle
     from vehicle.inference import load_policy
-    from vehicle.store import ModelStore
+    from vehicle.models.bundle import write_bundle
+    from vehicle.models.store import ModelStore
 
     tfl, meta = write_model(tmp_path / "m", quant="int8")
     bundle = tmp_path / "tiny.tar.gz"

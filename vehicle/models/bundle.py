@@ -2,7 +2,7 @@
 optional ed25519 signature. Written by `racer export`, read by the car's model store.
 
 Runs on the car: no TensorFlow. `cryptography` is imported only when a bundle is signed or
-a signature is checked against trusted keys (`vehicle.signing`).
+a signature is checked against trusted keys (`vehicle.models.signing`).
 
 Members (flat, regular files only; anything else is refused):
 - `model.tflite`        the policy;
@@ -180,7 +180,7 @@ def write_bundle(
 ) -> Bundle:
     """Write a bundle atomically (temp file in the same folder, fsync, rename).
 
-    `signing_key` is a `vehicle.signing.SigningKey` or None. Returns the bundle as read
+    `signing_key` is a `vehicle.models.signing.SigningKey` or None. Returns the bundle as read
     back from disk, so what was written is known to verify.
     """
     path = Path(path)
@@ -243,7 +243,7 @@ def read_bundle(
 ) -> Bundle:
     """Read and check a bundle file. Raises BundleError naming the first problem.
 
-    `trusted_keys`: `vehicle.signing.PublicKey`s; when non-empty the bundle must carry a
+    `trusted_keys`: `vehicle.models.signing.PublicKey`s; when non-empty the bundle must carry a
     signature by one of them. `expect_sha256`: the sha256 the whole file must have (the
     sender's figure, to catch a damaged transfer).
     """
