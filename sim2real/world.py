@@ -37,7 +37,7 @@ import numpy as np
 from sim2real.battery import Battery, BatteryConfig
 from sim2real.camera import CameraConfig
 from sim2real.dynamics import REFERENCE_POINT_AHEAD_M, CarDynamics, DynamicsConfig
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 from sim2real.lookup import TrackLookup, TrackPosition
 from sim2real.params import EpisodeProgress, build_params
 from sim2real.renderer import CameraRenderer
@@ -104,7 +104,7 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 240.0:
-            raise ConfigError(f"WorldConfig.rate_hz {self.rate_hz} is outside 1-240 Hz")
+            raise SimConfigError(f"WorldConfig.rate_hz {self.rate_hz} is outside 1-240 Hz")
 
 
 class World:
@@ -177,7 +177,7 @@ class World:
         """Put the car's model origin at (x, y) facing `heading_rad`, wheels straight."""
         for name, v in (("x_m", x_m), ("y_m", y_m), ("heading_rad", heading_rad)):
             if not math.isfinite(v):
-                raise ConfigError(f"World.place: {name} = {v} is not a finite number")
+                raise SimConfigError(f"World.place: {name} = {v} is not a finite number")
         self.dynamics.reset(float(x_m), float(y_m), float(heading_rad), speed_mps=speed_mps)
         if self.battery is not None:
             self.battery.reset()

@@ -144,13 +144,13 @@ class _CarSession:
     def __enter__(self) -> _CarSession:
         from vehicle.camera import open_camera
         from vehicle.drive import Drive, DriveConfig, mapping_for
-        from vehicle.inference import load_policy
+        from vehicle.inference import load_tflite_policy
         from vehicle.link import Link, LinkConfig
         from vehicle.runlog import RunLog
 
         a = self.args
         try:
-            policy = load_policy(a.model, metadata=a.metadata, store_dir=a.store)
+            policy = load_tflite_policy(a.model, metadata=a.metadata, store_dir=a.store)
             pulses, absolute, cal_source = _load_calibration(a.calibration)
             mapping = mapping_for(policy, a.mapping or "deepracer", absolute)
             camera = self._stack.enter_context(
@@ -304,11 +304,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 def _run_sim(args: argparse.Namespace) -> int:
     from sim2real.hil.session import HILConfig, run_hil
-    from vehicle.inference import load_policy
+    from vehicle.inference import load_tflite_policy
 
     if args.laps < 1:
         raise DriveError(f"--laps {args.laps} must be at least 1")
-    policy = load_policy(args.model, metadata=args.metadata, store_dir=args.store)
+    policy = load_tflite_policy(args.model, metadata=args.metadata, store_dir=args.store)
     config = HILConfig(
         track=args.track,
         laps=args.laps,
@@ -396,7 +396,7 @@ def sim_console_parts(
 
     from sim2real.hil.session import hil_drive
     from vehicle.console.app import CommandLineModel, ConsoleParts, LapTimes
-    from vehicle.inference import load_policy
+    from vehicle.inference import load_tflite_policy
 
     log = logging.getLogger("simulator")
     log.setLevel(logging.INFO)  # laps show in the console's log tail
@@ -412,7 +412,7 @@ def sim_console_parts(
     def open_drive(model: Any, on_frame: Any) -> Iterator[Any]:
         chosen = policy
         if model is not None and not isinstance(model, CommandLineModel):
-            chosen = load_policy(model.name, store_dir=getattr(store, "root", None))
+            chosen = load_tflite_policy(model.name, store_dir=getattr(store, "root", None))
         with hil_drive(config, chosen, on_frame=on_frame, on_event=on_event) as session:
             current["session"] = session
             yield session.drive

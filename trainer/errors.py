@@ -16,7 +16,7 @@ class TrainerError(Exception):
     exit_code = 2
 
 
-class ConfigError(TrainerError):
+class TrainConfigError(TrainerError):
     """A training configuration or a `hyperparameters.json` is malformed or out of range."""
 
 

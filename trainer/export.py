@@ -1,7 +1,7 @@
 """TFLite export of a trained run: conversion, parity, lap check, and the model bundle.
 
 `export_run(ExportConfig(run=..., format="int8"))`:
-1. loads the checkpoint as the float Keras policy (`trainer.checkpoint.load_policy`);
+1. loads the checkpoint as the float Keras policy (`trainer.checkpoint.load_keras_policy`);
 2. plays the simulator under the run's tracks and randomization for the representative
    frames (int8 calibration) and, with other seeds, the held-out parity frames
    (`trainer.parity.simulator_frames`);
@@ -171,7 +171,7 @@ def export_run(
 ) -> ExportResult:
     """Export a run (see the module docstring). `stage(description, total)` is called at
     each step and returns a callback advancing that step's progress (for progress bars)."""
-    from trainer.checkpoint import RunDir, load_policy
+    from trainer.checkpoint import RunDir, load_keras_policy
     from trainer.config import config_from_json
     from trainer.evaluate import env_kwargs_for, evaluate
     from trainer.parity import (
@@ -201,7 +201,7 @@ def export_run(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     run = RunDir(config.run)
-    model, metadata, info = load_policy(config.run, config.checkpoint)
+    model, metadata, info = load_keras_policy(config.run, config.checkpoint)
     train_cfg = config_from_json(
         __import__("json").loads(run.config.read_text(encoding="utf-8")), str(run.config)
     )

@@ -20,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 
 
 def collect_expert(
@@ -38,7 +38,7 @@ def collect_expert(
     env = make_env(env_id, env_kwargs, max_steps)
     base = env.unwrapped
     if not hasattr(base, "world"):
-        raise ConfigError(
+        raise TrainConfigError(
             f"--imitation-episodes needs the openracer simulator's expert; {env_id} has none"
         )
     obs_list, act_list = [], []

@@ -104,11 +104,11 @@ def action_space_of(c: ModelChoices):
 def hyperparameters_of(c: ModelChoices):
     """DeepRacer hyperparameters with the wizard's overrides (validated by the trainer)."""
     from trainer.config import parse_hyperparameters
-    from trainer.errors import ConfigError
+    from trainer.errors import TrainConfigError
 
     try:
         return parse_hyperparameters(dict(c.hyperparameters), source="racer new --hyper")
-    except ConfigError as exc:
+    except TrainConfigError as exc:
         raise ModelFolderError(str(exc)) from exc
 
 

@@ -49,7 +49,7 @@ from trainer.actor import LOG_STD_RANGE, ActorSpec
 from trainer.checkpoint import RunDir
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
-from trainer.errors import CheckpointError, ConfigError
+from trainer.errors import CheckpointError, TrainConfigError
 from trainer.evaluate import env_kwargs_for, evaluate_in_training
 from trainer.logbook import Logbook
 from trainer.networks import TOPOLOGIES, build_networks
@@ -254,7 +254,7 @@ class Learner:
         """Remember the present policy (a warm start) as the anchor that
         `update(anchor_kl=...)` keeps the policy near. Discrete action spaces only."""
         if not self.discrete:
-            raise ConfigError(
+            raise TrainConfigError(
                 "--anchor-kl needs a discrete action space (its KL term is the categorical one)"
             )
         if self.anchor is None:

@@ -26,9 +26,9 @@ def policy_from_target(target: str, which: str) -> tuple[Any, Any, dict[str, Any
     if path.is_dir():
         import tensorflow as tf
 
-        from trainer.checkpoint import load_policy
+        from trainer.checkpoint import load_keras_policy
 
-        model, metadata, info = load_policy(path, int(which) if which.isdigit() else which)
+        model, metadata, info = load_keras_policy(path, int(which) if which.isdigit() else which)
         forward = tf.function(lambda x: model(x, training=False))
         discrete = metadata.action_space.kind == "discrete"
 

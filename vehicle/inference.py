@@ -297,7 +297,7 @@ class Policy:
         }
 
 
-def load_policy(
+def load_tflite_policy(
     spec: str | Path | None,
     *,
     metadata: str | Path | None = None,
