@@ -335,7 +335,9 @@ def _unpack(blob: bytes, where: str) -> dict[str, bytes]:
     return files
 
 
-def _json_member(files: dict[str, bytes], name: str, where: str) -> Any:
+def json_member(files: dict[str, bytes], name: str, where: str) -> Any:
+    """A bundle member parsed as JSON (`where` names the bundle or folder it came from);
+    a member that is not UTF-8 JSON is a `BundleError`."""
     try:
         return json.loads(files[name].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -358,7 +360,7 @@ def verify_members(
             f"{where}: missing {', '.join(missing)}; a bundle holds {', '.join(HASHED_MEMBERS)} "
             f"and {MANIFEST_MEMBER}"
         )
-    manifest = _json_member(files, MANIFEST_MEMBER, where)
+    manifest = json_member(files, MANIFEST_MEMBER, where)
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: {MANIFEST_MEMBER} is not a JSON object")
     version = manifest.get("schema_version")
@@ -400,13 +402,13 @@ def verify_members(
             )
     try:
         metadata = parse_metadata(
-            _json_member(files, METADATA_MEMBER, where), source=f"{where}: {METADATA_MEMBER}"
+            json_member(files, METADATA_MEMBER, where), source=f"{where}: {METADATA_MEMBER}"
         )
     except MetadataError as exc:
         raise BundleError(str(exc)) from exc
     signature = None
     if SIGNATURE_MEMBER in files:
-        signature = _json_member(files, SIGNATURE_MEMBER, where)
+        signature = json_member(files, SIGNATURE_MEMBER, where)
         if not isinstance(signature, dict) or not isinstance(signature.get("key_id"), str):
             raise BundleError(f"{where}: {SIGNATURE_MEMBER} is malformed (no key_id)")
     signed_by = None

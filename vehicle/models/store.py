@@ -551,13 +551,13 @@ def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
     """An installed model's manifest and metadata, parsed without hashing the model (for
     `list`): the model file must exist and have the size the manifest records."""
     from vehicle.metadata import parse_metadata
-    from vehicle.models.bundle import METADATA_MEMBER, _json_member
+    from vehicle.models.bundle import METADATA_MEMBER, json_member
 
     where = str(path)
     for member in (MANIFEST_MEMBER, METADATA_MEMBER):
         if member not in files:
             raise BundleError(f"{where}: {member} is missing")
-    manifest = _json_member(files, MANIFEST_MEMBER, where)
+    manifest = json_member(files, MANIFEST_MEMBER, where)
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: {MANIFEST_MEMBER} is not a JSON object")
     model = path / MODEL_MEMBER
@@ -570,10 +570,10 @@ def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
             f"the manifest says {expected} bytes"
         )
     try:
-        metadata = parse_metadata(_json_member(files, METADATA_MEMBER, where), source=where)
+        metadata = parse_metadata(json_member(files, METADATA_MEMBER, where), source=where)
     except VehicleError as exc:
         raise BundleError(str(exc)) from exc
-    signature = _json_member(files, SIGNATURE_MEMBER, where) if SIGNATURE_MEMBER in files else None
+    signature = json_member(files, SIGNATURE_MEMBER, where) if SIGNATURE_MEMBER in files else None
     return Bundle({**files, MODEL_MEMBER: b""}, manifest, metadata, signature, None, where, "")
 
 
