@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     from trainer import recipes
     from trainer.config import TrainConfig, load_hyperparameters
-    from trainer.errors import ConfigError
+    from trainer.errors import TrainConfigError
     from trainer.evaluate import evaluate
     from trainer.ppo import train
     from trainer.progress import ProgressDisplay
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
     from vehicle.metadata import load_metadata
 
     if args.track.endswith(".npy") and not Path(args.track).is_file():
-        raise ConfigError(
+        raise TrainConfigError(
             f"racer bench race: track file {args.track} not found; the default is DeepRacer's "
             "reinvent_base.npy in ../shared/data/deepracer-tracks beside the checkout, or "
             "give --track NAME_OR_FILE"
@@ -91,7 +91,9 @@ def main(argv: list[str]) -> int:
     train_s = time.time() - start
     load.append(os.getloadavg())
     if result.best is None:
-        raise ConfigError(f"racer bench race: the run saved no checkpoint ({result.stop_reason})")
+        raise TrainConfigError(
+            f"racer bench race: the run saved no checkpoint ({result.stop_reason})"
+        )
     policy_fn, metadata, info, _ = policy_from_target(out, str(result.best))
     # Seed 1000+: conditions the in-training evaluation (seed 0..) never saw.
     report = evaluate(

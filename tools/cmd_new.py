@@ -20,7 +20,9 @@ import argparse
 import json
 import sys
 
-from tools.wizard import NETWORKS, RANDOMIZE_PRESETS, ModelChoices, WizardError
+from tools import wizard
+from tools.errors import WizardError
+from trainer.model_folder import NETWORKS, RANDOMIZE_PRESETS, ModelChoices
 
 # flag dest -> ModelChoices field
 _FIELDS = {
@@ -111,11 +113,11 @@ def main(argv: list[str]) -> int:
             key, sep, raw = item.partition("=")
             if not sep or not key:
                 raise WizardError(f"--hyper {item!r} must be KEY=VALUE, e.g. --hyper lr=0.0001")
-            overrides[key.strip()] = _typed(raw.strip())
+            overrides[key.strip()] = wizard.typed_value(raw.strip())
         values["hyperparameters"] = overrides
         given.add("hyperparameters")
     choices = ModelChoices(**values)
-    from tools import wizard
+    from trainer.model_folder import load_track, write_model_folder
 
     if not args.yes:
         try:
@@ -126,13 +128,13 @@ def main(argv: list[str]) -> int:
                 "terminal, or pass the choices as flags with --yes for the rest"
             ) from exc
     with console.status("writing the model folder ..."):
-        result = wizard.write_model_folder(choices, force=args.force)
+        result = write_model_folder(choices, force=args.force)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if args.yes:
-        _, track = wizard.load_track(choices.track)
+        _, track = load_track(choices.track)
         console.print(wizard.ascii_preview(track))
     console.print(
         f"[green]created[/green] {result['folder']}: {', '.join(result['files'])}\n"
@@ -143,12 +145,3 @@ def main(argv: list[str]) -> int:
     console.print("\nnext:")
     print(result["command"])
     return 0
-
-
-def _typed(raw: str):
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from sim2real.pure_pursuit import PurePursuit, PurePursuitConfig
 from trainer.actor import ActorSpec, act
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 
 
 @dataclass
@@ -63,7 +63,7 @@ def collect_expert(
     env = make_env(env_id, env_kwargs, max_steps)
     base = env.unwrapped
     if not hasattr(base, "world"):
-        raise ConfigError(
+        raise TrainConfigError(
             f"--imitation-episodes needs the openracer simulator's expert; {env_id} has none"
         )
     rng = np.random.default_rng(seed)

@@ -90,35 +90,6 @@ def test_flags_and_yes_write_a_complete_folder(tmp_path, track_file, capsys, mon
     assert "█" in out  # the terminal preview of the track
 
 
-def test_console_defaults_give_the_console_default_action_space(tmp_path, track_file):
-    from tools.wizard import ModelChoices, write_model_folder
-
-    result = write_model_folder(ModelChoices(name=str(tmp_path / "m"), track=str(track_file)))
-    md = load_metadata(tmp_path / "m" / "model_metadata.json")
-    steer = sorted({a.steer_deg for a in md.action_space.actions})
-    speed = sorted({a.speed_mps for a in md.action_space.actions})
-    assert steer == [-30, -15, 0, 15, 30] and speed == [0.4, 0.8]
-    assert result["actions"] == 10 and "centerline" in result["reward"]
-
-
-def test_continuous_space(tmp_path, track_file):
-    from tools.wizard import ModelChoices, write_model_folder
-
-    c = ModelChoices(
-        name=str(tmp_path / "c"),
-        track=str(track_file),
-        action_space="continuous",
-        min_speed_mps=0.6,
-        max_speed_mps=2.0,
-        max_steer_deg=20,
-    )
-    write_model_folder(c)
-    md = load_metadata(tmp_path / "c" / "model_metadata.json")
-    assert md.action_space.kind == "continuous"
-    assert md.action_space.steer_range_deg == (-20, 20)
-    assert md.action_space.speed_range_mps == (0.6, 2.0)
-
-
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -149,7 +120,8 @@ def test_existing_folder_is_refused_without_force(tmp_path, track_file, capsys):
 def test_piped_answers_drive_the_prompts(tmp_path, track_file, monkeypatch):
     from rich.console import Console
 
-    from tools.wizard import ModelChoices, ask
+    from tools.wizard import ask
+    from trainer.model_folder import ModelChoices
 
     answers = (
         "\n".join(

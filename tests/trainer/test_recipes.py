@@ -11,7 +11,7 @@ from sim2real.reward import load_reward_function
 from tools import cmd_train
 from trainer import recipes
 from trainer.config import load_hyperparameters
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 from vehicle.metadata import load_metadata
 
 
@@ -56,5 +56,5 @@ def test_config_file_keys_win_over_the_recipe_and_flags_over_both(tmp_path):
 
 
 def test_unknown_recipe_names_the_choices(tmp_path):
-    with pytest.raises(ConfigError, match="first_lap, fast_laps"):
+    with pytest.raises(TrainConfigError, match="first_lap, fast_laps"):
         _resolve("--recipe", "fastest", "--out", str(tmp_path / "d"))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 from vehicle.files import read_json
 
 RECIPES = Path(__file__).parent
@@ -57,9 +57,9 @@ class Recipe:
         return self.folder / "reward.py"
 
     def _doc(self) -> dict[str, Any]:
-        data = read_json(self.folder / "recipe.json", what="recipe", error=ConfigError)
+        data = read_json(self.folder / "recipe.json", what="recipe", error=TrainConfigError)
         if not isinstance(data, dict):
-            raise ConfigError(f"{self.folder / 'recipe.json'}: expected a JSON object")
+            raise TrainConfigError(f"{self.folder / 'recipe.json'}: expected a JSON object")
         return data
 
     @property
@@ -88,9 +88,9 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Recipe:
-    """The recipe called `name`; ConfigError naming the choices otherwise."""
+    """The recipe called `name`; TrainConfigError naming the choices otherwise."""
     if name not in names():
-        raise ConfigError(f"--recipe {name!r} is not one of {', '.join(names())}")
+        raise TrainConfigError(f"--recipe {name!r} is not one of {', '.join(names())}")
     return Recipe(name, RECIPES / name)
 
 
