@@ -1,6 +1,7 @@
 """`racer new NAME`: a guided wizard that creates a model folder ready for `racer train`.
 
-Asks for a track (shown as a picture), an action space (DeepRacer's console choices:
+Offers the ready-made recipes first ("first lap fast", "fast laps"), or asks for a
+track (shown as a picture), an action space (DeepRacer's console choices:
 steering and speed granularity and maxima, or continuous ranges), a reward function
 from the gallery, hyperparameters (DeepRacer's defaults), a randomization preset and a
 time budget; writes model_metadata.json, hyperparameters.json, reward_function.py,
@@ -26,6 +27,7 @@ from trainer.model_folder import NETWORKS, RANDOMIZE_PRESETS, ModelChoices
 
 # flag dest -> ModelChoices field
 _FIELDS = {
+    "recipe": "recipe",
     "track": "track",
     "action_space": "action_space",
     "steering_levels": "steering_levels",
@@ -48,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", nargs="?", help="model folder to create")
+    p.add_argument(
+        "--recipe",
+        help="a ready-made recipe: first_lap (first lap fast) or fast_laps (fast laps); it "
+        "sets the action space, network, reward and hyperparameters (default: choose each)",
+    )
     p.add_argument("--track", help=f"catalogue name or .npy route file (default {d.track})")
     p.add_argument("--action-space", choices=["discrete", "continuous"], help="default discrete")
     p.add_argument(

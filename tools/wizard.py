@@ -86,6 +86,31 @@ def ask(c: ModelChoices, given: set[str], console) -> ModelChoices:
             console.print(f"[red]enter a whole number from {lo} to {hi}[/red]")
 
     console.rule("[bold]racer new[/bold]: a new model")
+    if "recipe" not in given:
+        from trainer import recipes
+
+        table = Table("recipe", "title", "what it does", title="Recipes")
+        for name in recipes.names():
+            r = recipes.get(name)
+            table.add_row(name, r.title, r.summary)
+        table.add_row("custom", "Choose each setting", "Action space, reward, hyperparameters.")
+        console.print(table)
+        answer = Prompt.ask(
+            "Recipe", choices=[*recipes.names(), "custom"], default="custom", console=console
+        )
+        c = replace(c, recipe="" if answer == "custom" else answer)
+    if c.recipe:
+        # The recipe sets the action space, network, reward and hyperparameters.
+        given = given | {
+            "action_space",
+            "max_steer_deg",
+            "steering_levels",
+            "min_speed_mps",
+            "max_speed_mps",
+            "speed_levels",
+            "reward",
+            "hyperparameters",
+        }
     if "track" not in given:
         names = track_names()
         if names:
@@ -132,7 +157,7 @@ def ask(c: ModelChoices, given: set[str], console) -> ModelChoices:
     if c.action_space == "discrete" and "speed_levels" not in given:
         c = replace(c, speed_levels=int_in("Speed granularity", c.speed_levels, 1, 5))
     space = action_space_of(c)
-    if space.kind == "discrete":
+    if space.kind == "discrete" and not c.recipe:
         table = Table("index", "steering (deg)", "speed (m/s)", title=f"{space.n} actions")
         for i, a in enumerate(space.actions):
             table.add_row(str(i), f"{a.steer_deg:g}", f"{a.speed_mps:g}")

@@ -40,6 +40,9 @@ class ModelChoices:
 
     name: str
     """Model folder to create (a path; its last part is the model's name)."""
+    recipe: str = ""
+    """A ready-made recipe (trainer/recipes: first_lap, fast_laps) that sets the action
+    space, network, reward, hyperparameters and training options; "" chooses each one."""
     track: str = DEFAULT_TRACK
     """Track: a catalogue name or a DeepRacer .npy route file."""
     action_space: str = "discrete"
@@ -168,6 +171,8 @@ def track_names() -> list[str]:
 
 def validate(c: ModelChoices) -> None:
     """Raise ModelFolderError for any choice that cannot be trained."""
+    if c.recipe:
+        _recipe(c)
     if c.randomize not in RANDOMIZE_PRESETS:
         raise ModelFolderError(
             f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}"
@@ -180,6 +185,16 @@ def validate(c: ModelChoices) -> None:
         raise ModelFolderError(f"model name {c.name!r} is not a usable folder name")
     action_space_of(c)
     hyperparameters_of(c)
+
+
+def _recipe(c: ModelChoices):
+    from trainer import recipes
+    from trainer.errors import TrainConfigError
+
+    try:
+        return recipes.get(c.recipe)
+    except TrainConfigError as exc:
+        raise ModelFolderError(str(exc).replace("--recipe", "recipe")) from exc
 
 
 # ---------------------------------------------------------------- pictures
@@ -216,9 +231,11 @@ def train_command(folder: Path, c: ModelChoices) -> list[str]:
         if c.track.endswith(".npy") or Path(c.track).is_file()
         else c.track
     )
+    recipe = ["--recipe", c.recipe] if c.recipe else []
     return [
         "racer",
         "train",
+        *recipe,
         "--track",
         track,
         "--reward",
@@ -247,10 +264,20 @@ def write_model_folder(c: ModelChoices, force: bool = False) -> dict[str, Any]:
             f"{folder} already exists and is not empty; choose another name or pass --force"
         )
     track_name, track = load_track(c.track)
-    space = action_space_of(c)
-    hyper = hyperparameters_of(c)
-    metadata = ModelMetadata(action_space=space, neural_network=c.network)
-    reward = reward_source_of(c, space.max_speed_mps)
+    if c.recipe:
+        from trainer.config import load_hyperparameters
+        from vehicle.metadata import load_metadata
+
+        recipe = _recipe(c)
+        metadata = load_metadata(recipe.metadata)
+        space = metadata.action_space
+        hyper = load_hyperparameters(recipe.hyperparameters)
+        reward = recipe.reward.read_text(encoding="utf-8")
+    else:
+        space = action_space_of(c)
+        hyper = hyperparameters_of(c)
+        metadata = ModelMetadata(action_space=space, neural_network=c.network)
+        reward = reward_source_of(c, space.max_speed_mps)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     atomic_write_json(folder / "model_metadata.json", metadata.to_json())
@@ -269,7 +296,8 @@ def write_model_folder(c: ModelChoices, force: bool = False) -> dict[str, Any]:
     track_picture(track, folder / "track.png", track_name)
     written.append("track.png")
     text = shlex.join(command)
-    atomic_write_text(folder / "README.md", _readme(folder, c, track_name, space, text))
+    readme = _readme(folder, c, track_name, space, text, metadata.neural_network)
+    atomic_write_text(folder / "README.md", readme)
     written.append("README.md")
     return {
         "folder": str(folder),
@@ -286,7 +314,8 @@ def _train_config(folder: Path, c: ModelChoices, command: list[str]) -> dict[str
     """openracer's training config (TrainConfig's JSON) for the folder."""
     from trainer.config import TrainConfig
 
-    config = TrainConfig(
+    options = _recipe(c).train_options() if c.recipe else {}
+    options.update(
         out=str(folder / "run"),
         track=(command[command.index("--track") + 1],),
         reward=str(folder / "reward_function.py"),
@@ -295,10 +324,13 @@ def _train_config(folder: Path, c: ModelChoices, command: list[str]) -> dict[str
         minutes=float(c.minutes),
         randomize=c.randomize,
     )
+    config = TrainConfig(**options)
     return config.to_json()
 
 
-def _readme(folder: Path, c: ModelChoices, track_name: str, space, command: str) -> str:
+def _readme(
+    folder: Path, c: ModelChoices, track_name: str, space, command: str, network: str
+) -> str:
     if space.kind == "discrete":
         acts = "\n".join(
             f"| {i} | {a.steer_deg:g} | {a.speed_mps:g} |" for i, a in enumerate(space.actions)
@@ -313,13 +345,23 @@ def _readme(folder: Path, c: ModelChoices, track_name: str, space, command: str)
             f"Continuous: steering {space.steer_range_deg[0]:g}..{space.steer_range_deg[1]:g} "
             f"deg, speed {space.speed_range_mps[0]:g}..{space.speed_range_mps[1]:g} m/s.\n"
         )
-    hyper = ", ".join(f"{k}={v}" for k, v in sorted(c.hyperparameters.items())) or "defaults"
+    hyper = "DeepRacer " + (
+        ", ".join(f"{k}={v}" for k, v in sorted(c.hyperparameters.items())) or "defaults"
+    )
+    if c.recipe:
+        recipe = _recipe(c)
+        made = (
+            f"Made by `racer new` from the recipe `{c.recipe}` ({recipe.title}): {recipe.summary}"
+        )
+        reward, hyper = f"the recipe's ({recipe.reward.stem})", "the recipe's"
+    else:
+        made, reward = "Made by `racer new`.", f"`{c.reward}`"
     return (
-        f"# {folder.name}\n\nMade by `racer new`.\n\n"
+        f"# {folder.name}\n\n{made}\n\n"
         f"- Track: `{track_name}` (see track.png)\n"
-        f"- Reward: `{c.reward}` (reward_function.py)\n"
-        f"- Network: {c.network}\n"
-        f"- Hyperparameters: DeepRacer {hyper} (hyperparameters.json)\n"
+        f"- Reward: {reward} (reward_function.py)\n"
+        f"- Network: {network}\n"
+        f"- Hyperparameters: {hyper} (hyperparameters.json)\n"
         f"- Randomization: {c.randomize}; time budget {c.minutes:g} min\n\n"
         f"## Action space\n\n{action_text}\n"
         f"## Next\n\n```\n{command}\n```\n\n"
