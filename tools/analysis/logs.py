@@ -83,6 +83,9 @@ class RunLog:
     """The track name the folder declares (config.json, DRfC params, robomaker log)."""
     config: dict[str, Any] | None = None
     """openracer's `config.json` of the run, when present."""
+    imitation: dict[str, Any] | None = None
+    """openracer runs: the imitation warm start's record (checkpoints/index.json), with
+    one entry per DAgger round when there were any."""
     notes: list[str] = field(default_factory=list)
     """What was skipped or guessed while loading (shown in the report)."""
     archive: Path | None = None
@@ -209,6 +212,8 @@ def load_run(path: str | Path) -> RunLog:
         root, ["ip/hyperparameters.json", "hyperparameters.json"]
     )
     run.config = _read_json_first(root, ["config.json"])
+    index = _read_json_first(root, ["checkpoints/index.json"]) or {}
+    run.imitation = index.get("imitation") if isinstance(index, dict) else None
     run.metrics = _load_metrics(root)
     for name in ("reward_function.py", "reward/reward_function.py"):
         if (root / name).is_file():
