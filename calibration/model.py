@@ -31,11 +31,11 @@ from vehicle.pulses import (
     PULSE_MAX_US,
     PULSE_MIN_US,
     AbsoluteMapping,
+    BatteryCompensation,
     ChannelCalibration,
     PulseCalibration,
+    SpeedCurve,
 )
-from vehicle.pulses import BatteryCompensation as FittedBattery
-from vehicle.pulses import SpeedCurve as FittedSpeedCurve
 
 ANGLE_MAX_DEG = 60.0
 """Largest steering angle at either end that is plausible for a 1/18 car."""
@@ -240,7 +240,7 @@ class SpeedPoint:
 
 
 @dataclass(frozen=True)
-class SpeedCurve:
+class SpeedMeasurements:
     """Measured (command -> m/s) runs; speed must rise with command. `fit()` is the
     `vehicle.pulses.SpeedCurve` the drive loop uses in absolute mode."""
 
@@ -269,21 +269,21 @@ class SpeedCurve:
                     f"{a.command:g}; re-measure one of the two runs"
                 )
 
-    def with_point(self, point: SpeedPoint) -> SpeedCurve:
+    def with_point(self, point: SpeedPoint) -> SpeedMeasurements:
         """A new curve with `point` added, replacing any run at the same command."""
         kept = tuple(p for p in self.points if p.command != point.command)
-        return SpeedCurve(kept + (point,), self.reference_battery_v)
+        return SpeedMeasurements(kept + (point,), self.reference_battery_v)
 
-    def without(self, command: float) -> SpeedCurve:
+    def without(self, command: float) -> SpeedMeasurements:
         """A new curve without the run at `command`."""
         kept = tuple(p for p in self.points if p.command != command)
-        return SpeedCurve(kept, self.reference_battery_v)
+        return SpeedMeasurements(kept, self.reference_battery_v)
 
-    def fit(self) -> FittedSpeedCurve | None:
+    def fit(self) -> SpeedCurve | None:
         """The fitted curve (monotone, piecewise linear through (0, 0)); None without runs."""
         if not self.points:
             return None
-        return FittedSpeedCurve(
+        return SpeedCurve(
             tuple((p.command, p.speed_mps) for p in self.points), self.reference_battery_v
         )
 
@@ -310,9 +310,10 @@ class BatteryPoint:
 
 
 @dataclass(frozen=True)
-class BatteryCompensation:
-    """Top speed against battery voltage; the drive loop scales throttle so a tired battery
-    still reaches the commanded speed."""
+class BatteryMeasurements:
+    """Measured top speed against battery voltage. `fit()` is the
+    `vehicle.pulses.BatteryCompensation` with which the drive loop scales throttle so a
+    tired battery still reaches the commanded speed."""
 
     points: tuple[BatteryPoint, ...] = ()
     """Recorded points, sorted by voltage."""
@@ -327,16 +328,16 @@ class BatteryCompensation:
                     f"{b.battery_v:.2f} V are less than 0.05 V apart; keep one of them"
                 )
 
-    def with_point(self, point: BatteryPoint) -> BatteryCompensation:
+    def with_point(self, point: BatteryPoint) -> BatteryMeasurements:
         """A new table with `point` added, replacing any point within 0.05 V of it."""
         kept = tuple(p for p in self.points if abs(p.battery_v - point.battery_v) >= 0.05)
-        return BatteryCompensation(kept + (point,))
+        return BatteryMeasurements(kept + (point,))
 
-    def fit(self) -> FittedBattery | None:
+    def fit(self) -> BatteryCompensation | None:
         """The `vehicle.pulses.BatteryCompensation` the drive loop uses; None if empty."""
         if not self.points:
             return None
-        return FittedBattery(tuple((p.battery_v, p.top_speed_mps) for p in self.points))
+        return BatteryCompensation(tuple((p.battery_v, p.top_speed_mps) for p in self.points))
 
 
 @dataclass(frozen=True)
@@ -385,9 +386,9 @@ class Calibration:
     """Steering servo."""
     throttle: ThrottleCalibration = field(default_factory=ThrottleCalibration)
     """ESC."""
-    speed: SpeedCurve = field(default_factory=SpeedCurve)
+    speed: SpeedMeasurements = field(default_factory=SpeedMeasurements)
     """Measured speed curve (empty until the speed test has been run)."""
-    battery: BatteryCompensation = field(default_factory=BatteryCompensation)
+    battery: BatteryMeasurements = field(default_factory=BatteryMeasurements)
     """Battery compensation table (empty until recorded)."""
     camera: CameraSettings = field(default_factory=CameraSettings)
     """Camera orientation and exposure."""
@@ -464,13 +465,13 @@ class Calibration:
                         "throttle", *(throttle.get(k, throttle_default[k]) for k in _CHANNEL_KEYS)
                     )
                 ),
-                speed=SpeedCurve(
+                speed=SpeedMeasurements(
                     tuple(_build(SpeedPoint, p) for p in _list(speed, "speed_curve.points")),
                     _number(
                         speed.get("reference_battery_v", 7.4), "speed_curve.reference_battery_v"
                     ),
                 ),
-                battery=BatteryCompensation(
+                battery=BatteryMeasurements(
                     tuple(_build(BatteryPoint, p) for p in _list(battery, "battery.points"))
                 ),
                 camera=_build(CameraSettings, _section(data, "camera")),

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from calibration.actuator import ActuatorStatus
-from vehicle.pulses import SpeedCurve as FittedSpeedCurve
+from vehicle.pulses import SpeedCurve
 
 TABS = (
     ("steering", "1 Steering"),
@@ -118,7 +118,7 @@ class PulseGauge(Static):
 
 
 def curve_text(
-    fit: FittedSpeedCurve | None, measured: list[tuple[float, float]], width: int, height: int
+    fit: SpeedCurve | None, measured: list[tuple[float, float]], width: int, height: int
 ) -> Text:
     """An ASCII plot of the fitted speed curve (`.`) and the measured runs (`o`)."""
     if fit is None:
@@ -153,9 +153,9 @@ class CurvePlot(Static):
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
-        self._data: tuple[FittedSpeedCurve | None, list[tuple[float, float]]] = (None, [])
+        self._data: tuple[SpeedCurve | None, list[tuple[float, float]]] = (None, [])
 
-    def show(self, fit: FittedSpeedCurve | None, measured: list[tuple[float, float]]) -> None:
+    def show(self, fit: SpeedCurve | None, measured: list[tuple[float, float]]) -> None:
         self._data = (fit, measured)
         self._draw()
 

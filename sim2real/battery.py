@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 
 # Open-circuit voltage of one LiPo cell against state of charge (typical discharge curve
 # at low current; 3.0 V cut-off region excluded).
@@ -52,12 +52,12 @@ class BatteryConfig:
 
     def __post_init__(self) -> None:
         if self.cells < 1 or self.capacity_mah <= 0 or not 0.0 <= self.initial_soc <= 1.0:
-            raise ConfigError(
+            raise SimConfigError(
                 f"BatteryConfig: cells={self.cells}, capacity_mah={self.capacity_mah}, "
                 f"initial_soc={self.initial_soc}: need cells >= 1, capacity > 0, soc in [0, 1]"
             )
         if self.calibrated_voltage_v <= 0 or self.drain_multiplier < 0:
-            raise ConfigError(
+            raise SimConfigError(
                 f"BatteryConfig: calibrated_voltage_v={self.calibrated_voltage_v}, "
                 f"drain_multiplier={self.drain_multiplier} must be positive"
             )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 
 
 @dataclass(frozen=True)
@@ -46,19 +46,19 @@ class CameraConfig:
 
     def __post_init__(self) -> None:
         if self.model not in ("pinhole", "fisheye"):
-            raise ConfigError(f"CameraConfig.model {self.model!r} is not 'pinhole' or 'fisheye'")
+            raise SimConfigError(f"CameraConfig.model {self.model!r} is not 'pinhole' or 'fisheye'")
         limit = 170.0 if self.model == "pinhole" else 200.0
         if not 10.0 <= self.hfov_deg < limit:
-            raise ConfigError(
+            raise SimConfigError(
                 f"CameraConfig.hfov_deg {self.hfov_deg} is outside 10-{limit:g} for a "
                 f"{self.model} lens"
             )
         if self.width_px < 8 or self.height_px < 8:
-            raise ConfigError(f"CameraConfig size {self.width_px}x{self.height_px} is too small")
+            raise SimConfigError(f"CameraConfig size {self.width_px}x{self.height_px} is too small")
         if not 0.02 <= self.height_m <= 2.0:
-            raise ConfigError(f"CameraConfig.height_m {self.height_m} is outside 0.02-2 m")
+            raise SimConfigError(f"CameraConfig.height_m {self.height_m} is outside 0.02-2 m")
         if not -30.0 <= self.pitch_deg <= 80.0:
-            raise ConfigError(f"CameraConfig.pitch_deg {self.pitch_deg} is outside -30..80 deg")
+            raise SimConfigError(f"CameraConfig.pitch_deg {self.pitch_deg} is outside -30..80 deg")
 
     @property
     def focal_px(self) -> float:

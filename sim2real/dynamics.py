@@ -22,7 +22,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 
 REFERENCE_POINT_AHEAD_M = 0.14
 """DeepRacer's reward reference point lies this far ahead of the model origin."""
@@ -74,7 +74,7 @@ class DynamicsConfig:
         ]
         for name, ok in checks:
             if not ok:
-                raise ConfigError(
+                raise SimConfigError(
                     f"DynamicsConfig.{name} = {getattr(self, name)!r} is out of range; "
                     "see the field's docstring in sim2real/dynamics.py"
                 )

@@ -24,7 +24,8 @@ Constructor keyword arguments:
 - `rate_hz` (15): steps per second of simulated time.
 - `max_steps` (10000): steps after which an episode is truncated (DeepRacer caps at 100000).
 - `observation`: `"gray"` (Box(0, 255, (120, 160, 1), uint8), default) or `"rgb"` (120x160x3).
-- `world`: a `sim2real.world.WorldConfig` (dynamics, camera, battery, base texture style).
+- `world`: a `sim2real.world.WorldConfig` (dynamics, camera, battery, base texture style,
+  scene lighting).
 - `simtrace_dir`: a model folder; every step is then logged as DeepRacer simtrace CSV in
   the DRfC single-worker layout (`training-simtrace/<iteration>-iteration.csv`, or an
   `evaluation-<stamp>/evaluation-simtrace/` folder when `training=False`). Set the
@@ -54,6 +55,7 @@ the centre line at lap fraction f.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from pathlib import Path
@@ -68,7 +70,7 @@ from sim2real import params as P
 from sim2real import reward_check
 from sim2real.camera import CameraConfig
 from sim2real.effects import FrameEffects, albumentations_pipeline
-from sim2real.errors import ActionError, ConfigError
+from sim2real.errors import ActionError, SimConfigError
 from sim2real.laps import LapTracker
 from sim2real.lookup import TrackPosition
 from sim2real.randomization import (
@@ -146,13 +148,13 @@ class RaceEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         if observation not in ("gray", "rgb"):
-            raise ConfigError(f"observation {observation!r} is not 'gray' or 'rgb'")
+            raise SimConfigError(f"observation {observation!r} is not 'gray' or 'rgb'")
         if render_mode not in (None, "rgb_array"):
-            raise ConfigError(f"render_mode {render_mode!r} is not None or 'rgb_array'")
+            raise SimConfigError(f"render_mode {render_mode!r} is not None or 'rgb_array'")
         if not 0 <= worker_index < num_workers:
-            raise ConfigError(f"worker_index {worker_index} must be in [0, {num_workers})")
+            raise SimConfigError(f"worker_index {worker_index} must be in [0, {num_workers})")
         if max_steps < 2:
-            raise ConfigError(f"max_steps {max_steps} must be at least 2")
+            raise SimConfigError(f"max_steps {max_steps} must be at least 2")
         self.render_mode = render_mode
         self.training = training
         self.round_robin_advance = float(round_robin_advance)
@@ -164,18 +166,12 @@ class RaceEnv(gym.Env):
         self.num_workers = num_workers
         base = world or WorldConfig()
         if rate_hz != base.rate_hz:
-            base = WorldConfig(
-                rate_hz=rate_hz,
-                dynamics=base.dynamics,
-                camera=base.camera,
-                battery=base.battery,
-                style=base.style,
-            )
+            base = dataclasses.replace(base, rate_hz=rate_hz)
         self.base_world = base
         self.randomization: RandomizationConfig = resolve_randomization(randomize)
         self.action_def = resolve_action_space(action_space)
         if not 0 < reward_time_limit_s <= MAX_TIME_LIMIT_S:
-            raise ConfigError(
+            raise SimConfigError(
                 f"reward_time_limit_s {reward_time_limit_s} must be above 0 and at most "
                 f"{MAX_TIME_LIMIT_S:g}"
             )
@@ -307,7 +303,7 @@ class RaceEnv(gym.Env):
         options = dict(options or {})
         unknown = sorted(set(options) - {"pose", "start_progress"})
         if unknown:
-            raise ConfigError(
+            raise SimConfigError(
                 f"reset options {unknown} are unknown; use 'pose' or 'start_progress'"
             )
         track = self.tracks.draw(rng)
@@ -319,7 +315,7 @@ class RaceEnv(gym.Env):
             try:
                 x, y, hd = float(pose["x"]), float(pose["y"]), float(pose["heading_deg"])
             except (KeyError, TypeError, ValueError) as exc:
-                raise ConfigError(
+                raise SimConfigError(
                     f"reset option pose {pose!r} needs numbers x, y (m) and heading_deg"
                 ) from exc
             w.place(x, y, math.radians(hd))
@@ -347,7 +343,7 @@ class RaceEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_ready:
-            raise ConfigError("step() called before reset() or after the episode ended")
+            raise SimConfigError("step() called before reset() or after the episode ended")
         if self._discrete is not None:
             try:
                 index = operator.index(action)
@@ -410,7 +406,7 @@ class RaceEnv(gym.Env):
         """After `lap_complete`, keep the episode going for another lap from the current
         pose (continuous evaluation, videos of several laps); progress restarts at 0."""
         if self.progress.status(self.world.wheels_on_road()) != P.LAP_COMPLETE:
-            raise ConfigError("continue_lap() is only allowed right after lap_complete")
+            raise SimConfigError("continue_lap() is only allowed right after lap_complete")
         self.laps.next_lap()  # as the simapp: same start line, previous progress 0
         self._episode_ready = True
 
@@ -433,8 +429,8 @@ class RaceEnv(gym.Env):
         if color:
             if frame.shape[:2] != OBS_SHAPE[:2]:
                 frame = cv2.resize(frame, OBS_SHAPE[1::-1], interpolation=cv2.INTER_AREA)
-            return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-        return preprocess(frame)
+            return self.base_world.lighting.apply(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+        return self.base_world.lighting.apply(preprocess(frame))
 
     def _draw_randomization(self, rng: np.random.Generator, track: Track) -> None:
         cfg = self.randomization

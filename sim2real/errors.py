@@ -10,7 +10,7 @@ class SimError(Exception):
     exit_code = 2
 
 
-class ConfigError(SimError):
+class SimConfigError(SimError):
     """A simulator configuration value (dynamics, camera, randomization knob) is invalid."""
 
 

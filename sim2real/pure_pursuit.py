@@ -14,7 +14,20 @@ import numpy as np
 
 from sim2real.dynamics import DynamicsConfig
 from sim2real.world import World
+from tracks.racing_line import RacingLine, RacingLineConfig, racing_line
+from tracks.track import Track
 from vehicle.metadata import ActionSpace
+
+_RACING_LINES: dict[tuple[str, bytes, float], RacingLine] = {}
+
+
+def _racing_line_of(track: Track, margin_m: float) -> RacingLine:
+    """The track's racing line keeping `margin_m` from the borders, computed once per
+    process, track and margin."""
+    key = (track.name, np.ascontiguousarray(track.center).tobytes(), margin_m)
+    if key not in _RACING_LINES:
+        _RACING_LINES[key] = racing_line(track, RacingLineConfig(margin_m=margin_m))
+    return _RACING_LINES[key]
 
 
 @dataclass(frozen=True)
@@ -33,6 +46,25 @@ class PurePursuitConfig:
     """Corner speed: sqrt(this / curvature)."""
     braking_mps2: float = 2.0
     """Deceleration the speed profile allows before a corner."""
+    line: str = "centre"
+    """Which line to follow: "centre" (the centre line at the speeds above) or "racing"
+    (the track's racing line, `tracks.racing_line`, at its limit speed profile times
+    `racing_speed_fraction`; the settings above other than the lookahead are then unused)."""
+    racing_speed_fraction: float = 0.9
+    """Share of the racing line's limit speed the "racing" expert drives at."""
+    racing_margin_m: float = 0.15
+    """Distance the "racing" expert's line keeps from the borders beyond half the car's
+    width (the yardstick line keeps 0.05 m): room for tracking error at racing speed."""
+
+    def __post_init__(self) -> None:
+        if self.line not in ("centre", "racing"):
+            raise ValueError(f"line {self.line!r} is not 'centre' or 'racing'")
+        if not 0.0 <= self.racing_margin_m <= 1.0:
+            raise ValueError(f"racing_margin_m {self.racing_margin_m} must be in [0, 1] m")
+        if not 0.0 < self.racing_speed_fraction <= 1.5:
+            raise ValueError(
+                f"racing_speed_fraction {self.racing_speed_fraction} must be in (0, 1.5]"
+            )
 
 
 class PurePursuit:
@@ -62,6 +94,9 @@ class PurePursuit:
                 v[-1] = v[0] = min(v[0], v[-1])
         self.speed_profile = v
         self._cum = cum
+        self.racing: RacingLine | None = None
+        if c.line == "racing":
+            self.racing = _racing_line_of(world.track, c.racing_margin_m)
 
     def command(self) -> tuple[float, float]:
         """(steer_deg, speed_mps) for the world's current car pose."""
@@ -71,6 +106,8 @@ class PurePursuit:
         c = self.config
         rear_x = s.x_m - dyn.rear_axle_behind_origin_m * math.cos(s.heading_rad)
         rear_y = s.y_m - dyn.rear_axle_behind_origin_m * math.sin(s.heading_rad)
+        if self.racing is not None:
+            return self._racing_command(rear_x, rear_y, s.heading_rad, s.speed_mps, dyn)
         arc = w.lookup.position(s.x_m, s.y_m).arc_m
         ahead = c.lookahead_m + c.lookahead_per_mps * max(s.speed_mps, 0.0)
         target_arc = arc + ahead
@@ -84,6 +121,32 @@ class PurePursuit:
         steer_deg = max(-dyn.max_steer_deg, min(dyn.max_steer_deg, math.degrees(steer)))
         speed = float(np.interp(arc % self.length_m, self._cum, self.speed_profile))
         return steer_deg, speed
+
+    def _racing_command(
+        self, rear_x: float, rear_y: float, heading: float, speed: float, dyn: DynamicsConfig
+    ) -> tuple[float, float]:
+        line = self.racing
+        assert line is not None
+        c = self.config
+        nearest = int(np.argmin(np.hypot(line.points[:, 0] - rear_x, line.points[:, 1] - rear_y)))
+        arc = float(line.arc_m[nearest])
+        ahead = c.lookahead_m + c.lookahead_per_mps * max(speed, 0.0)
+        xs = np.append(line.arc_m, line.length_m) if line.closed else line.arc_m
+        pts = np.vstack([line.points, line.points[:1]]) if line.closed else line.points
+        vs = np.append(line.speed_mps, line.speed_mps[0]) if line.closed else line.speed_mps
+        target = arc + ahead
+        target = target % line.length_m if line.closed else min(target, float(xs[-1]))
+        tx = float(np.interp(target, xs, pts[:, 0]))
+        ty = float(np.interp(target, xs, pts[:, 1]))
+        alpha = math.atan2(ty - rear_y, tx - rear_x) - heading
+        dist = math.hypot(tx - rear_x, ty - rear_y)
+        steer = math.atan2(2.0 * dyn.wheelbase_m * math.sin(alpha), max(dist, 1e-3))
+        steer_deg = max(-dyn.max_steer_deg, min(dyn.max_steer_deg, math.degrees(steer)))
+        # The speed a few tenths of a second ahead: commands take effect after the lag.
+        soon = arc + 0.3 * max(speed, 0.5)
+        soon = soon % line.length_m if line.closed else min(soon, float(xs[-1]))
+        v = float(np.interp(soon, xs, vs)) * c.racing_speed_fraction
+        return steer_deg, v
 
     def action_for(self, space: ActionSpace) -> int | np.ndarray:
         """The command mapped onto a DeepRacer action space: the nearest discrete action

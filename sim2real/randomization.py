@@ -33,7 +33,7 @@ import numpy as np
 from sim2real.battery import BatteryConfig
 from sim2real.camera import CameraConfig
 from sim2real.dynamics import DynamicsConfig
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 from sim2real.texture import BACKGROUND_KINDS, SURFACE_KINDS, TextureStyle
 
 
@@ -107,7 +107,7 @@ class RandomizationConfig:
         ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
-                raise ConfigError(f"randomization knob {name} = {v} must be within [0, 1]")
+                raise SimConfigError(f"randomization knob {name} = {v} must be within [0, 1]")
         for name in (
             "line_width_jitter",
             "brightness",
@@ -122,19 +122,21 @@ class RandomizationConfig:
             "time_constant_jitter",
         ):
             if getattr(self, name) < 0:
-                raise ConfigError(f"randomization knob {name} = {getattr(self, name)} must be >= 0")
+                raise SimConfigError(
+                    f"randomization knob {name} = {getattr(self, name)} must be >= 0"
+                )
         if self.texture_pool_size < 1 or self.camera_pool_size < 1:
-            raise ConfigError("randomization pool sizes must be >= 1")
+            raise SimConfigError("randomization pool sizes must be >= 1")
         for k in self.surface_kinds:
             if k not in SURFACE_KINDS:
-                raise ConfigError(f"surface kind {k!r} is not one of {SURFACE_KINDS}")
+                raise SimConfigError(f"surface kind {k!r} is not one of {SURFACE_KINDS}")
         for k in self.background_kinds:
             if k not in BACKGROUND_KINDS:
-                raise ConfigError(f"background kind {k!r} is not one of {BACKGROUND_KINDS}")
+                raise SimConfigError(f"background kind {k!r} is not one of {BACKGROUND_KINDS}")
         if not 0.0 <= self.battery_soc_min <= 1.0 or self.battery_drain_max < 1.0:
-            raise ConfigError("battery_soc_min must be in [0, 1] and battery_drain_max >= 1")
+            raise SimConfigError("battery_soc_min must be in [0, 1] and battery_drain_max >= 1")
         if self.speed_gain >= 1.0 or self.contrast >= 1.0 or self.brightness >= 1.0:
-            raise ConfigError("speed_gain, contrast and brightness jitters must be below 1")
+            raise SimConfigError("speed_gain, contrast and brightness jitters must be below 1")
 
     @property
     def enabled(self) -> bool:
@@ -236,7 +238,7 @@ def resolve_randomization(spec: Any) -> RandomizationConfig:
         return spec
     if isinstance(spec, str):
         if spec not in PRESETS:
-            raise ConfigError(f"randomize preset {spec!r} is not one of {list(PRESETS)}")
+            raise SimConfigError(f"randomize preset {spec!r} is not one of {list(PRESETS)}")
         return PRESETS[spec]
     if isinstance(spec, dict):
         spec = dict(spec)
@@ -244,12 +246,12 @@ def resolve_randomization(spec: Any) -> RandomizationConfig:
         known = {f.name for f in dataclasses.fields(RandomizationConfig)}
         unknown = sorted(set(spec) - known)
         if unknown:
-            raise ConfigError(f"randomize: unknown knob(s) {unknown}; knobs are {sorted(known)}")
+            raise SimConfigError(f"randomize: unknown knob(s) {unknown}; knobs are {sorted(known)}")
         for k in ("surface_kinds", "background_kinds", "lateral_accel_mps2"):
             if isinstance(spec.get(k), list):
                 spec[k] = tuple(spec[k])
         return dataclasses.replace(base, **spec)
-    raise ConfigError(
+    raise SimConfigError(
         f"randomize {spec!r}: expected a preset name {list(PRESETS)}, a dict of knobs, "
         "or a RandomizationConfig"
     )

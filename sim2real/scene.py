@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 from sim2real.texture import TextureStyle, paint_background, paint_ground, surface_tile, tile_over
 
 CAR_MARGIN_M = 1.0
@@ -51,7 +51,7 @@ class TrackScene:
         self.inner = np.asarray(inner, np.float64)[:, :2]
         self.outer = np.asarray(outer, np.float64)[:, :2]
         if len(self.centre) < 2:
-            raise ConfigError("TrackScene: the track needs at least two centre-line points")
+            raise SimConfigError("TrackScene: the track needs at least two centre-line points")
         self.res_m = res_m
         self.levels = len(_LEVEL_MAX_DISTANCE_M) + 1
         self.level_max_distance_m = (*_LEVEL_MAX_DISTANCE_M, max(max_ground_distance_m, 5.0))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 
 SURFACE_KINDS = ("plain", "noise", "carpet", "concrete", "tiles")
 BACKGROUND_KINDS = ("room", "plain", "barriers")
@@ -64,16 +64,16 @@ class TextureStyle:
     def __post_init__(self) -> None:
         for name in ("road_kind", "floor_kind"):
             if getattr(self, name) not in SURFACE_KINDS:
-                raise ConfigError(
+                raise SimConfigError(
                     f"TextureStyle.{name} {getattr(self, name)!r} is not one of {SURFACE_KINDS}"
                 )
         if self.background_kind not in BACKGROUND_KINDS:
-            raise ConfigError(
+            raise SimConfigError(
                 f"TextureStyle.background_kind {self.background_kind!r} is not one of "
                 f"{BACKGROUND_KINDS}"
             )
         if not 0.0 < self.border_width_m < 0.5 or not 0.0 < self.centre_width_m < 0.5:
-            raise ConfigError(
+            raise SimConfigError(
                 f"TextureStyle line widths {self.border_width_m} / {self.centre_width_m} m "
                 "must be in (0, 0.5)"
             )
@@ -140,7 +140,7 @@ def surface_tile(
         v[:, edge] = 1.6
         v = v + 0.2 * periodic_noise(rng, size_px, 0.05 * px)
     else:
-        raise ConfigError(f"surface kind {kind!r} is not one of {SURFACE_KINDS}")
+        raise SimConfigError(f"surface kind {kind!r} is not one of {SURFACE_KINDS}")
     base = np.asarray(bgr, np.float32)
     img = base * (1.0 + contrast * v[..., None])
     return np.clip(img, 0, 255).astype(np.uint8)

@@ -37,7 +37,7 @@ import numpy as np
 from sim2real.battery import Battery, BatteryConfig
 from sim2real.camera import CameraConfig
 from sim2real.dynamics import REFERENCE_POINT_AHEAD_M, CarDynamics, DynamicsConfig
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 from sim2real.lookup import TrackLookup, TrackPosition
 from sim2real.params import EpisodeProgress, build_params
 from sim2real.renderer import CameraRenderer
@@ -62,6 +62,30 @@ def track_lookup(track: Track) -> TrackLookup:
 
 
 @dataclass(frozen=True)
+class Lighting:
+    """A fixed scene brightness: the camera image through a gain and a gamma, as a lamp or
+    the sun changes it (the per-episode randomized kind is `sim2real.effects`)."""
+
+    gain: float = 1.0
+    """Image gain (1 = as rendered)."""
+    gamma: float = 1.0
+    """Image gamma (1 = as rendered)."""
+
+    @property
+    def nominal(self) -> bool:
+        """True when the image is left as rendered."""
+        return self.gain == 1.0 and self.gamma == 1.0
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """The uint8 image as this lighting shows it (the image itself when nominal)."""
+        if self.nominal:
+            return image
+        levels = np.arange(256) / 255.0
+        lut = np.clip(255.0 * self.gain * levels**self.gamma, 0, 255).astype(np.uint8)
+        return lut[image]
+
+
+@dataclass(frozen=True)
 class WorldConfig:
     """Everything physical about a simulated run (defaults: DeepRacer-like, no randomization)."""
 
@@ -75,10 +99,12 @@ class WorldConfig:
     """Drive battery; None is an ideal supply (achieved speed = commanded speed x gain)."""
     style: TextureStyle = field(default_factory=TextureStyle)
     """Look of the track and background."""
+    lighting: Lighting = field(default_factory=Lighting)
+    """Scene brightness applied to every observation (nominal: as rendered)."""
 
     def __post_init__(self) -> None:
         if not 1.0 <= self.rate_hz <= 240.0:
-            raise ConfigError(f"WorldConfig.rate_hz {self.rate_hz} is outside 1-240 Hz")
+            raise SimConfigError(f"WorldConfig.rate_hz {self.rate_hz} is outside 1-240 Hz")
 
 
 class World:
@@ -151,7 +177,7 @@ class World:
         """Put the car's model origin at (x, y) facing `heading_rad`, wheels straight."""
         for name, v in (("x_m", x_m), ("y_m", y_m), ("heading_rad", heading_rad)):
             if not math.isfinite(v):
-                raise ConfigError(f"World.place: {name} = {v} is not a finite number")
+                raise SimConfigError(f"World.place: {name} = {v} is not a finite number")
         self.dynamics.reset(float(x_m), float(y_m), float(heading_rad), speed_mps=speed_mps)
         if self.battery is not None:
             self.battery.reset()
@@ -208,8 +234,9 @@ class World:
         return self.renderer(camera).render(x, y, th, color=color)
 
     def observe(self) -> np.ndarray:
-        """The model's observation: the frame through `vehicle.observation.preprocess`."""
-        return preprocess(self.render())
+        """The model's observation: the frame through `vehicle.observation.preprocess`,
+        under the configured lighting."""
+        return self.config.lighting.apply(preprocess(self.render()))
 
     def position(self) -> TrackPosition:
         """Track position of DeepRacer's reference point (0.14 m ahead of the origin)."""
@@ -256,4 +283,4 @@ class World:
         return self.lookup.on_road(self.dynamics.wheel_centres())
 
 
-__all__ = ["REFERENCE_POINT_AHEAD_M", "World", "WorldConfig", "track_lookup"]
+__all__ = ["REFERENCE_POINT_AHEAD_M", "Lighting", "World", "WorldConfig", "track_lookup"]

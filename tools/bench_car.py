@@ -93,12 +93,12 @@ def main(argv: list[str]) -> int:
     from vehicle.camera import Camera
     from vehicle.drive import Drive, DriveConfig, mapping_for
     from vehicle.firmware import protocol as P
-    from vehicle.inference import Policy, load_policy
+    from vehicle.inference import Policy, load_tflite_policy
     from vehicle.link import Link, LinkConfig
     from vehicle.observation import preprocess
     from vehicle.pulses import PulseCalibration, action_pulses
 
-    policy: Policy = load_policy(args.model) if args.model else Policy.load(_bench_model())
+    policy: Policy = load_tflite_policy(args.model) if args.model else Policy.load(_bench_model())
     log = (lambda *a: None) if args.json else (lambda *a: print(*a, flush=True))
     log(
         f"model {policy.describe()['path']} ({policy.backend}, input {policy.describe()['input_dtype']})"

@@ -1,7 +1,7 @@
 """`racer bench train`: wall-clock time until PPO, from pixels and without any expert,
 produces a saved checkpoint that completes 10 of 10 evaluation laps.
 
-Recipe: `trainer/recipes/fast_*` (OPENRACER_LOWRES network, 10 discrete actions, gamma
+Recipe: `trainer/recipes/first_lap` (OPENRACER_LOWRES network, 10 discrete actions, gamma
 0.99, entropy bonus 0.002, centre-line reward with a small speed premium and a lap
 bonus) on `reinvent_like` with `standard` randomization, 2 simulator processes. After
 every iteration the trainer runs its evaluation episodes from the start line; when all
@@ -85,26 +85,26 @@ def main(argv: list[str]) -> int:
     from trainer.config import TrainConfig, load_hyperparameters
     from trainer.ppo import train
     from trainer.progress import ProgressDisplay
-    from trainer.recipes import FAST_HYPERPARAMETERS, FAST_METADATA, FAST_REWARD
+    from trainer.recipes import FIRST_LAP
     from vehicle.metadata import load_metadata
 
     start = time.time()
     load = [os.getloadavg()]
     cpu_start = _cpu_times()
     out = args.out or tempfile.mkdtemp(prefix="racer-bench-train-")
-    metadata_path = args.metadata or str(FAST_METADATA)
+    metadata_path = args.metadata or str(FIRST_LAP.metadata)
     config = TrainConfig(
         out=str(Path(out) / "run") if args.out is None else out,
         track=(args.track,),
-        reward=args.reward or str(FAST_REWARD),
+        reward=args.reward or str(FIRST_LAP.reward),
         metadata=metadata_path,
-        hyperparameters=args.hyperparameters or str(FAST_HYPERPARAMETERS),
+        hyperparameters=args.hyperparameters or str(FIRST_LAP.hyperparameters),
         minutes=args.minutes + args.extra_minutes,
         randomize=args.randomize,
         seed=args.seed,
         workers=args.workers,
     )
-    hp = load_hyperparameters(config.hyperparameters or FAST_HYPERPARAMETERS)
+    hp = load_hyperparameters(config.hyperparameters or FIRST_LAP.hyperparameters)
     metadata = load_metadata(metadata_path)
     found: dict[str, Any] = {}
     checks: list[dict[str, Any]] = []

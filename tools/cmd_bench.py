@@ -1,4 +1,4 @@
-"""`racer bench sim|train|car`: the benchmarks behind every speed and learning figure.
+"""`racer bench sim|train|race|car`: the benchmarks behind every speed and learning figure.
 
 Each benchmark lives in its own module (`tools/bench_<name>.py`, `main(argv) -> int`) and
 reports ratios against a reference measured in the same run, because this machine is
@@ -13,6 +13,7 @@ import sys
 BENCHMARKS = {
     "sim": ("tools.bench_sim", "simulator steps/s vs gymnasium CarRacing-v3"),
     "train": ("tools.bench_train", "PPO wall-clock time to a model that laps"),
+    "race": ("tools.bench_race", "lap time vs the racing-line limit after <= 30 min training"),
     "car": ("tools.bench_car", "car loop latency, inference time, protocol rates"),
 }
 

@@ -114,7 +114,7 @@ def main(argv: list[str]) -> int:
     args.make_drive = lambda on_frame=None: _CarSession(args, on_frame)
     if not args.headless and not args.json and sys.stdout.isatty():
         try:
-            from vehicle.console import run as run_console
+            from vehicle.console.app import run as run_console
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
             if missing not in ("textual", "rich"):
@@ -144,13 +144,13 @@ class _CarSession:
     def __enter__(self) -> _CarSession:
         from vehicle.camera import open_camera
         from vehicle.drive import Drive, DriveConfig, mapping_for
-        from vehicle.inference import load_policy
+        from vehicle.inference import load_tflite_policy
         from vehicle.link import Link, LinkConfig
         from vehicle.runlog import RunLog
 
         a = self.args
         try:
-            policy = load_policy(a.model, metadata=a.metadata, store_dir=a.store)
+            policy = load_tflite_policy(a.model, metadata=a.metadata, store_dir=a.store)
             pulses, absolute, cal_source = _load_calibration(a.calibration)
             mapping = mapping_for(policy, a.mapping or "deepracer", absolute)
             camera = self._stack.enter_context(
@@ -304,11 +304,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 
 def _run_sim(args: argparse.Namespace) -> int:
     from sim2real.hil.session import HILConfig, run_hil
-    from vehicle.inference import load_policy
+    from vehicle.inference import load_tflite_policy
 
     if args.laps < 1:
         raise DriveError(f"--laps {args.laps} must be at least 1")
-    policy = load_policy(args.model, metadata=args.metadata, store_dir=args.store)
+    policy = load_tflite_policy(args.model, metadata=args.metadata, store_dir=args.store)
     config = HILConfig(
         track=args.track,
         laps=args.laps,
@@ -360,7 +360,7 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 def _run_sim_console(args: argparse.Namespace, config: Any, policy: Any) -> int:
     """The live console over the simulated car (`sim_console_parts`)."""
-    from vehicle.console import open_store, run
+    from vehicle.console.app import open_store, run
 
     store = open_store(args.store)
     label = _model_label(args.model, policy)
@@ -395,8 +395,8 @@ def sim_console_parts(
     import logging
 
     from sim2real.hil.session import hil_drive
-    from vehicle.console import CommandLineModel, ConsoleParts, LapTimes
-    from vehicle.inference import load_policy
+    from vehicle.console.app import CommandLineModel, ConsoleParts, LapTimes
+    from vehicle.inference import load_tflite_policy
 
     log = logging.getLogger("simulator")
     log.setLevel(logging.INFO)  # laps show in the console's log tail
@@ -412,7 +412,7 @@ def sim_console_parts(
     def open_drive(model: Any, on_frame: Any) -> Iterator[Any]:
         chosen = policy
         if model is not None and not isinstance(model, CommandLineModel):
-            chosen = load_policy(model.name, store_dir=getattr(store, "root", None))
+            chosen = load_tflite_policy(model.name, store_dir=getattr(store, "root", None))
         with hil_drive(config, chosen, on_frame=on_frame, on_event=on_event) as session:
             current["session"] = session
             yield session.drive

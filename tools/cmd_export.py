@@ -117,8 +117,8 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from tools.progress import count_bar
     from trainer.export import ExportConfig, ParityError, export_run
 
     config = ExportConfig(
@@ -143,14 +143,8 @@ def main(argv: list[str]) -> int:
             "uses at least 2000 (the default)",
             file=sys.stderr,
         )
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=not console.is_terminal,
-        disable=not console.is_terminal,
+    with count_bar(
+        console, transient=not console.is_terminal, disable=not console.is_terminal
     ) as progress:
         current: list[Any] = []
 

@@ -12,9 +12,9 @@ import argparse
 import json
 from pathlib import Path
 
+from tools.errors import FirmwareError
 from tools.firmware import (
     FIRMWARE_DIR,
-    FirmwareError,
     build,
     check_protocol,
     find_tool,

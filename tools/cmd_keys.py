@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vehicle.signing import (
+from vehicle.models.signing import (
     SigningKey,
     load_public_key,
     load_signing_key,

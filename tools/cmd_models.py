@@ -1,7 +1,7 @@
 """`racer models`: the car's model store: list, install, activate, rollback, remove, verify.
 
 Runs on the car: no TensorFlow. The store folder is `--store DIR`, else `$OPENRACER_STORE`,
-else `~/.local/share/openracer/models` (see `vehicle/store.py` for its layout and crash
+else `~/.local/share/openracer/models` (see `vehicle/models/store.py` for its layout and crash
 safety). Every refusal is one line on stderr and exit code 2, with the store unchanged.
 """
 
@@ -12,7 +12,7 @@ import json
 import sys
 from typing import Any
 
-from vehicle.store import STORE_ENV, InstalledModel, ModelStore, default_store_dir
+from vehicle.models.store import STORE_ENV, InstalledModel, ModelStore, default_store_dir
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """`racer new NAME`: a guided wizard that creates a model folder ready for `racer train`.
 
-Asks for a track (shown as a picture), an action space (DeepRacer's console choices:
+Offers the ready-made recipes first ("first lap fast", "fast laps"), or asks for a
+track (shown as a picture), an action space (DeepRacer's console choices:
 steering and speed granularity and maxima, or continuous ranges), a reward function
 from the gallery, hyperparameters (DeepRacer's defaults), a randomization preset and a
 time budget; writes model_metadata.json, hyperparameters.json, reward_function.py,
@@ -20,10 +21,13 @@ import argparse
 import json
 import sys
 
-from tools.wizard import NETWORKS, RANDOMIZE_PRESETS, ModelChoices, WizardError
+from tools import wizard
+from tools.errors import WizardError
+from trainer.model_folder import NETWORKS, RANDOMIZE_PRESETS, ModelChoices
 
 # flag dest -> ModelChoices field
 _FIELDS = {
+    "recipe": "recipe",
     "track": "track",
     "action_space": "action_space",
     "steering_levels": "steering_levels",
@@ -46,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("name", nargs="?", help="model folder to create")
+    p.add_argument(
+        "--recipe",
+        help="a ready-made recipe: first_lap (first lap fast) or fast_laps (fast laps); it "
+        "sets the action space, network, reward and hyperparameters (default: choose each)",
+    )
     p.add_argument("--track", help=f"catalogue name or .npy route file (default {d.track})")
     p.add_argument("--action-space", choices=["discrete", "continuous"], help="default discrete")
     p.add_argument(
@@ -111,11 +120,11 @@ def main(argv: list[str]) -> int:
             key, sep, raw = item.partition("=")
             if not sep or not key:
                 raise WizardError(f"--hyper {item!r} must be KEY=VALUE, e.g. --hyper lr=0.0001")
-            overrides[key.strip()] = _typed(raw.strip())
+            overrides[key.strip()] = wizard.typed_value(raw.strip())
         values["hyperparameters"] = overrides
         given.add("hyperparameters")
     choices = ModelChoices(**values)
-    from tools import wizard
+    from trainer.model_folder import load_track, write_model_folder
 
     if not args.yes:
         try:
@@ -126,13 +135,13 @@ def main(argv: list[str]) -> int:
                 "terminal, or pass the choices as flags with --yes for the rest"
             ) from exc
     with console.status("writing the model folder ..."):
-        result = wizard.write_model_folder(choices, force=args.force)
+        result = write_model_folder(choices, force=args.force)
     if args.json:
         json.dump(result, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if args.yes:
-        _, track = wizard.load_track(choices.track)
+        _, track = load_track(choices.track)
         console.print(wizard.ascii_preview(track))
     console.print(
         f"[green]created[/green] {result['folder']}: {', '.join(result['files'])}\n"
@@ -143,12 +152,3 @@ def main(argv: list[str]) -> int:
     console.print("\nnext:")
     print(result["command"])
     return 0
-
-
-def _typed(raw: str):
-    for kind in (int, float):
-        try:
-            return kind(raw)
-        except ValueError:
-            pass
-    return raw

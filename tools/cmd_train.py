@@ -73,10 +73,12 @@ def resolve(args: argparse.Namespace) -> tuple:
     from trainer.config import (
         Hyperparameters,
         TrainConfig,
+        config_from_json,
         load_hyperparameters,
         load_train_config,
     )
-    from trainer.errors import ConfigError
+    from trainer.errors import TrainConfigError
+    from vehicle.files import read_json
     from vehicle.metadata import ModelMetadata, load_metadata
 
     given = {
@@ -84,12 +86,20 @@ def resolve(args: argparse.Namespace) -> tuple:
         for f in dataclasses.fields(TrainConfig)
         if getattr(args, f.name) is not None
     }
-    if getattr(args, "config", None):
-        base = load_train_config(args.config)
-        given = {
-            **{f.name: getattr(base, f.name) for f in dataclasses.fields(TrainConfig)},
-            **given,
-        }
+    # Precedence, lowest first: the recipe, the --config file's keys, the flags.
+    path = getattr(args, "config", None)
+    written = read_json(path, what="training config", error=TrainConfigError) if path else {}
+    if not isinstance(written, dict):
+        raise TrainConfigError(f"{path}: expected a JSON object")
+    recipe = given.get("recipe") or written.get("recipe")
+    if recipe and not given.get("resume"):
+        from trainer import recipes
+
+        written = {**recipes.get(str(recipe)).train_options(), **written}
+    if written:
+        base = config_from_json(written, str(path or f"--recipe {recipe}"))
+        fields = {f.name for f in dataclasses.fields(TrainConfig)}
+        given = {**{k: getattr(base, k) for k in written if k in fields}, **given}
         given = {k: v for k, v in given.items() if v is not None}
     if "track" in given:
         given["track"] = tuple(given["track"])
@@ -97,10 +107,10 @@ def resolve(args: argparse.Namespace) -> tuple:
         given["track"] = ()  # --generated alone: only generated tracks
     if given.get("resume"):
         if "out" not in given:
-            raise ConfigError("--resume needs --out RUN, the run directory to continue")
+            raise TrainConfigError("--resume needs --out RUN, the run directory to continue")
         run = RunDir(given["out"])
         if not run.config.exists():
-            raise ConfigError(f"--resume: {run.path} holds no run (no config.json)")
+            raise TrainConfigError(f"--resume: {run.path} holds no run (no config.json)")
         stored = load_train_config(run.config)
         conflicts = [
             k
@@ -108,7 +118,7 @@ def resolve(args: argparse.Namespace) -> tuple:
             if k not in RESUME_OVERRIDES | {"out", "resume"} and v != getattr(stored, k)
         ]
         if conflicts:
-            raise ConfigError(
+            raise TrainConfigError(
                 f"--resume continues {run.path} as it was configured; these options differ "
                 f"from its config.json: {', '.join('--' + c.replace('_', '-') for c in conflicts)}"
                 ". Drop them, or start a new run with --clone"
@@ -117,7 +127,7 @@ def resolve(args: argparse.Namespace) -> tuple:
         config = dataclasses.replace(stored, resume=True, clone=None, **overrides)
         return config, load_hyperparameters(run.hyperparameters_file), run.metadata()
     if "out" not in given:
-        raise ConfigError("--out RUN is required: the directory the run is written to")
+        raise TrainConfigError("--out RUN is required: the directory the run is written to")
     config = TrainConfig(**given)
     hp = (
         load_hyperparameters(config.hyperparameters)
@@ -126,7 +136,7 @@ def resolve(args: argparse.Namespace) -> tuple:
     )
     metadata = load_metadata(config.metadata) if config.metadata else ModelMetadata()
     if metadata.training_algorithm != "clipped_ppo":
-        raise ConfigError(
+        raise TrainConfigError(
             f"{config.metadata}: training_algorithm {metadata.training_algorithm!r}: openracer "
             "trains clipped_ppo only; set it in model_metadata.json"
         )

@@ -15,7 +15,7 @@
 set -euo pipefail
 out="${1:-demo-out}"
 minutes="${OPENRACER_DEMO_MINUTES:-12}"
-recipe="$(dirname "$0")/../trainer/recipes"
+recipe="$(dirname "$0")/../trainer/recipes/first_lap"
 track=reinvent_like
 mkdir -p "$out"
 run="$out/run"
@@ -33,9 +33,9 @@ echo "== 2/6 training for $minutes minutes (resumes if $run exists)"
 resume=(--imitation-episodes 20 --value-warmup-iterations 3 --anchor-kl 1.0 --anchor-iterations 150)
 if [ -f "$run/checkpoints/resume.npz" ]; then resume=(--resume); fi
 racer train --track "$track" --randomize standard --minutes "$minutes" \
-  --metadata "$recipe/fast_model_metadata.json" \
-  --hyperparameters "$recipe/fast_hyperparameters.json" \
-  --reward "$recipe/fast_reward.py" \
+  --metadata "$recipe/model_metadata.json" \
+  --hyperparameters "$recipe/hyperparameters.json" \
+  --reward "$recipe/reward.py" \
   --out "$run" "${resume[@]}"
 
 echo "== 3/6 time trial of the best checkpoint"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tools.errors import FirmwareError
 from vehicle.files import read_json
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "vehicle" / "firmware"
@@ -35,12 +36,6 @@ SOURCE_ONLY = ("main.py", "boot.py")
 HOST_ONLY = ("__init__.py",)
 """Files that exist only so the host can import the firmware package."""
 BUILD_MANIFEST = "firmware.json"
-
-
-class FirmwareError(Exception):
-    """The firmware cannot be built or flashed, or the board runs another protocol."""
-
-    exit_code = 2
 
 
 def find_tool(name: str, explicit: str | None = None) -> str:

@@ -20,19 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vehicle.bundle import read_bundle, sha256_hex
+from tools.errors import FlashError
+from vehicle.models.bundle import read_bundle, sha256_hex
 
 _SSH_TARGET = re.compile(
     r"^(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+)(?::(?P<port>\d+))?$"
 )
 REMOTE_EXIT_SSH = 255
 """OpenSSH's exit status when the connection itself failed."""
-
-
-class FlashError(Exception):
-    """The bundle could not be delivered, or the car refused it."""
-
-    exit_code = 2
 
 
 @dataclass(frozen=True)
@@ -71,7 +66,7 @@ def flash_local(
     bundle_path: Path, store_dir: Path, *, activate: bool, name: str | None
 ) -> dict[str, Any]:
     """Install into a store folder on this machine (or a mounted card / stick)."""
-    from vehicle.store import ModelStore
+    from vehicle.models.store import ModelStore
 
     bundle = read_bundle(bundle_path)
     model = ModelStore(store_dir).install(

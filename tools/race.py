@@ -116,8 +116,7 @@ def run_race(
     console=None,
 ) -> dict[str, Any]:
     """Race every target, write the leaderboard, the figures, the winner's MP4 and HTML."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
+    from tools.progress import count_bar
     from trainer.evaluate import evaluate
     from trainer.targets import policy_from_target
 
@@ -131,13 +130,7 @@ def run_race(
     entries: list[Entry] = []
     limit = None
     track_name = str(track)
-    with Progress(
-        TextColumn("[bold]race[/bold] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with count_bar(console, "race") as progress:
         task = progress.add_task("", total=len(targets))
         for name, target in zip(names, targets, strict=True):
             progress.update(task, description=name)
@@ -192,12 +185,12 @@ def run_race(
 def _winner_lap(entry: Entry):
     """The winner's best completed lap (or furthest attempt) as simtrace rows."""
     from tools.analysis.episodes import episode_table, steps_of
-    from tools.analysis.logs import _load_eval_dirs
+    from tools.analysis.logs import load_eval_dirs
 
     if not entry.simtrace:
         return None, None
     run_dir = Path(entry.simtrace).parents[2]
-    steps = _load_eval_dirs(run_dir.glob("evaluation-*"))
+    steps = load_eval_dirs(run_dir.glob("evaluation-*"))
     if steps is None or len(steps) == 0:
         return None, None
     eps = episode_table(steps)

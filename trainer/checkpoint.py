@@ -28,7 +28,7 @@ cut back to the count recorded in it, and `index.json` is rewritten from it. At 
 iteration in flight is lost.
 
 Stable contract for export and evaluation:
-`load_policy(run_dir, which="best"|"last"|N) -> (keras.Model, ModelMetadata, info)`,
+`load_keras_policy(run_dir, which="best"|"last"|N) -> (keras.Model, ModelMetadata, info)`,
 the model as `trainer.networks.build_policy` describes it.
 """
 
@@ -310,7 +310,9 @@ def update_index(
     index["kept"] = sorted({*recent, iteration, *([index["best"]] if index["best"] else [])})
 
 
-def load_policy(run_dir: str | Path, which: str | int = "best") -> tuple[Any, ModelMetadata, dict]:
+def load_keras_policy(
+    run_dir: str | Path, which: str | int = "best"
+) -> tuple[Any, ModelMetadata, dict]:
     """The trained policy of a run as a Keras model (see `trainer.networks.build_policy`),
     its metadata, and an info dict (iteration, path, evaluation figures at save time)."""
     from trainer.networks import build_networks

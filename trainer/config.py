@@ -3,7 +3,7 @@
 `Hyperparameters` holds exactly DeepRacer's keys with the simapp's defaults (compat
 reference section 3.3), so a DeepRacer or DRfC `hyperparameters.json` loads unchanged and
 a file written here loads in DeepRacer tools. Unknown keys and out-of-range values are
-`ConfigError`s naming the file, the key, the value and the accepted range.
+`TrainConfigError`s naming the file, the key, the value and the accepted range.
 
 `TrainConfig` is everything else a run needs (tracks, reward file, time budget, number of
 simulator workers...). Both are frozen dataclasses with a docstring under every field;
@@ -28,7 +28,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 from vehicle.files import read_json
 
 SCHEMA_VERSION = 1
@@ -107,11 +107,11 @@ def parse_hyperparameters(data: Any, source: str = "hyperparameters") -> Hyperpa
     DeepRacer tools sometimes write numbers as strings ("64"); those are accepted.
     """
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
+        raise TrainConfigError(f"{source}: expected a JSON object, got {type(data).__name__}")
     known = {f.name for f in dataclasses.fields(Hyperparameters)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(
+        raise TrainConfigError(
             f"{source}: unknown key(s) {unknown}; DeepRacer's hyperparameter keys are "
             f"{sorted(known)}"
         )
@@ -120,7 +120,7 @@ def parse_hyperparameters(data: Any, source: str = "hyperparameters") -> Hyperpa
         if key == "exploration_type":
             text = str(raw).strip().lower()
             if text not in EXPLORATION_TYPES:
-                raise ConfigError(
+                raise TrainConfigError(
                     f"{source}: exploration_type {raw!r} is not one of {list(EXPLORATION_TYPES)}"
                 )
             values[key] = text
@@ -128,38 +128,40 @@ def parse_hyperparameters(data: Any, source: str = "hyperparameters") -> Hyperpa
         if key == "loss_type":
             text = str(raw).strip().lower()
             if text not in LOSS_TYPES:
-                raise ConfigError(f"{source}: loss_type {raw!r} is not one of {list(LOSS_TYPES)}")
+                raise TrainConfigError(
+                    f"{source}: loss_type {raw!r} is not one of {list(LOSS_TYPES)}"
+                )
             values[key] = text
             continue
         kind, low, high = _RANGES[key]
         values[key] = _checked_number(raw, key, kind, low, high, source)
     if values.get("discount_factor", 0.999) <= 0.0:
-        raise ConfigError(f"{source}: discount_factor must be above 0 (DeepRacer uses 0.999)")
+        raise TrainConfigError(f"{source}: discount_factor must be above 0 (DeepRacer uses 0.999)")
     return Hyperparameters(**values)
 
 
 def load_hyperparameters(path: str | Path) -> Hyperparameters:
     """Read and validate a DeepRacer `hyperparameters.json`."""
     return parse_hyperparameters(
-        read_json(path, what="hyperparameters", error=ConfigError), source=str(path)
+        read_json(path, what="hyperparameters", error=TrainConfigError), source=str(path)
     )
 
 
 def _checked_number(raw: Any, key: str, kind: str, low: float, high: float, source: str) -> Any:
     if isinstance(raw, bool) or not isinstance(raw, int | float | str):
-        raise ConfigError(f"{source}: {key} {raw!r} is not a number")
+        raise TrainConfigError(f"{source}: {key} {raw!r} is not a number")
     try:
         value = float(raw)
     except ValueError as exc:
-        raise ConfigError(f"{source}: {key} {raw!r} is not a number") from exc
+        raise TrainConfigError(f"{source}: {key} {raw!r} is not a number") from exc
     if not math.isfinite(value):
-        raise ConfigError(f"{source}: {key} {raw!r} is not finite")
+        raise TrainConfigError(f"{source}: {key} {raw!r} is not finite")
     if kind == "int":
         if value != int(value):
-            raise ConfigError(f"{source}: {key} {raw!r} must be a whole number")
+            raise TrainConfigError(f"{source}: {key} {raw!r} must be a whole number")
         value = int(value)
     if not low <= value <= high:
-        raise ConfigError(
+        raise TrainConfigError(
             f"{source}: {key} {raw!r} is outside the accepted range {low:g}..{high:g}"
         )
     return value
@@ -175,6 +177,9 @@ class TrainConfig:
     """Training track(s): catalogue names or .npy paths; several are drawn per episode."""
     generated: int = 0
     """Also train on this many procedurally generated tracks (0 = none)."""
+    recipe: str | None = None
+    """A ready-made recipe (trainer/recipes): first_lap or fast_laps. It sets the reward,
+    metadata, hyperparameters and training options; flags given beside it win."""
     reward: str | None = None
     """Reward file defining reward_function(params); default: the simulator's default."""
     metadata: str | None = None
@@ -203,12 +208,21 @@ class TrainConfig:
     """How many recent checkpoints to keep besides the best one."""
     imitation_episodes: int = 0
     """Behaviour-cloning warm start from the pure-pursuit expert: expert episodes (0 = off)."""
+    expert: str = "centre"
+    """The imitation expert's line: "centre" (the centre line at moderate speed) or "racing"
+    (the track's racing line at `expert_speed_fraction` of its limit speed profile)."""
+    expert_speed_fraction: float = 0.9
+    """For `expert` "racing": the share of the racing line's limit speed it drives at."""
+    dagger_rounds: int = 0
+    """DAgger rounds after behaviour cloning: each plays `imitation_episodes` episodes with
+    the student driving (the expert taking over with a probability that halves each round),
+    labels every frame with the expert's action, and refits on all frames so far."""
     value_warmup_iterations: int = 0
     """First iterations that fit only the value function, the policy held still (a warm
     start's policy is good and its value function knows nothing yet)."""
     anchor_kl: float = 0.0
     """Weight of a KL term that keeps the policy near its warm start (imitation or
-    --clone; discrete actions), fading to 0 over `anchor_iterations` (0 = off)."""
+    --clone), fading to 0 over `anchor_iterations` (0 = off)."""
     anchor_iterations: int = 30
     """Iterations over which the `anchor_kl` weight fades to 0, after the value warm-up."""
     tf_threads: int = 2
@@ -233,21 +247,31 @@ class TrainConfig:
 
 def _check_config(c: TrainConfig) -> None:
     if not c.track and c.generated <= 0:
-        raise ConfigError("no training track: give --track NAME (repeatable) or --generated N")
+        raise TrainConfigError("no training track: give --track NAME (repeatable) or --generated N")
     if c.generated < 0 or c.generated > 10000:
-        raise ConfigError(f"--generated {c.generated} must be 0-10000")
+        raise TrainConfigError(f"--generated {c.generated} must be 0-10000")
     if not 0 < c.minutes <= 7 * 24 * 60:
-        raise ConfigError(f"--minutes {c.minutes} must be above 0 and at most a week (10080)")
+        raise TrainConfigError(f"--minutes {c.minutes} must be above 0 and at most a week (10080)")
     if c.randomize not in RANDOMIZE_PRESETS:
-        raise ConfigError(f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}")
+        raise TrainConfigError(
+            f"--randomize {c.randomize!r} is not one of {list(RANDOMIZE_PRESETS)}"
+        )
+    if c.expert not in ("centre", "racing"):
+        raise TrainConfigError(f"--expert {c.expert!r} is not 'centre' or 'racing'")
+    if not 0.1 <= c.expert_speed_fraction <= 1.2:
+        raise TrainConfigError(
+            f"--expert-speed-fraction {c.expert_speed_fraction} must be from 0.1 to 1.2"
+        )
+    if c.dagger_rounds and not c.imitation_episodes:
+        raise TrainConfigError("--dagger-rounds needs --imitation-episodes N (episodes per round)")
     if not 0.0 < c.reward_time_limit_s <= 600.0:
-        raise ConfigError(
+        raise TrainConfigError(
             f"--reward-time-limit-s {c.reward_time_limit_s} must be above 0 and at most 600"
         )
     if not 0.0 <= c.anchor_kl <= 1000.0:
-        raise ConfigError(f"--anchor-kl {c.anchor_kl} must be a number from 0 to 1000")
+        raise TrainConfigError(f"--anchor-kl {c.anchor_kl} must be a number from 0 to 1000")
     if c.resume and c.clone:
-        raise ConfigError(
+        raise TrainConfigError(
             "--resume and --clone exclude each other: resume continues a run, "
             "clone starts a new run from another run's weights"
         )
@@ -258,17 +282,18 @@ def _check_config(c: TrainConfig) -> None:
         ("max_iterations", 0, 10**9),
         ("keep_checkpoints", 1, 1000),
         ("imitation_episodes", 0, 100000),
+        ("dagger_rounds", 0, 1000),
         ("value_warmup_iterations", 0, 1000),
         ("anchor_iterations", 0, 100000),
         ("tf_threads", 1, 256),
     ):
         value = getattr(c, name)
         if not low <= value <= high:
-            raise ConfigError(
+            raise TrainConfigError(
                 f"--{name.replace('_', '-')} {value} is outside the accepted range {low}..{high}"
             )
     if not c.out:
-        raise ConfigError("--out must name a run directory")
+        raise TrainConfigError("--out must name a run directory")
 
 
 RETIRED_CONFIG_KEYS = ("envs_per_worker",)
@@ -279,17 +304,19 @@ one episode at a time); dropped when such a run is resumed."""
 def load_train_config(path: str | Path) -> TrainConfig:
     """A `TrainConfig` from a JSON file: the `train.json` `racer new` writes, or a run's
     `config.json` (see `config_from_json`)."""
-    return config_from_json(read_json(path, what="training config", error=ConfigError), str(path))
+    return config_from_json(
+        read_json(path, what="training config", error=TrainConfigError), str(path)
+    )
 
 
 def config_from_json(data: Any, source: str) -> TrainConfig:
     """Rebuild a `TrainConfig` from a run's `config.json` (unknown keys are errors)."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: expected a JSON object")
+        raise TrainConfigError(f"{source}: expected a JSON object")
     data = dict(data)
     version = data.pop("schema_version", SCHEMA_VERSION)
     if version != SCHEMA_VERSION:
-        raise ConfigError(
+        raise TrainConfigError(
             f"{source}: schema_version {version} is not {SCHEMA_VERSION}; this run was written "
             "by another openracer version"
         )
@@ -298,7 +325,7 @@ def config_from_json(data: Any, source: str) -> TrainConfig:
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise ConfigError(f"{source}: unknown key(s) {unknown}")
+        raise TrainConfigError(f"{source}: unknown key(s) {unknown}")
     hints = typing.get_type_hints(TrainConfig)
     for key, value in data.items():
         data[key] = _typed(source, key, value, hints[key])
@@ -335,7 +362,7 @@ def _typed(source: str, key: str, value: Any, hint: Any) -> Any:
         if isinstance(value, str):
             return value
         expected = 'a string in quotes, e.g. "runs/r1"'
-    raise ConfigError(f"{source}: {key!r} is {json.dumps(value)}; it must be {expected}")
+    raise TrainConfigError(f"{source}: {key!r} is {json.dumps(value)}; it must be {expected}")
 
 
 @cache

@@ -16,7 +16,7 @@ class TrainerError(Exception):
     exit_code = 2
 
 
-class ConfigError(TrainerError):
+class TrainConfigError(TrainerError):
     """A training configuration or a `hyperparameters.json` is malformed or out of range."""
 
 
@@ -30,6 +30,11 @@ class RolloutError(TrainerError):
 
 class EvaluationError(TrainerError):
     """An evaluation target or its options cannot be used."""
+
+
+class ModelFolderError(TrainerError):
+    """A model folder's choices (`racer new`) cannot be trained, or the folder cannot be
+    written."""
 
 
 class ExportError(TrainerError):

@@ -251,13 +251,15 @@ def evaluate(
     simtrace_dir: str | Path | None = None,
     video: str | Path | None = None,
     pool: Any = None,
+    world: Any = None,
 ) -> EvalReport:
     """A time trial of `laps` laps on `track` (see the module docstring).
 
     `metadata` is a `ModelMetadata` (action space, control rate); `simtrace_dir` receives
     DeepRacer's evaluation layout `evaluation-<timestamp>/evaluation-simtrace/0-iteration.csv`;
     `video` an MP4 of what the car saw on the first lap. `pool` reuses existing simulator
-    slots (training does); otherwise `parallel` environments run in this process.
+    slots (training does); otherwise `parallel` environments run in this process, in
+    `world` (a `sim2real.world.WorldConfig`, e.g. a sweep condition's) when given.
     """
     from trainer.logbook import episode_rows, write_simtrace
     from trainer.workers import LocalPool
@@ -270,6 +272,8 @@ def evaluate(
     own_pool = pool is None
     if own_pool:
         kwargs = env_kwargs_for(track, metadata, randomize, reward_function, training=False)
+        if world is not None:
+            kwargs["world"] = world
         pool = LocalPool(env_id, kwargs, min(parallel, laps), max_episode_steps)
     try:
         trials = run_trials(pool, policy_fn, laps, seed, record_frames=1 if video else 0)

@@ -1,7 +1,7 @@
 """TFLite export of a trained run: conversion, parity, lap check, and the model bundle.
 
 `export_run(ExportConfig(run=..., format="int8"))`:
-1. loads the checkpoint as the float Keras policy (`trainer.checkpoint.load_policy`);
+1. loads the checkpoint as the float Keras policy (`trainer.checkpoint.load_keras_policy`);
 2. plays the simulator under the run's tracks and randomization for the representative
    frames (int8 calibration) and, with other seeds, the held-out parity frames
    (`trainer.parity.simulator_frames`);
@@ -13,7 +13,7 @@
    (`vehicle.inference.Policy`), and drives a few laps with both models through
    `trainer.evaluate.evaluate` (the `racer eval` path) on the same seeds;
 5. refuses an agreement below `min_agreement` (99 %) unless `allow_parity_loss`, and
-   otherwise writes the bundle (`vehicle.bundle.write_bundle`), signed if a key is given.
+   otherwise writes the bundle (`vehicle.models.bundle.write_bundle`), signed if a key is given.
 """
 
 from __future__ import annotations
@@ -171,7 +171,7 @@ def export_run(
 ) -> ExportResult:
     """Export a run (see the module docstring). `stage(description, total)` is called at
     each step and returns a callback advancing that step's progress (for progress bars)."""
-    from trainer.checkpoint import RunDir, load_policy
+    from trainer.checkpoint import RunDir, load_keras_policy
     from trainer.config import config_from_json
     from trainer.evaluate import env_kwargs_for, evaluate
     from trainer.parity import (
@@ -182,8 +182,8 @@ def export_run(
         tflite_outputs,
         tflite_policy_fn,
     )
-    from vehicle.bundle import check_name, write_bundle
     from vehicle.inference import Policy
+    from vehicle.models.bundle import check_name, write_bundle
 
     def noop(_n: int) -> None:
         pass
@@ -201,7 +201,7 @@ def export_run(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     run = RunDir(config.run)
-    model, metadata, info = load_policy(config.run, config.checkpoint)
+    model, metadata, info = load_keras_policy(config.run, config.checkpoint)
     train_cfg = config_from_json(
         __import__("json").loads(run.config.read_text(encoding="utf-8")), str(run.config)
     )
@@ -313,7 +313,7 @@ def export_run(
         )
     signing_key = None
     if config.sign:
-        from vehicle.signing import load_signing_key
+        from vehicle.models.signing import load_signing_key
 
         signing_key = load_signing_key(config.sign)
     bundle_meta = ModelMetadata(

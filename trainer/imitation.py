@@ -14,13 +14,28 @@ Loss: cross-entropy to the expert's action (discrete) or squared error of the me
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer.errors import ConfigError
+from sim2real.pure_pursuit import PurePursuit, PurePursuitConfig
+from trainer.actor import ActorSpec, act
+from trainer.errors import TrainConfigError
+
+
+@dataclass
+class ExpertData:
+    """Frames the expert labelled, and how the episodes that produced them went."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    laps: int
+    """Episodes that completed a lap."""
+    episodes: int
+    lap_times_s: list[float]
 
 
 def collect_expert(
@@ -30,31 +45,50 @@ def collect_expert(
     episodes: int,
     seed: int,
     max_steps: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Observations and expert actions from `episodes` pure-pursuit episodes."""
-    from sim2real.pure_pursuit import PurePursuit
+    *,
+    expert: PurePursuitConfig | None = None,
+    student: ActorSpec | None = None,
+    beta: float = 1.0,
+) -> ExpertData:
+    """Observations and expert actions from `episodes` episodes.
+
+    Without `student` the expert drives (behaviour cloning). With one, each step is driven
+    by the expert with probability `beta` and by the student's greedy action otherwise,
+    and every visited frame is labelled with the expert's action (DAgger, Ross et al.
+    2011): the student learns to recover from the states its own mistakes lead to.
+    """
+
     from trainer.workers import make_env
 
     env = make_env(env_id, env_kwargs, max_steps)
     base = env.unwrapped
     if not hasattr(base, "world"):
-        raise ConfigError(
+        raise TrainConfigError(
             f"--imitation-episodes needs the openracer simulator's expert; {env_id} has none"
         )
+    rng = np.random.default_rng(seed)
     obs_list, act_list = [], []
+    laps, lap_times = 0, []
     try:
         for k in range(episodes):
             obs, _ = env.reset(seed=seed * 7919 + k, options={"start_progress": (k * 0.05) % 1.0})
-            expert = PurePursuit(base.world)
+            driver = PurePursuit(base.world, expert)
             terminated = truncated = False
+            info: dict[str, Any] = {}
             while not (terminated or truncated):
-                action = expert.action_for(space)
+                label = driver.action_for(space)
                 obs_list.append(obs)
-                act_list.append(action)
-                obs, _, terminated, truncated, _ = env.step(action)
+                act_list.append(label)
+                action = label
+                if student is not None and rng.random() >= beta:
+                    action = act(student, student.head(obs[None]), rng)[0][0]
+                obs, _, terminated, truncated, info = env.step(action)
+            if info.get("episode_status") == "lap_complete":
+                laps += 1
+                lap_times.extend(base.laps.lap_times_s)
     finally:
         env.close()
-    return np.stack(obs_list), np.asarray(act_list)
+    return ExpertData(np.stack(obs_list), np.asarray(act_list), laps, episodes, lap_times)
 
 
 def behaviour_clone(
@@ -101,4 +135,17 @@ def behaviour_clone(
             losses.append(float(l_))
             hits.append(float(h_))
         loss, hit = float(np.mean(losses)), float(np.mean(hits))
-    return {"loss": loss, "accuracy": hit, "samples": float(n), "epochs": float(epochs)}
+    out = {"loss": loss, "accuracy": hit, "samples": float(n), "epochs": float(epochs)}
+    if not discrete:
+        # The spread of the expert's actions around the fitted mean: the maximum-likelihood
+        # standard deviation of a Gaussian policy with this mean (per action dimension).
+        sample = rng.choice(n, size=min(n, 2048), replace=False)
+        mean = np.concatenate(
+            [
+                model(obs[sample[i : i + 256]], training=False).numpy()
+                for i in range(0, len(sample), 256)
+            ]
+        )
+        residual = np.sqrt(np.mean((mean - y_all[sample]) ** 2, axis=0))
+        out["residual_std_steer"], out["residual_std_speed"] = (float(r) for r in residual)
+    return out

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
 
@@ -105,7 +105,7 @@ def tower(
     """The embedder + middleware of topology `name` applied to uint8 `inputs`
     (`orthogonal=False` initialises with zeros: only for inspecting shapes cheaply)."""
     if name not in TOPOLOGIES:
-        raise ConfigError(
+        raise TrainConfigError(
             f"neural_network {name!r} is not one of {sorted(TOPOLOGIES)}; set it in "
             "model_metadata.json"
         )

@@ -49,7 +49,7 @@ from trainer.actor import LOG_STD_RANGE, ActorSpec
 from trainer.checkpoint import RunDir
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
-from trainer.errors import CheckpointError, ConfigError
+from trainer.errors import CheckpointError
 from trainer.evaluate import env_kwargs_for, evaluate_in_training
 from trainer.logbook import Logbook
 from trainer.networks import TOPOLOGIES, build_networks
@@ -170,6 +170,16 @@ def anchor_divergence(anchor_logits: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
     return tf.reduce_mean(tf.reduce_sum(tf.exp(anchor_logp) * (anchor_logp - logp), axis=-1))
 
 
+def gaussian_anchor_divergence(
+    anchor_mean: tf.Tensor, mean: tf.Tensor, log_std: tf.Tensor
+) -> tf.Tensor:
+    """Mean KL(anchor || policy) of two diagonal Gaussians with the policy's standard
+    deviation, (mu_anchor - mu)^2 / (2 sigma^2) summed over the action dimensions. The
+    deviation is held fixed here: the term pulls the mean back, it does not widen the std."""
+    var = tf.exp(2.0 * tf.stop_gradient(tf.clip_by_value(log_std, *LOG_STD_RANGE)))
+    return tf.reduce_mean(tf.reduce_sum(tf.square(anchor_mean - mean) / (2.0 * var), axis=-1))
+
+
 def gaussian_logp_entropy(
     mean: tf.Tensor, log_std: tf.Tensor, actions: tf.Tensor
 ) -> tuple[tf.Tensor, tf.Tensor]:
@@ -252,11 +262,7 @@ class Learner:
 
     def set_anchor(self) -> None:
         """Remember the present policy (a warm start) as the anchor that
-        `update(anchor_kl=...)` keeps the policy near. Discrete action spaces only."""
-        if not self.discrete:
-            raise ConfigError(
-                "--anchor-kl needs a discrete action space (its KL term is the categorical one)"
-            )
+        `update(anchor_kl=...)` keeps the policy near."""
         if self.anchor is None:
             self.anchor = build_networks(self.metadata, 0).policy_logits
         self.anchor.set_weights(self.nets.policy_logits.get_weights())
@@ -291,7 +297,11 @@ class Learner:
             if self.anchor is not None:
                 # KL(anchor || policy) on the batch's frames: what the warm start was sure
                 # of stays likely while the advantages are still noise.
-                kl = anchor_divergence(self.anchor(obs, training=False), out)
+                anchor_out = self.anchor(obs, training=False)
+                if self.discrete:
+                    kl = anchor_divergence(anchor_out, out)
+                else:
+                    kl = gaussian_anchor_divergence(anchor_out, out, self.log_std)
                 loss = loss + anchor_kl * kl
                 stats["anchor_kl"] = kl
         grads = tape.gradient(loss, [*self.policy_variables, *self.value_variables])
@@ -557,28 +567,64 @@ def warm_start(
     display: ProgressDisplay,
 ) -> None:
     """The optional imitation warm start (off by default; recorded in index.json):
-    behaviour cloning from the pure-pursuit expert."""
+    behaviour cloning from the pure-pursuit expert, then optional DAgger rounds."""
+    from sim2real.pure_pursuit import PurePursuitConfig
     from trainer.imitation import behaviour_clone, collect_expert
 
+    expert = PurePursuitConfig(
+        line=config.expert,
+        racing_speed_fraction=config.expert_speed_fraction,
+        # The racing expert looks further ahead: at racing speeds a short lookahead weaves
+        # (trainer/EXPERIMENTS.md, 2026-12-05).
+        **({"lookahead_m": 0.6, "lookahead_per_mps": 0.25} if config.expert == "racing" else {}),
+    )
     display.message(
         f"imitation warm start: behaviour cloning from {config.imitation_episodes} "
-        "pure-pursuit expert episodes (not pure PPO)"
+        f"pure-pursuit expert episodes on the {config.expert} line"
+        + (f", then {config.dagger_rounds} DAgger rounds" if config.dagger_rounds else "")
+        + " (not pure PPO)"
     )
-    obs, actions = collect_expert(
-        config.env_id,
-        env_kwargs,
-        learner.metadata.action_space,
-        config.imitation_episodes,
-        config.seed,
-        config.max_episode_steps,
-    )
+    space = learner.metadata.action_space
+    args = (config.env_id, env_kwargs, space, config.imitation_episodes)
+    data = collect_expert(*args, config.seed, config.max_episode_steps, expert=expert)
+    obs, actions = data.obs, data.actions
     bc = behaviour_clone(learner, obs, actions, rng)
-    state.index["imitation"] = {"episodes": config.imitation_episodes, **bc}
+    summary: dict[str, Any] = {"episodes": config.imitation_episodes, "expert": config.expert}
+    summary.update(bc)
     logbook.tensorboard.scalars(0, {f"imitation/{k}": v for k, v in bc.items()})
     display.message(
         f"imitation: {int(bc['samples'])} expert frames, action accuracy "
         f"{bc['accuracy']:.2f}, loss {bc['loss']:.3f}"
     )
+    rounds = []
+    for r in range(1, config.dagger_rounds + 1):
+        beta = 0.5**r
+        seed = config.seed + 1000 * r
+        student = learner.actor_spec(greedy=True)
+        data = collect_expert(
+            *args, seed, config.max_episode_steps, expert=expert, student=student, beta=beta
+        )
+        obs = np.concatenate([obs, data.obs])
+        actions = np.concatenate([actions, data.actions])
+        bc = behaviour_clone(learner, obs, actions, rng)
+        lap = float(np.mean(data.lap_times_s)) if data.lap_times_s else float("nan")
+        rounds.append({"beta": beta, "laps": data.laps, "mean_lap_s": lap, **bc})
+        logbook.tensorboard.scalars(r, {f"dagger/{k}": v for k, v in rounds[-1].items()})
+        display.message(
+            f"DAgger round {r}/{config.dagger_rounds} (expert share {beta:.2f}): "
+            f"{data.laps}/{data.episodes} laps, mean lap {lap:.2f} s; refit on "
+            f"{int(bc['samples'])} frames, accuracy {bc['accuracy']:.2f}"
+        )
+    if rounds:
+        summary["dagger"] = rounds
+    if not learner.discrete:
+        # Explore around the imitation as widely as the expert's actions spread around it,
+        # not with the default 0.6: that much noise at racing speed crashes every episode.
+        spread = np.array([bc["residual_std_steer"], bc["residual_std_speed"]])
+        learner.log_std.assign(np.log(np.clip(spread, 0.05, 0.6)).astype(np.float32))
+        summary["log_std"] = [round(float(x), 4) for x in learner.log_std.numpy()]
+        display.message(f"imitation: policy standard deviation set to {np.round(spread, 3)}")
+    state.index["imitation"] = summary
 
 
 def anchor_weight(config: TrainConfig, state: RunState) -> float:

@@ -26,9 +26,9 @@ def policy_from_target(target: str, which: str) -> tuple[Any, Any, dict[str, Any
     if path.is_dir():
         import tensorflow as tf
 
-        from trainer.checkpoint import load_policy
+        from trainer.checkpoint import load_keras_policy
 
-        model, metadata, info = load_policy(path, int(which) if which.isdigit() else which)
+        model, metadata, info = load_keras_policy(path, int(which) if which.isdigit() else which)
         forward = tf.function(lambda x: model(x, training=False))
         discrete = metadata.action_space.kind == "discrete"
 
@@ -46,7 +46,7 @@ def policy_from_target(target: str, which: str) -> tuple[Any, Any, dict[str, Any
         meta_path = path.with_name("model_metadata.json")
         policy = Policy.load(path, meta_path)
     else:
-        from vehicle.bundle import read_bundle
+        from vehicle.models.bundle import read_bundle
 
         bundle = read_bundle(path)
         policy = Policy.from_bytes(bundle.model_bytes, bundle.metadata)

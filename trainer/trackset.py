@@ -2,14 +2,14 @@
 procedurally generated training tracks, and each track's physical lap-time limit.
 
 A thin layer over `tracks/` (the catalogue, the generator and the racing line live
-there); it turns their errors into one-line `ConfigError`s that say which option was bad.
+there); it turns their errors into one-line `TrainConfigError`s that say which option was bad.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 
 GENERATED_LENGTH_M = (14.0, 30.0)
 """Length range of generated training tracks (re:Invent 2018 is about 17.7 m)."""
@@ -26,7 +26,7 @@ def resolve_track(track: Any) -> Any:
     try:
         return resolve(track)
     except TrackError as exc:
-        raise ConfigError(f"--track {track}: {exc}") from exc
+        raise TrainConfigError(f"--track {track}: {exc}") from exc
 
 
 _LIMITS: dict[int, float] = {}
@@ -65,5 +65,5 @@ def training_tracks(names: tuple[str, ...], generated: int, seed: int) -> list[A
     out = [resolve_track(t) for t in names]
     out += generated_tracks(generated, seed)
     if not out:
-        raise ConfigError("no training track: give --track NAME or --generated N")
+        raise TrainConfigError("no training track: give --track NAME or --generated N")
     return out

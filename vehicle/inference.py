@@ -161,9 +161,9 @@ class Policy:
 
     @classmethod
     def from_store(cls, store_dir: str | Path, **kwargs: Any) -> Policy:
-        """Load the active model of the car's model store (`vehicle.store.ModelStore`)."""
+        """Load the active model of the car's model store (`vehicle.models.store.ModelStore`)."""
         try:
-            store_mod = importlib.import_module("vehicle.store")
+            store_mod = importlib.import_module("vehicle.models.store")
         except ImportError as exc:
             raise ModelError(
                 f"{store_dir}: the model store is not available in this install ({exc})"
@@ -297,7 +297,7 @@ class Policy:
         }
 
 
-def load_policy(
+def load_tflite_policy(
     spec: str | Path | None,
     *,
     metadata: str | Path | None = None,
@@ -312,7 +312,7 @@ def load_policy(
         if path.suffix == ".tflite":
             return Policy.load(path, metadata, backend=backend)
         if path.is_file():
-            from vehicle.bundle import read_bundle
+            from vehicle.models.bundle import read_bundle
 
             try:
                 bundle = read_bundle(path)
@@ -326,7 +326,7 @@ def load_policy(
                 f"{path}: no such model file; pass a .tflite, a bundle (.tar.gz), or a "
                 "model name from `racer models list`"
             )
-    from vehicle.store import ModelStore
+    from vehicle.models.store import ModelStore
 
     store = ModelStore(store_dir)
     if spec is None:

@@ -23,8 +23,8 @@ from textual.worker import get_current_worker
 
 from calibration.model import CameraSettings
 from calibration.screens.base import TaskScreen
+from vehicle.console.terminal_view import FrameView
 from vehicle.observation import preprocess
-from vehicle.terminal_view import FrameView
 
 EXPOSURE_STEPS_US = (100, 200, 500, 1000, 2000, 4000, 8000, 16000, 33000, 66000)
 """Fixed exposure times offered by e / E, microseconds."""

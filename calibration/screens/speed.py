@@ -15,7 +15,7 @@ from textual.widgets import Static
 
 from calibration.actuator import ActuatorStatus
 from calibration.errors import CalibrationValueError
-from calibration.model import SpeedCurve, SpeedPoint
+from calibration.model import SpeedMeasurements, SpeedPoint
 from calibration.screens.base import ConfirmScreen, NumberPrompt, TaskScreen
 from calibration.widgets import CurvePlot
 
@@ -166,7 +166,7 @@ class SpeedScreen(TaskScreen):
         speed = self.draft.speed
         try:
             if not speed.points and self.run_battery_v is not None:
-                speed = SpeedCurve((), reference_battery_v=round(self.run_battery_v, 2))
+                speed = SpeedMeasurements((), reference_battery_v=round(self.run_battery_v, 2))
             speed = speed.with_point(point)
         except CalibrationValueError as exc:
             self.say(str(exc), error=True)

@@ -116,3 +116,26 @@ def test_racer_analyze_on_openracer_logs(run_dir, tmp_path, capsys):
     s = json.loads(capsys.readouterr().out)
     assert s["iterations"] == 2 and s["training_episodes"] == 6 and s["evaluation_episodes"] == 2
     assert s["limit_lap_s"] > 0 and s["track"] == "beginner_oval"
+
+
+def test_racer_analyze_plots_the_dagger_rounds_of_an_imitation_warm_start(
+    run_dir, tmp_path, capsys
+):
+    from tools.analysis.logs import load_run
+    from tools.cli import main as racer
+
+    rounds = [
+        {"beta": 0.5, "laps": 4, "mean_lap_s": 6.9},
+        {"beta": 0.25, "laps": 9, "mean_lap_s": 6.7},
+    ]
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    index = run_dir / "checkpoints" / "index.json"
+    index.write_text(json.dumps({"imitation": {"episodes": 20, "dagger": rounds}}))
+    try:
+        assert load_run(run_dir).imitation["dagger"] == rounds
+        assert racer(["analyze", str(run_dir), "--out", str(tmp_path), "--json"]) == 0
+        capsys.readouterr()
+        assert (tmp_path / "dagger_rounds.png").stat().st_size > 10_000
+        assert "DAgger round" in (tmp_path / "report.html").read_text()
+    finally:
+        index.unlink()

@@ -10,18 +10,18 @@ from hypothesis import strategies as st
 
 from calibration.errors import CalibrationValueError
 from calibration.model import (
-    BatteryCompensation,
+    BatteryMeasurements,
     BatteryPoint,
     Calibration,
     CameraSettings,
-    SpeedCurve,
+    SpeedMeasurements,
     SpeedPoint,
     SteeringCalibration,
     ThrottleCalibration,
     diff,
     make_channel,
 )
-from vehicle.pulses import SpeedCurve as FittedSpeedCurve
+from vehicle.pulses import SpeedCurve
 
 
 def test_defaults_are_deepracer_factory_values() -> None:
@@ -85,24 +85,24 @@ def test_speed_curve_must_be_monotonic() -> None:
     a = SpeedPoint(command=0.3, duration_s=2.0, distance_m=2.0)
     b = SpeedPoint(command=0.5, duration_s=2.0, distance_m=1.8)
     with pytest.raises(CalibrationValueError, match="not monotonic"):
-        SpeedCurve((a, b))
+        SpeedMeasurements((a, b))
     with pytest.raises(CalibrationValueError, match="two runs at command 0.3"):
-        SpeedCurve((a, a))
+        SpeedMeasurements((a, a))
     # with_point replaces a run at the same command
-    c = SpeedCurve((a,)).with_point(SpeedPoint(0.3, 2.0, 1.0))
+    c = SpeedMeasurements((a,)).with_point(SpeedPoint(0.3, 2.0, 1.0))
     assert len(c.points) == 1 and c.points[0].distance_m == 1.0
 
 
 def test_speed_fit_is_the_vehicle_curve_through_the_measured_speeds() -> None:
     pts = (SpeedPoint(0.2, 2.0, 1.0), SpeedPoint(0.5, 2.0, 3.0), SpeedPoint(1.0, 2.0, 6.0))
-    fit = SpeedCurve(pts, reference_battery_v=7.8).fit()
-    assert isinstance(fit, FittedSpeedCurve)
+    fit = SpeedMeasurements(pts, reference_battery_v=7.8).fit()
+    assert isinstance(fit, SpeedCurve)
     assert fit.points == ((0.2, 0.5), (0.5, 1.5), (1.0, 3.0))
     assert fit.reference_battery_v == 7.8
     assert fit.speed_mps(0.75) == pytest.approx(2.25)
     assert fit.throttle_for(1.5) == pytest.approx(0.5)
     assert fit.top_speed_mps == pytest.approx(3.0)
-    assert SpeedCurve().fit() is None
+    assert SpeedMeasurements().fit() is None
 
 
 @given(
@@ -119,7 +119,7 @@ def test_valid_speed_points_fit_monotonic_and_invertible(raw: list[tuple[float, 
     if len(set(speeds)) != len(speeds) or len(set(commands)) != len(commands):
         return
     pts = tuple(SpeedPoint(c, 1.0, v) for c, v in zip(commands, speeds, strict=True))
-    fit = SpeedCurve(pts).fit()
+    fit = SpeedMeasurements(pts).fit()
     assert fit is not None
     for c in (0.1, 0.3, 0.6, 0.9):
         assert fit.speed_mps(c) <= fit.speed_mps(c + 0.05) + 1e-12
@@ -133,8 +133,8 @@ def test_absolute_mapping_needs_curve_and_angles() -> None:
     cal = replace(
         cal,
         steering=replace(cal.steering, left_deg=28.0, right_deg=26.5),
-        speed=SpeedCurve((SpeedPoint(0.5, 2.0, 3.0),)),
-        battery=BatteryCompensation((BatteryPoint(7.4, 3.0), BatteryPoint(8.2, 3.4))),
+        speed=SpeedMeasurements((SpeedPoint(0.5, 2.0, 3.0),)),
+        battery=BatteryMeasurements((BatteryPoint(7.4, 3.0), BatteryPoint(8.2, 3.4))),
     )
     mapping = cal.absolute_mapping()
     assert mapping is not None and mapping.max_steer_deg == 26.5
@@ -143,13 +143,13 @@ def test_absolute_mapping_needs_curve_and_angles() -> None:
 
 
 def test_battery_compensation_interpolates() -> None:
-    comp = BatteryCompensation((BatteryPoint(8.4, 3.0), BatteryPoint(7.2, 2.4)))
+    comp = BatteryMeasurements((BatteryPoint(8.4, 3.0), BatteryPoint(7.2, 2.4)))
     assert [p.battery_v for p in comp.points] == [7.2, 8.4]
     fit = comp.fit()
     assert fit is not None and fit.top_speed_mps(7.8) == pytest.approx(2.7)
-    assert BatteryCompensation().fit() is None
+    assert BatteryMeasurements().fit() is None
     with pytest.raises(CalibrationValueError, match="0.05 V apart"):
-        BatteryCompensation((BatteryPoint(7.40, 2.0), BatteryPoint(7.42, 2.1)))
+        BatteryMeasurements((BatteryPoint(7.40, 2.0), BatteryPoint(7.42, 2.1)))
     assert len(comp.with_point(BatteryPoint(7.21, 2.5)).points) == 2
     with pytest.raises(CalibrationValueError, match="outside 3-20 V"):
         BatteryPoint(0.5, 2.0)
@@ -166,12 +166,12 @@ def test_camera_settings_validation() -> None:
 def test_dict_round_trip_and_errors_name_the_source() -> None:
     cal = Calibration(
         steering=SteeringCalibration(make_channel("s", 1150, 1480, 1790, -1), 27.5, 29.0),
-        speed=SpeedCurve((SpeedPoint(0.4, 2.0, 2.2), SpeedPoint(0.8, 2.0, 5.0))),
-        battery=BatteryCompensation((BatteryPoint(7.6, 3.1),)),
+        speed=SpeedMeasurements((SpeedPoint(0.4, 2.0, 2.2), SpeedPoint(0.8, 2.0, 5.0))),
+        battery=BatteryMeasurements((BatteryPoint(7.6, 3.1),)),
         camera=CameraSettings(rotation_deg=180),
     )
     data = cal.to_dict()
-    assert FittedSpeedCurve.from_dict(data["speed_curve"]["fit"]) == cal.speed.fit()
+    assert SpeedCurve.from_dict(data["speed_curve"]["fit"]) == cal.speed.fit()
     assert Calibration.from_dict(data) == cal
     data["steering"]["mid_us"] = 2000
     with pytest.raises(CalibrationValueError, match=r"^car\.json: steering: pulse widths"):
@@ -189,7 +189,7 @@ def test_diff_lists_changed_fields() -> None:
         steering=replace(
             old.steering, channel=make_channel("s", 1200, 1462, 1700, 1), left_deg=28.0
         ),
-        speed=SpeedCurve((SpeedPoint(0.5, 2.0, 3.0),)),
+        speed=SpeedMeasurements((SpeedPoint(0.5, 2.0, 3.0),)),
     )
     changes = {c.path: (c.old, c.new) for c in diff(old, new)}
     assert changes["steering.mid_us"] == (1450, 1462)

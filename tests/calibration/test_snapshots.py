@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from calibration.model import (
-    BatteryCompensation,
+    BatteryMeasurements,
     BatteryPoint,
     Calibration,
-    SpeedCurve,
+    SpeedMeasurements,
     SpeedPoint,
     SteeringCalibration,
     make_channel,
@@ -31,11 +31,11 @@ FILE = Path("/nonexistent/openracer/calibration.json")
 EDITED = replace(
     Calibration(),
     steering=SteeringCalibration(make_channel("s", 1190, 1462, 1735, 1), 28.0, 26.5),
-    speed=SpeedCurve(
+    speed=SpeedMeasurements(
         (SpeedPoint(0.3, 2.0, 1.1), SpeedPoint(0.5, 2.0, 3.0), SpeedPoint(0.8, 2.0, 5.2)),
         reference_battery_v=7.6,
     ),
-    battery=BatteryCompensation((BatteryPoint(7.2, 2.5), BatteryPoint(8.2, 2.9))),
+    battery=BatteryMeasurements((BatteryPoint(7.2, 2.5), BatteryPoint(8.2, 2.9))),
 )
 
 SCREENS = ["steering", "throttle", "speed", "battery", "camera", "review"]

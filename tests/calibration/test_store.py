@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from calibration.errors import CalibrationFileError
-from calibration.model import Calibration, SpeedCurve, SpeedPoint, SteeringCalibration, make_channel
+from calibration.model import (
+    Calibration,
+    SpeedMeasurements,
+    SpeedPoint,
+    SteeringCalibration,
+    make_channel,
+)
 from calibration.store import SCHEMA_VERSION, CalibrationStore, default_path
 
 
@@ -27,7 +33,7 @@ def test_save_load_round_trip_with_schema_version(tmp_path: Path) -> None:
     assert store.load_or_default() == Calibration()
     with pytest.raises(CalibrationFileError, match="no calibration saved yet"):
         store.load()
-    cal = replace(Calibration(), speed=SpeedCurve((SpeedPoint(0.5, 2.0, 3.0),)))
+    cal = replace(Calibration(), speed=SpeedMeasurements((SpeedPoint(0.5, 2.0, 3.0),)))
     store.save(cal)
     data = json.loads(store.path.read_text())
     assert data["schema_version"] == SCHEMA_VERSION

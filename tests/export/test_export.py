@@ -12,8 +12,8 @@ import pytest
 
 from tools.cli import main as racer
 from trainer.parity import CONTINUOUS_TOLERANCE, compare
-from vehicle.bundle import read_bundle
-from vehicle.store import ModelStore
+from vehicle.models.bundle import read_bundle
+from vehicle.models.store import ModelStore
 
 pytest.importorskip("tensorflow")
 

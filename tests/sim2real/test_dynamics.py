@@ -8,7 +8,7 @@ import pytest
 
 from sim2real.battery import Battery, BatteryConfig, cell_open_circuit_v
 from sim2real.dynamics import CarDynamics, DynamicsConfig, wrap_angle
-from sim2real.errors import ConfigError
+from sim2real.errors import SimConfigError
 
 
 def _drive(dyn: CarDynamics, steer: float, speed: float, steps: int, rate_hz: float = 15.0):
@@ -105,7 +105,7 @@ def test_wrap_angle():
 
 
 def test_bad_config_is_refused():
-    with pytest.raises(ConfigError, match="wheelbase_m"):
+    with pytest.raises(SimConfigError, match="wheelbase_m"):
         DynamicsConfig(wheelbase_m=0)
 
 

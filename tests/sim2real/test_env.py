@@ -13,7 +13,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sim2real  # noqa: F401
-from sim2real.errors import ActionError, ConfigError
+from sim2real.errors import ActionError, SimConfigError
 from sim2real.pure_pursuit import PurePursuit
 from tracks import catalogue
 
@@ -86,7 +86,7 @@ def test_round_robin_and_evaluation_starts():
         assert ev.progress.start_ndist == pytest.approx(0.0)
     _, info = ev.reset(options={"start_progress": 0.5})
     assert ev.progress.start_ndist == pytest.approx(0.5)
-    with pytest.raises(ConfigError):
+    with pytest.raises(SimConfigError):
         ev.reset(options={"teleport": 1})
 
 
@@ -263,7 +263,7 @@ def test_continue_lap_counts_a_second_lap():
     assert laps == 2
     assert times[1] - times[0] == pytest.approx(times[0], rel=0.1)
     env.reset()
-    with pytest.raises(ConfigError):
+    with pytest.raises(SimConfigError):
         env.continue_lap()
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.vehicle.bundle_factory import make_bundle, tree_digest
+from tests.vehicle.models.bundle_factory import make_bundle, tree_digest
 from tools.cli import main as racer
 from tools.flash import SshCar, parse_car
-from vehicle.signing import SigningKey, save_key_pair
-from vehicle.store import ModelStore
+from vehicle.models.signing import SigningKey, save_key_pair
+from vehicle.models.store import ModelStore
 
 pytest.importorskip("tensorflow")
 REPO = Path(__file__).resolve().parents[2]

@@ -47,8 +47,8 @@ def test_unique_names(tmp_path):
 @pytest.mark.slow
 def test_race_of_two_bundles(tmp_path, capsys):
     from tests.vehicle.tiny_models import tflite_bytes
-    from vehicle.bundle import write_bundle
     from vehicle.metadata import ModelMetadata
+    from vehicle.models.bundle import write_bundle
 
     paths = []
     for seed in (0, 1):

@@ -1,4 +1,5 @@
-"""`racer eval --sweep`: the robustness map runs every cell and finds where a policy breaks."""
+"""`racer eval --sweep`: the robustness map runs every condition and finds where a policy
+breaks."""
 
 from __future__ import annotations
 
@@ -6,31 +7,20 @@ import json
 
 import pytest
 
+from sim2real.conditions import Condition, default_conditions
 from tests.tools.vision_policy import METADATA, vision_policy
-from tools.sweep import Cell, default_cells, run_sweep
-
-
-def test_default_grid_has_four_axes_with_a_nominal_level_each():
-    cells = default_cells()
-    axes = {c.axis for c in cells}
-    assert axes == {"lighting", "texture", "camera", "battery"}
-    for axis in axes:
-        assert sum(c.nominal for c in cells if c.axis == axis) == 1
-    worlds = {c.label: c.world() for c in cells}
-    assert worlds["pitch 22°"].camera.pitch_deg == 22.0
-    assert worlds["empty 5 %"].battery.initial_soc == 0.05
-    assert worlds["concrete"].style.floor_kind == "concrete"
+from tools.sweep import sweep_map
 
 
 @pytest.mark.slow
 def test_sweep_finds_the_dark_scene_that_breaks_a_fixed_threshold_policy(tmp_path):
-    cells = [
-        Cell("lighting", "dark", gain=0.4, gamma=1.3),
-        Cell("lighting", "nominal", nominal=True),
-        Cell("battery", "nominal", nominal=True),
-        Cell("battery", "empty", battery_soc=0.05),
+    conditions = [
+        Condition("lighting", "dark", gain=0.4, gamma=1.3),
+        Condition("lighting", "nominal", nominal=True),
+        Condition("battery", "nominal", nominal=True),
+        Condition("battery", "empty", battery_soc=0.05),
     ]
-    s = run_sweep(vision_policy, METADATA, "reinvent_like", 1, tmp_path, cells=cells)
+    s = sweep_map(vision_policy, METADATA, "reinvent_like", 1, tmp_path, conditions=conditions)
     by = {(c["axis"], c["label"]): c for c in s["cells"]}
     assert by[("lighting", "nominal")]["laps_completed"] == 1
     assert by[("lighting", "dark")]["completion_pct"] < 50
@@ -48,8 +38,8 @@ def test_sweep_finds_the_dark_scene_that_breaks_a_fixed_threshold_policy(tmp_pat
 def test_racer_eval_sweep_on_a_bundle(tmp_path, capsys):
     from tests.vehicle.tiny_models import tflite_bytes
     from tools.cli import main as racer
-    from vehicle.bundle import write_bundle
     from vehicle.metadata import ModelMetadata
+    from vehicle.models.bundle import write_bundle
 
     bundle = tmp_path / "m.bundle"
     write_bundle(bundle, name="m", model_bytes=tflite_bytes(10, seed=0), metadata=ModelMetadata())
@@ -58,6 +48,6 @@ def test_racer_eval_sweep_on_a_bundle(tmp_path, capsys):
     argv = ["eval", str(bundle), "--track", "beginner_oval", "--laps", "1", "--sweep"]
     assert racer([*argv, "--sweep-out", str(out), "--json"]) == 0
     s = json.loads(capsys.readouterr().out)
-    assert len(s["cells"]) == len(default_cells()) == 24
+    assert len(s["cells"]) == len(default_conditions()) == 24
     assert all(c["laps"] == 1 for c in s["cells"])
     assert (out / "sweep.html").is_file() and (out / "sweep_completion.png").is_file()

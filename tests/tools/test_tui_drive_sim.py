@@ -24,7 +24,7 @@ from tests.screen_text import screen_text as text  # noqa: E402
 from tests.tools.tui_terminal import ROOT, Terminal  # noqa: E402
 from tests.vehicle.expert_model import build_expert_model  # noqa: E402
 from tools.cmd_drive import sim_console_parts  # noqa: E402
-from vehicle.console import DriveConsole  # noqa: E402
+from vehicle.console.app import DriveConsole  # noqa: E402
 from vehicle.inference import Policy  # noqa: E402
 
 pytestmark = pytest.mark.slow

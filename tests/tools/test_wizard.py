@@ -90,35 +90,6 @@ def test_flags_and_yes_write_a_complete_folder(tmp_path, track_file, capsys, mon
     assert "█" in out  # the terminal preview of the track
 
 
-def test_console_defaults_give_the_console_default_action_space(tmp_path, track_file):
-    from tools.wizard import ModelChoices, write_model_folder
-
-    result = write_model_folder(ModelChoices(name=str(tmp_path / "m"), track=str(track_file)))
-    md = load_metadata(tmp_path / "m" / "model_metadata.json")
-    steer = sorted({a.steer_deg for a in md.action_space.actions})
-    speed = sorted({a.speed_mps for a in md.action_space.actions})
-    assert steer == [-30, -15, 0, 15, 30] and speed == [0.4, 0.8]
-    assert result["actions"] == 10 and "centerline" in result["reward"]
-
-
-def test_continuous_space(tmp_path, track_file):
-    from tools.wizard import ModelChoices, write_model_folder
-
-    c = ModelChoices(
-        name=str(tmp_path / "c"),
-        track=str(track_file),
-        action_space="continuous",
-        min_speed_mps=0.6,
-        max_speed_mps=2.0,
-        max_steer_deg=20,
-    )
-    write_model_folder(c)
-    md = load_metadata(tmp_path / "c" / "model_metadata.json")
-    assert md.action_space.kind == "continuous"
-    assert md.action_space.steer_range_deg == (-20, 20)
-    assert md.action_space.speed_range_mps == (0.6, 2.0)
-
-
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -149,11 +120,13 @@ def test_existing_folder_is_refused_without_force(tmp_path, track_file, capsys):
 def test_piped_answers_drive_the_prompts(tmp_path, track_file, monkeypatch):
     from rich.console import Console
 
-    from tools.wizard import ModelChoices, ask
+    from tools.wizard import ask
+    from trainer.model_folder import ModelChoices
 
     answers = (
         "\n".join(
             [
+                "",  # recipe: the default, custom
                 str(track_file),
                 "discrete",
                 "20",
@@ -202,6 +175,7 @@ def test_wizard_in_a_real_terminal(tmp_path, track_file):
             {**env, "PYTHONPATH": str(REPO)},
         )
     script = [
+        ("Recipe", "\r"),
         ("Track", f"{track_file}\r"),
         ("Action space", "\r"),
         ("Maximum steering", "\r"),
@@ -308,6 +282,36 @@ def test_racer_train_takes_the_wizards_train_json_as_is(tmp_path, capsys, monkey
     assert from_file[0].minutes == 7.0
     override = cmd_train.build_parser().parse_args(["--config", "m/train.json", "--minutes", "2"])
     assert cmd_train.resolve(override)[0].minutes == 2.0
+
+
+def test_a_recipe_folder_trains_with_the_recipes_options(tmp_path, capsys, monkeypatch):
+    """`racer new m --recipe fast_laps`: the recipe's files are copied into the folder
+    (the user may edit them), and its options reach `racer train` by the printed command
+    and by train.json alike."""
+    pytest.importorskip("tracks.catalogue")
+    import shlex
+
+    from tools import cmd_train
+    from trainer import recipes
+
+    monkeypatch.chdir(tmp_path)
+    argv = "new m --recipe fast_laps --track reinvent_like --minutes 7 --yes".split()
+    assert racer(argv) == 0
+    out = capsys.readouterr().out
+    printed = next(line for line in out.splitlines() if "racer train" in line)
+    assert "--recipe fast_laps" in printed
+    md = load_metadata(tmp_path / "m" / "model_metadata.json")
+    assert md.action_space.kind == "continuous"
+    assert md.to_json() == load_metadata(recipes.FAST_LAPS.metadata).to_json()
+    reward = (tmp_path / "m" / "reward_function.py").read_text()
+    assert reward == recipes.FAST_LAPS.reward.read_text()
+    flags = shlex.split(printed[printed.index("racer train") :])[2:]
+    from_flags = cmd_train.resolve(cmd_train.build_parser().parse_args(flags))
+    from_file = cmd_train.resolve(cmd_train.build_parser().parse_args(["--config", "m/train.json"]))
+    assert from_file[0] == from_flags[0]
+    assert from_file[0].dagger_rounds == recipes.FAST_LAPS.train_options()["dagger_rounds"]
+    assert from_file[0].reward == "m/reward_function.py"
+    assert "fast_laps" in (tmp_path / "m" / "README.md").read_text()
 
 
 def test_racer_train_config_errors_are_one_line(tmp_path, capsys):

@@ -15,7 +15,7 @@ from trainer.config import (
     load_hyperparameters,
     parse_hyperparameters,
 )
-from trainer.errors import ConfigError
+from trainer.errors import TrainConfigError
 
 DRFC_DEFAULT = {
     "batch_size": 64,
@@ -75,7 +75,7 @@ def test_console_style_values_are_normalised():
     ],
 )
 def test_bad_hyperparameters_are_clear_errors(data, words):
-    with pytest.raises(ConfigError) as info:
+    with pytest.raises(TrainConfigError) as info:
         parse_hyperparameters(data, source="hp.json")
     text = str(info.value)
     assert "hp.json" in text
@@ -86,18 +86,18 @@ def test_bad_hyperparameters_are_clear_errors(data, words):
 def test_bad_json_names_file_and_line(tmp_path):
     path = tmp_path / "h.json"
     path.write_text('{"lr": 0.001,\n  oops}')
-    with pytest.raises(ConfigError, match=r"h\.json.*line 2"):
+    with pytest.raises(TrainConfigError, match=r"h\.json.*line 2"):
         load_hyperparameters(path)
 
 
 def test_train_config_validation():
-    with pytest.raises(ConfigError, match="randomize"):
+    with pytest.raises(TrainConfigError, match="randomize"):
         TrainConfig(randomize="extreme")
-    with pytest.raises(ConfigError, match="minutes"):
+    with pytest.raises(TrainConfigError, match="minutes"):
         TrainConfig(minutes=0)
-    with pytest.raises(ConfigError, match="resume and --clone"):
+    with pytest.raises(TrainConfigError, match="resume and --clone"):
         TrainConfig(resume=True, clone="x")
-    with pytest.raises(ConfigError, match="workers"):
+    with pytest.raises(TrainConfigError, match="workers"):
         TrainConfig(workers=0)
 
 
@@ -131,7 +131,7 @@ def test_a_config_value_of_the_wrong_type_names_key_value_and_form(
 
     path = tmp_path / "train.json"
     path.write_text(json.dumps({"out": "runs/r1", "track": ["reinvent_like"], key: value}))
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(TrainConfigError) as err:
         load_train_config(path)
     assert str(path) in str(err.value) and message in str(err.value)
     assert err.value.exit_code == 2
@@ -151,8 +151,8 @@ def test_reward_time_limit_flows_from_json_and_is_checked():
     config = config_from_json({"reward_time_limit_s": 0.5}, "train.json")
     assert config.reward_time_limit_s == 0.5
     assert TrainConfig().reward_time_limit_s == 5.0
-    with pytest.raises(ConfigError, match="'reward_time_limit_s' is \"abc\""):
+    with pytest.raises(TrainConfigError, match="'reward_time_limit_s' is \"abc\""):
         config_from_json({"reward_time_limit_s": "abc"}, "train.json")
     for bad in (0, -1, 601):
-        with pytest.raises(ConfigError, match="--reward-time-limit-s"):
+        with pytest.raises(TrainConfigError, match="--reward-time-limit-s"):
             TrainConfig(reward_time_limit_s=bad)

@@ -132,6 +132,19 @@ def test_speed_on_straights_pays_speed_on_straights_and_moderation_in_corners():
     assert fn(_params(speed=0.48, **tight)) > fn(_params(speed=0.8, **tight))
 
 
+def test_progress_speed_pays_for_a_shorter_lap_on_every_step():
+    fn = _load("progress_speed")
+    # 10 % of the lap in 10 steps (a 100-step lap) beats 10 % in 20 steps (200 steps) ...
+    assert fn(_params(progress=10.0, steps=10.0)) > fn(_params(progress=10.0, steps=20.0))
+    # ... at the target pace the progress term is 1.0 per step, the speed term on top.
+    at_target = fn(_params(progress=50.0, steps=52.5, speed=0.0))
+    assert at_target == pytest.approx(1.0)
+    assert fn(_params(progress=50.0, steps=52.5, speed=4.0)) == pytest.approx(1.2)
+    # finishing pays a bonus that grows as the lap gets shorter; off the track pays 1e-3
+    assert fn(_params(progress=100.0, steps=90.0)) > fn(_params(progress=100.0, steps=150.0))
+    assert fn(_params(is_offtrack=True, progress=90.0)) == pytest.approx(1e-3)
+
+
 def test_render_sets_constants_and_refuses_unknown_ones():
     text = reward_gallery.render("speed_on_straights", TARGET_SPEED_MPS=1.5)
     assert "TARGET_SPEED_MPS = 1.5\n" in text

@@ -35,8 +35,8 @@ BLOCK_TF = textwrap.dedent(
 @pytest.fixture(scope="module")
 def bundles(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     from tests.vehicle.tiny_models import tflite_bytes
-    from vehicle.bundle import write_bundle
     from vehicle.metadata import ModelMetadata
+    from vehicle.models.bundle import write_bundle
 
     folder = tmp_path_factory.mktemp("bundles")
     paths = []

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tests.trainer.conftest import FAKE_ENV
-from trainer.checkpoint import RunDir, load_policy
+from trainer.checkpoint import RunDir, load_keras_policy
 from trainer.config import TrainConfig
 from trainer.errors import CheckpointError
 from trainer.evaluate import evaluate
@@ -86,12 +86,12 @@ def test_train_writes_run_dir_and_resumes_to_identical_state(
     assert a_csv == b_csv
 
     # The exported policy loads and acts; a clone starts from the same weights.
-    model, md, info = load_policy(tmp_path / "a", "last")
+    model, md, info = load_keras_policy(tmp_path / "a", "last")
     assert info["iteration"] == 3 and md.neural_network == "OPENRACER_FAST"
     obs = np.zeros((1, 120, 160, 1), np.uint8)
     assert np.asarray(model(obs)).shape == (1, 10)
     with pytest.raises(CheckpointError, match="no checkpoint of iteration 99"):
-        load_policy(tmp_path / "a", 99)
+        load_keras_policy(tmp_path / "a", 99)
     cloned = config(tmp_path / "c", track_file, max_iterations=1, clone=str(tmp_path / "a"))
     train(cloned, small_hp, fast_metadata)
     index = json.loads((tmp_path / "c" / "checkpoints" / "index.json").read_text())

@@ -119,7 +119,7 @@ class _Terminal(io.StringIO):
 
 def _forget_console(monkeypatch):
     for name in list(sys.modules):
-        if name.startswith(("vehicle.console", "vehicle.terminal_view")):
+        if name.startswith("vehicle.console."):
             monkeypatch.delitem(sys.modules, name)
 
 
@@ -136,10 +136,10 @@ def test_console_without_textual_is_a_clear_error_not_a_silent_headless_drive(mo
 
 def test_console_that_fails_to_import_is_a_real_error(monkeypatch):
     _forget_console(monkeypatch)
-    monkeypatch.setitem(sys.modules, "vehicle.console_figures", None)  # a bug, not a package
+    monkeypatch.setitem(sys.modules, "vehicle.console.figures", None)  # a bug, not a package
     with contextlib.redirect_stdout(_Terminal()), pytest.raises(ModuleNotFoundError) as info:
         racer(["drive", "--port", "/dev/null"])
-    assert info.value.name == "vehicle.console_figures"
+    assert info.value.name == "vehicle.console.figures"
 
 
 def test_corrupt_model_refuses_to_start(tmp_path):

@@ -111,24 +111,24 @@ def test_from_bytes(tmp_path):
 
 
 def test_load_policy_from_bundle_store_name_and_active(tmp_path):
-    from vehicle.bundle import write_bundle
-    from vehicle.inference import load_policy
-    from vehicle.store import ModelStore
+    from vehicle.inference import load_tflite_policy
+    from vehicle.models.bundle import write_bundle
+    from vehicle.models.store import ModelStore
 
     tfl, meta = write_model(tmp_path / "m", quant="int8")
     bundle = tmp_path / "tiny.tar.gz"
     write_bundle(bundle, name="tiny", model_bytes=tfl.read_bytes(), metadata=ModelMetadata())
     obs = _obs(4)
     want = Policy.load(tfl, meta).infer(obs)
-    np.testing.assert_array_equal(load_policy(bundle).infer(obs), want)
+    np.testing.assert_array_equal(load_tflite_policy(bundle).infer(obs), want)
     store = ModelStore(tmp_path / "store")
     store.install(bundle, activate=True)
-    np.testing.assert_array_equal(load_policy("tiny", store_dir=store.root).infer(obs), want)
-    np.testing.assert_array_equal(load_policy(None, store_dir=store.root).infer(obs), want)
+    np.testing.assert_array_equal(load_tflite_policy("tiny", store_dir=store.root).infer(obs), want)
+    np.testing.assert_array_equal(load_tflite_policy(None, store_dir=store.root).infer(obs), want)
     with pytest.raises(ModelError, match="not in the store"):
-        load_policy("other", store_dir=store.root)
+        load_tflite_policy("other", store_dir=store.root)
     with pytest.raises(ModelError, match="no such model file"):
-        load_policy(str(tmp_path / "missing.tar.gz"))
+        load_tflite_policy(str(tmp_path / "missing.tar.gz"))
     (tmp_path / "junk.tar.gz").write_bytes(b"junk")
     with pytest.raises(ModelError, match="not a usable model bundle"):
-        load_policy(tmp_path / "junk.tar.gz")
+        load_tflite_policy(tmp_path / "junk.tar.gz")

@@ -83,6 +83,9 @@ class RunLog:
     """The track name the folder declares (config.json, DRfC params, robomaker log)."""
     config: dict[str, Any] | None = None
     """openracer's `config.json` of the run, when present."""
+    imitation: dict[str, Any] | None = None
+    """openracer runs: the imitation warm start's record (checkpoints/index.json), with
+    one entry per DAgger round when there were any."""
     notes: list[str] = field(default_factory=list)
     """What was skipped or guessed while loading (shown in the report)."""
     archive: Path | None = None
@@ -177,14 +180,14 @@ def load_run(path: str | Path) -> RunLog:
     evaluation: pd.DataFrame | None
     if layout == "drfc":
         training = _load_training_csvs(sorted((root / "training-simtrace").glob("*-iteration.csv")))
-        evaluation = _load_eval_dirs(root.glob("evaluation-*"))
+        evaluation = load_eval_dirs(root.glob("evaluation-*"))
     elif layout == "drfc-multi":
         files: list[tuple[int, Path]] = []
         for worker_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name.isdigit()):
             for f in sorted((worker_dir / "training-simtrace").glob("*-iteration.csv")):
                 files.append((int(worker_dir.name), f))
         training = _load_training_csvs([f for _, f in files], workers=[w for w, _ in files])
-        evaluation = _load_eval_dirs(root.glob("evaluation-*"))
+        evaluation = load_eval_dirs(root.glob("evaluation-*"))
     elif layout == "console":
         csvs = sorted((root / "sim-trace" / "training" / "training-simtrace").glob("*.csv"))
         training = _load_training_csvs(csvs) if csvs else None
@@ -197,7 +200,7 @@ def load_run(path: str | Path) -> RunLog:
         evaluation = _load_console_evals(root / "sim-trace" / "evaluation")
     else:
         training = None
-        evaluation = _load_eval_dirs(root.glob("evaluation-*"))
+        evaluation = load_eval_dirs(root.glob("evaluation-*"))
     if training is None and evaluation is None:
         raise LogFolderError(
             f"{root}: layout {layout!r} but no simtrace CSV or SIM_TRACE_LOG lines found; "
@@ -209,6 +212,8 @@ def load_run(path: str | Path) -> RunLog:
         root, ["ip/hyperparameters.json", "hyperparameters.json"]
     )
     run.config = _read_json_first(root, ["config.json"])
+    index = _read_json_first(root, ["checkpoints/index.json"]) or {}
+    run.imitation = index.get("imitation") if isinstance(index, dict) else None
     run.metrics = _load_metrics(root)
     for name in ("reward_function.py", "reward/reward_function.py"):
         if (root / name).is_file():
@@ -296,7 +301,10 @@ def _segments(df: pd.DataFrame) -> np.ndarray:
     return np.cumsum(fresh)
 
 
-def _load_eval_dirs(dirs) -> pd.DataFrame | None:
+def load_eval_dirs(dirs) -> pd.DataFrame | None:
+    """The evaluation simtraces (`evaluation-simtrace/0-iteration.csv`) of DRfC
+    `evaluation-<stamp>` folders as one frame, the stamp in its `stream` column; None when
+    none of the folders holds one."""
     frames = []
     for d in sorted(dirs):
         match = _EVAL_DIR.search(d.name)

@@ -8,6 +8,7 @@ replace and returns the path. Nothing opens a window.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -88,6 +89,24 @@ def training_curves(iters: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for a in axes:
         a.grid(alpha=0.3)
+    return save(fig, path)
+
+
+def dagger_rounds(rounds: list[dict[str, Any]], path: Path) -> Path:
+    """Laps completed in each DAgger round's episodes, and their mean lap time."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    x = np.arange(1, len(rounds) + 1)
+    ax.bar(x, [r.get("laps", 0) for r in rounds], color="#2ca02c", label="laps completed")
+    ax.set_xlabel("DAgger round (the student drives; the expert labels its frames)")
+    ax.set_ylabel("laps completed")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    lap = [r.get("mean_lap_s") for r in rounds]
+    if any(v is not None and np.isfinite(v) for v in lap):
+        ax2 = ax.twinx()
+        ax2.plot(x, [np.nan if v is None else v for v in lap], "o-", color="#d62728", ms=3)
+        ax2.set_ylabel("mean lap (s)", color="#d62728")
+    ax.set_title("Imitation: DAgger rounds")
     return save(fig, path)
 
 

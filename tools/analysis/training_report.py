@@ -98,6 +98,13 @@ def analyze_run(run: RunLog, out_dir: Path, track: str | None = None) -> dict[st
             plots.training_curves(iters, out_dir / "training_curves.png", f"{run.name}: training"),
             "Mean reward (band: ±1 std), mean and best progress, and laps completed, per iteration.",
         )
+        rounds = (run.imitation or {}).get("dagger") or []
+        if rounds:
+            sec.figure(
+                plots.dagger_rounds(rounds, out_dir / "dagger_rounds.png"),
+                "Before PPO: laps completed in each DAgger round's episodes (mostly the "
+                "student driving), and their mean lap time.",
+            )
         sec.figure(
             plots.status_breakdown(iters, out_dir / "episode_status.png"),
             "Final status of every training episode, per iteration.",

@@ -79,6 +79,12 @@ GALLERY: tuple[RewardExample, ...] = (
         "Pays for speed where the track is straight and for a moderate, centred corner.",
         _HERE / "speed_on_straights.py",
     ),
+    RewardExample(
+        "progress_speed",
+        "Progress per step, plus speed (time trial)",
+        "Pays for lap share per step and a little for speed; for models that already lap.",
+        _HERE / "progress_speed.py",
+    ),
 )
 
 

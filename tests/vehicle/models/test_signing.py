@@ -1,4 +1,4 @@
-"""vehicle.signing: ed25519 keys, their files, and the car's trusted public keys."""
+"""vehicle.models.signing: ed25519 keys, their files, and the car's trusted public keys."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa  # noqa: E402
 
 from vehicle.errors import VehicleError  # noqa: E402
-from vehicle.signing import (  # noqa: E402
+from vehicle.models.signing import (  # noqa: E402
     PUBLIC_KEY_PREFIX,
     PublicKey,
     SigningError,

@@ -4,8 +4,8 @@ link state, the last action, the lap timer (when the world knows laps), the came
 and the log tail. Space is STOP on every screen: neutral and disarm at once.
 
 Layered like the calibrator: a thin `DriveConsole` app (this module, with the parts it
-is built from), one screen per task (drive, models: `vehicle.console_screens`), figures
-aggregated and drawn by `vehicle.console_figures`, one `console.tcss`. The drive loop
+is built from), one screen per task (drive, models: `vehicle.console.screens`), figures
+aggregated and drawn by `vehicle.console.figures`, one `console.tcss`. The drive loop
 (`vehicle.drive.Drive`) runs in a thread worker whose callback only aggregates figures
 (`LiveStats`) and posts a message at most 5 times a second; the camera view repaints at
 2 fps at most, so the console stays usable over a slow SSH link.
@@ -15,7 +15,7 @@ calibration, model store, policy loader, optional lap source) and calls `run`; w
 `--sim` the parts drive the hardware-in-the-loop car and the simulator times the laps.
 
 Runs on the car: no TensorFlow; numpy and Textual only. The camera view is
-`vehicle.terminal_view.FrameView`, shared with the calibrator.
+`vehicle.console.terminal_view.FrameView`, shared with the calibrator.
 """
 
 from __future__ import annotations
@@ -35,16 +35,16 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.widgets import Static
 
-from vehicle.console_figures import (
+from vehicle.console.figures import (
     LapTimes,
     LiveStats,
     StatsSnapshot,
     TeeCamera,
     figures_text,
 )
-from vehicle.console_screens import DriveScreen, ModelsScreen
+from vehicle.console.screens import DriveScreen, ModelsScreen
+from vehicle.console.terminal_view import FrameView
 from vehicle.errors import StoreUnavailableError, VehicleError
-from vehicle.terminal_view import FrameView
 
 STATS_PERIOD_S = 0.2
 """Figures are posted to the screen at most this often (5 Hz)."""
@@ -67,7 +67,7 @@ class ConsoleParts:
     open_drive: OpenDrive
     """Builds the drive for one start (see `OpenDrive`)."""
     store: Any = None
-    """A `vehicle.store.ModelStore` to choose from, or None when this install has none."""
+    """A `vehicle.models.store.ModelStore` to choose from, or None when this install has none."""
     store_error: VehicleError | None = None
     """Why the store could not be opened (`open_store`'s error); the model picker and the
     log tail show it."""
@@ -494,10 +494,10 @@ def run(args: Any, parts: ConsoleParts | None = None) -> int:
 
 
 def open_store(root: Any = None) -> Any:
-    """The car's `vehicle.store.ModelStore` at `root` (None: the default folder). Raises
+    """The car's `vehicle.models.store.ModelStore` at `root` (None: the default folder). Raises
     `StoreUnavailableError` naming the folder and the cause."""
     try:
-        from vehicle.store import ModelStore
+        from vehicle.models.store import ModelStore
 
         return ModelStore(root)
     except Exception as exc:

@@ -40,7 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from vehicle.bundle import (
+from vehicle.errors import BundleError, StoreError, UntrustedBundleError, VehicleError
+from vehicle.files import atomic_path, atomic_write, fsync_directory
+from vehicle.metadata import ModelMetadata
+from vehicle.models.bundle import (
     ALLOWED_MEMBERS,
     MANIFEST_MEMBER,
     MODEL_MEMBER,
@@ -50,9 +53,6 @@ from vehicle.bundle import (
     read_bundle,
     verify_members,
 )
-from vehicle.errors import BundleError, StoreError, UntrustedBundleError, VehicleError
-from vehicle.files import atomic_path, atomic_write, fsync_directory
-from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE, PREPROCESSING_VERSION
 
 STORE_ENV = "OPENRACER_STORE"
@@ -303,7 +303,7 @@ class ModelStore:
         directory = self.root / TRUSTED_DIR
         if not directory.is_dir() or not any(directory.glob("*.pub")):
             return []
-        from vehicle.signing import load_trusted_keys
+        from vehicle.models.signing import load_trusted_keys
 
         return load_trusted_keys(directory)
 
@@ -512,7 +512,7 @@ class ModelStore:
     def trust(self, public_key_path: str | Path) -> Any:
         """Add a public key to the trusted keys; from then on only bundles signed by a
         trusted key install or activate."""
-        from vehicle.signing import load_public_key
+        from vehicle.models.signing import load_public_key
 
         key = load_public_key(public_key_path)
         with self._locked():
@@ -550,14 +550,14 @@ class ModelStore:
 def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
     """An installed model's manifest and metadata, parsed without hashing the model (for
     `list`): the model file must exist and have the size the manifest records."""
-    from vehicle.bundle import METADATA_MEMBER, _json_member
     from vehicle.metadata import parse_metadata
+    from vehicle.models.bundle import METADATA_MEMBER, json_member
 
     where = str(path)
     for member in (MANIFEST_MEMBER, METADATA_MEMBER):
         if member not in files:
             raise BundleError(f"{where}: {member} is missing")
-    manifest = _json_member(files, MANIFEST_MEMBER, where)
+    manifest = json_member(files, MANIFEST_MEMBER, where)
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: {MANIFEST_MEMBER} is not a JSON object")
     model = path / MODEL_MEMBER
@@ -570,10 +570,10 @@ def _light_bundle(files: dict[str, bytes], path: Path) -> Bundle:
             f"the manifest says {expected} bytes"
         )
     try:
-        metadata = parse_metadata(_json_member(files, METADATA_MEMBER, where), source=where)
+        metadata = parse_metadata(json_member(files, METADATA_MEMBER, where), source=where)
     except VehicleError as exc:
         raise BundleError(str(exc)) from exc
-    signature = _json_member(files, SIGNATURE_MEMBER, where) if SIGNATURE_MEMBER in files else None
+    signature = json_member(files, SIGNATURE_MEMBER, where) if SIGNATURE_MEMBER in files else None
     return Bundle({**files, MODEL_MEMBER: b""}, manifest, metadata, signature, None, where, "")
 
 

@@ -12,8 +12,8 @@ import tarfile
 from pathlib import Path
 
 from tests.vehicle.tiny_models import tflite_bytes
-from vehicle.bundle import Bundle, write_bundle
 from vehicle.metadata import ModelMetadata
+from vehicle.models.bundle import Bundle, write_bundle
 
 
 def make_bundle(

@@ -14,10 +14,10 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from vehicle.terminal_view import FrameView
+from vehicle.console.terminal_view import FrameView
 
 if TYPE_CHECKING:
-    from vehicle.console import DriveConsole
+    from vehicle.console.app import DriveConsole
 
 
 class DriveScreen(Screen[None]):

@@ -1,4 +1,4 @@
-"""vehicle.store and `racer models`: install, activate, rollback, remove, refusals that
+"""vehicle.models.store and `racer models`: install, activate, rollback, remove, refusals that
 leave the store untouched, and crash safety proven by killing real processes."""
 
 from __future__ import annotations
@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.vehicle.bundle_factory import make_bundle, members, rewrite, tree_digest
+from tests.vehicle.models.bundle_factory import make_bundle, members, rewrite, tree_digest
 from tools.cli import main as racer
-from vehicle.bundle import MANIFEST_MEMBER, MODEL_MEMBER
 from vehicle.metadata import ModelMetadata, discrete_grid
-from vehicle.signing import SigningKey, save_key_pair
-from vehicle.store import CRASH_POINTS, POINTER_FILE, ModelStore, StoreError
+from vehicle.models.bundle import MANIFEST_MEMBER, MODEL_MEMBER
+from vehicle.models.signing import SigningKey, save_key_pair
+from vehicle.models.store import CRASH_POINTS, POINTER_FILE, ModelStore, StoreError
 
 pytest.importorskip("tensorflow")
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def _old_preprocessing(tmp_path: Path, src: Path) -> Path:
             data = json.dumps(meta).encode()
         out.append((info, data))
     # re-hash honestly: the bundle is intact, only made for another preprocessing
-    from vehicle.bundle import build_manifest
+    from vehicle.models.bundle import build_manifest
 
     files = {i.name: d for i, d in out}
     manifest = build_manifest(

@@ -14,7 +14,7 @@ import numpy as np
 
 from sim2real.hil.board import SimulatedFirmware
 from vehicle.camera import Frame
-from vehicle.console import ConsoleParts, LapTimes
+from vehicle.console.app import ConsoleParts, LapTimes
 from vehicle.drive import DriveConfig
 from vehicle.link import Link, LinkConfig
 from vehicle.metadata import ModelMetadata

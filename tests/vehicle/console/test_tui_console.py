@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from tests.screen_text import screen_text as text
-from tests.tools.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
+from tests.vehicle.console.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
 from vehicle.camera import Frame
-from vehicle.console import ConsoleParts, DriveConsole, LapTimes, ModelsScreen, TeeCamera
+from vehicle.console.app import ConsoleParts, DriveConsole, LapTimes, ModelsScreen, TeeCamera
 from vehicle.drive import DriveConfig
 from vehicle.errors import StoreUnavailableError
 from vehicle.link import Telemetry
@@ -205,7 +205,7 @@ def test_console_snapshot(snap_compare, screen: str, size: tuple[int, int]) -> N
 
 
 def test_live_stats_percentiles_and_rate() -> None:
-    from vehicle.console import LiveStats
+    from vehicle.console.app import LiveStats
     from vehicle.drive import FrameStatus
 
     stats = LiveStats(window=100)
@@ -242,7 +242,7 @@ async def test_racer_drive_arguments_build_each_drive(rig: Rig) -> None:
     import argparse
     from contextlib import contextmanager
 
-    from vehicle.console import parts_from_args
+    from vehicle.console.app import parts_from_args
 
     built: list[str | None] = []
     pieces = rig.parts
@@ -281,7 +281,7 @@ async def test_racer_drive_arguments_build_each_drive(rig: Rig) -> None:
 
 
 def test_open_store_names_the_folder_and_the_cause() -> None:
-    from vehicle.console import open_store
+    from vehicle.console.app import open_store
 
     with pytest.raises(StoreUnavailableError, match="no-such-user-openracer.*RuntimeError") as e:
         open_store("~no-such-user-openracer/models")
@@ -294,7 +294,7 @@ async def test_a_store_that_cannot_open_is_shown_not_hidden(rig: Rig) -> None:
     starts (a --model FILE drives), and both the log tail and the model picker say why."""
     import argparse
 
-    from vehicle.console import parts_from_args
+    from vehicle.console.app import parts_from_args
 
     args = argparse.Namespace(
         model=None, store="~no-such-user-openracer/models", max_speed=0.3, port="/dev/pty-sim"

@@ -1,4 +1,4 @@
-"""vehicle.bundle: the bundle format, hashes, structural refusals and signatures."""
+"""vehicle.models.bundle: the bundle format, hashes, structural refusals and signatures."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tests.vehicle.bundle_factory import link, make_bundle, members, regular, rewrite
-from vehicle.bundle import (
+from tests.vehicle.models.bundle_factory import link, make_bundle, members, regular, rewrite
+from vehicle.models.bundle import (
     MANIFEST_MEMBER,
     METADATA_MEMBER,
     MODEL_MEMBER,
@@ -16,7 +16,7 @@ from vehicle.bundle import (
     read_bundle,
     sha256_hex,
 )
-from vehicle.signing import SigningKey, load_public_key, load_signing_key, save_key_pair
+from vehicle.models.signing import SigningKey, load_public_key, load_signing_key, save_key_pair
 
 pytest.importorskip("tensorflow")
 

@@ -2,7 +2,7 @@
 optional ed25519 signature. Written by `racer export`, read by the car's model store.
 
 Runs on the car: no TensorFlow. `cryptography` is imported only when a bundle is signed or
-a signature is checked against trusted keys (`vehicle.signing`).
+a signature is checked against trusted keys (`vehicle.models.signing`).
 
 Members (flat, regular files only; anything else is refused):
 - `model.tflite`        the policy;
@@ -180,7 +180,7 @@ def write_bundle(
 ) -> Bundle:
     """Write a bundle atomically (temp file in the same folder, fsync, rename).
 
-    `signing_key` is a `vehicle.signing.SigningKey` or None. Returns the bundle as read
+    `signing_key` is a `vehicle.models.signing.SigningKey` or None. Returns the bundle as read
     back from disk, so what was written is known to verify.
     """
     path = Path(path)
@@ -243,7 +243,7 @@ def read_bundle(
 ) -> Bundle:
     """Read and check a bundle file. Raises BundleError naming the first problem.
 
-    `trusted_keys`: `vehicle.signing.PublicKey`s; when non-empty the bundle must carry a
+    `trusted_keys`: `vehicle.models.signing.PublicKey`s; when non-empty the bundle must carry a
     signature by one of them. `expect_sha256`: the sha256 the whole file must have (the
     sender's figure, to catch a damaged transfer).
     """
@@ -335,7 +335,9 @@ def _unpack(blob: bytes, where: str) -> dict[str, bytes]:
     return files
 
 
-def _json_member(files: dict[str, bytes], name: str, where: str) -> Any:
+def json_member(files: dict[str, bytes], name: str, where: str) -> Any:
+    """A bundle member parsed as JSON (`where` names the bundle or folder it came from);
+    a member that is not UTF-8 JSON is a `BundleError`."""
     try:
         return json.loads(files[name].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -358,7 +360,7 @@ def verify_members(
             f"{where}: missing {', '.join(missing)}; a bundle holds {', '.join(HASHED_MEMBERS)} "
             f"and {MANIFEST_MEMBER}"
         )
-    manifest = _json_member(files, MANIFEST_MEMBER, where)
+    manifest = json_member(files, MANIFEST_MEMBER, where)
     if not isinstance(manifest, dict):
         raise BundleError(f"{where}: {MANIFEST_MEMBER} is not a JSON object")
     version = manifest.get("schema_version")
@@ -400,13 +402,13 @@ def verify_members(
             )
     try:
         metadata = parse_metadata(
-            _json_member(files, METADATA_MEMBER, where), source=f"{where}: {METADATA_MEMBER}"
+            json_member(files, METADATA_MEMBER, where), source=f"{where}: {METADATA_MEMBER}"
         )
     except MetadataError as exc:
         raise BundleError(str(exc)) from exc
     signature = None
     if SIGNATURE_MEMBER in files:
-        signature = _json_member(files, SIGNATURE_MEMBER, where)
+        signature = json_member(files, SIGNATURE_MEMBER, where)
         if not isinstance(signature, dict) or not isinstance(signature.get("key_id"), str):
             raise BundleError(f"{where}: {SIGNATURE_MEMBER} is malformed (no key_id)")
     signed_by = None
