@@ -52,6 +52,9 @@ class PurePursuitConfig:
     `racing_speed_fraction`; the settings above other than the lookahead are then unused)."""
     racing_speed_fraction: float = 0.9
     """Share of the racing line's limit speed the "racing" expert drives at."""
+    latency_compensation: float = 1.0
+    """For "racing": steer from the pose predicted this share of the actuation latency
+    ahead (1: all of it; 0: from the present pose)."""
     racing_margin_m: float = 0.15
     """Distance the "racing" expert's line keeps from the borders beyond half the car's
     width (the yardstick line keeps 0.05 m): room for tracking error at racing speed."""
@@ -107,7 +110,16 @@ class PurePursuit:
         rear_x = s.x_m - dyn.rear_axle_behind_origin_m * math.cos(s.heading_rad)
         rear_y = s.y_m - dyn.rear_axle_behind_origin_m * math.sin(s.heading_rad)
         if self.racing is not None:
-            return self._racing_command(rear_x, rear_y, s.heading_rad, s.speed_mps, dyn)
+            # The racing expert steers from where the car will be when this command acts:
+            # it knows the episode's actuation latency (privileged, like the pose), and at
+            # racing speed two frames of latency are 0.4 m of road.
+            delay_s = c.latency_compensation * (dyn.latency_frames * w.dt_s)
+            yaw_rate = s.speed_mps * math.tan(s.steer_rad) / dyn.wheelbase_m
+            heading = s.heading_rad + 0.5 * yaw_rate * delay_s
+            rear_x += s.speed_mps * delay_s * math.cos(heading)
+            rear_y += s.speed_mps * delay_s * math.sin(heading)
+            heading += 0.5 * yaw_rate * delay_s
+            return self._racing_command(rear_x, rear_y, heading, s.speed_mps, dyn)
         arc = w.lookup.position(s.x_m, s.y_m).arc_m
         ahead = c.lookahead_m + c.lookahead_per_mps * max(s.speed_mps, 0.0)
         target_arc = arc + ahead
