@@ -4,91 +4,18 @@ Off by default (`TrainConfig.imitation_episodes = 0`); when used, `racer train` 
 before training and the run records it (`checkpoints/index.json` key `imitation`, and
 the `imitation/*` TensorBoard scalars), so a result is never mistaken for pure PPO.
 
-The expert (`sim2real.pure_pursuit.PurePursuit`) sees the true pose and the track; its
-command is mapped onto the model's action space (`action_for`: nearest discrete action,
-or the [-1, 1] vector for continuous spaces). Episodes start at round-robin positions
-with the run's randomization, so the policy learns from the same pixels PPO will see.
+The expert's frames come from `trainer.expert_data` (simulator processes, NumPy only).
 Loss: cross-entropy to the expert's action (discrete) or squared error of the mean
 (continuous), with its own Adam so PPO's optimizer state starts clean.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from sim2real.pure_pursuit import PurePursuit, PurePursuitConfig
-from trainer.actor import ActorSpec, act
-from trainer.errors import TrainConfigError
-
-
-@dataclass
-class ExpertData:
-    """Frames the expert labelled, and how the episodes that produced them went."""
-
-    obs: np.ndarray
-    actions: np.ndarray
-    laps: int
-    """Episodes that completed a lap."""
-    episodes: int
-    lap_times_s: list[float]
-
-
-def collect_expert(
-    env_id: str,
-    env_kwargs: dict[str, Any],
-    space: Any,
-    episodes: int,
-    seed: int,
-    max_steps: int,
-    *,
-    expert: PurePursuitConfig | None = None,
-    student: ActorSpec | None = None,
-    beta: float = 1.0,
-) -> ExpertData:
-    """Observations and expert actions from `episodes` episodes.
-
-    Without `student` the expert drives (behaviour cloning). With one, each step is driven
-    by the expert with probability `beta` and by the student's greedy action otherwise,
-    and every visited frame is labelled with the expert's action (DAgger, Ross et al.
-    2011): the student learns to recover from the states its own mistakes lead to.
-    """
-
-    from trainer.workers import make_env
-
-    env = make_env(env_id, env_kwargs, max_steps)
-    base = env.unwrapped
-    if not hasattr(base, "world"):
-        raise TrainConfigError(
-            f"--imitation-episodes needs the openracer simulator's expert; {env_id} has none"
-        )
-    rng = np.random.default_rng(seed)
-    obs_list, act_list = [], []
-    laps, lap_times = 0, []
-    try:
-        for k in range(episodes):
-            obs, _ = env.reset(seed=seed * 7919 + k, options={"start_progress": (k * 0.05) % 1.0})
-            driver = PurePursuit(base.world, expert)
-            terminated = truncated = False
-            info: dict[str, Any] = {}
-            while not (terminated or truncated):
-                label = driver.action_for(space)
-                obs_list.append(obs)
-                act_list.append(label)
-                action = label
-                if student is not None and rng.random() >= beta:
-                    action = act(student, student.head(obs[None]), rng)[0][0]
-                obs, _, terminated, truncated, info = env.step(action)
-            if info.get("episode_status") == "lap_complete":
-                laps += 1
-                lap_times.extend(base.laps.lap_times_s)
-    finally:
-        env.close()
-    return ExpertData(np.stack(obs_list), np.asarray(act_list), laps, episodes, lap_times)
 
 
 def behaviour_clone(

@@ -569,7 +569,8 @@ def warm_start(
     """The optional imitation warm start (off by default; recorded in index.json):
     behaviour cloning from the pure-pursuit expert, then optional DAgger rounds."""
     from sim2real.pure_pursuit import PurePursuitConfig
-    from trainer.imitation import behaviour_clone, collect_expert
+    from trainer.expert_data import collect_expert
+    from trainer.imitation import behaviour_clone
 
     expert = PurePursuitConfig(
         line=config.expert,
@@ -586,7 +587,10 @@ def warm_start(
     )
     space = learner.metadata.action_space
     args = (config.env_id, env_kwargs, space, config.imitation_episodes)
-    data = collect_expert(*args, config.seed, config.max_episode_steps, expert=expert)
+    procs = config.workers
+    data = collect_expert(
+        *args, config.seed, config.max_episode_steps, expert=expert, processes=procs
+    )
     obs, actions = data.obs, data.actions
     bc = behaviour_clone(learner, obs, actions, rng)
     summary: dict[str, Any] = {"episodes": config.imitation_episodes, "expert": config.expert}
@@ -602,7 +606,13 @@ def warm_start(
         seed = config.seed + 1000 * r
         student = learner.actor_spec(greedy=True)
         data = collect_expert(
-            *args, seed, config.max_episode_steps, expert=expert, student=student, beta=beta
+            *args,
+            seed,
+            config.max_episode_steps,
+            expert=expert,
+            student=student,
+            beta=beta,
+            processes=procs,
         )
         obs = np.concatenate([obs, data.obs])
         actions = np.concatenate([actions, data.actions])

@@ -6,7 +6,8 @@ import numpy as np
 
 from trainer.config import Hyperparameters
 from trainer.evaluate import env_kwargs_for
-from trainer.imitation import behaviour_clone, collect_expert
+from trainer.expert_data import collect_expert
+from trainer.imitation import behaviour_clone
 from trainer.ppo import Learner
 
 
@@ -53,3 +54,13 @@ def test_dagger_labels_the_students_frames_with_the_experts_actions(fast_metadat
     assert not np.array_equal(dagger.actions, student_actions)
     # ... on frames the expert alone would not have seen.
     assert len(dagger.obs) != len(alone.obs) or not np.array_equal(dagger.obs, alone.obs)
+
+
+def test_expert_frames_are_the_same_from_two_processes(fast_metadata):
+    kwargs = env_kwargs_for("reinvent_like", fast_metadata, "standard")
+    space = fast_metadata.action_space
+    one = collect_expert("openracer/Race-v0", kwargs, space, 3, 5, 30)
+    two = collect_expert("openracer/Race-v0", kwargs, space, 3, 5, 30, processes=2)
+    assert one.episodes == two.episodes == 3
+    np.testing.assert_array_equal(one.obs, two.obs)
+    np.testing.assert_array_equal(one.actions, two.actions)
