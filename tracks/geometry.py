@@ -18,7 +18,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tracks.errors import TrackValidationError
 from tracks.track import Track
+from tracks.validation import MAX_SPAN_M
 
 GRID_CELL_M = 0.2
 """Cell size of the grid that lists candidate nearest segments for projection queries."""
@@ -31,6 +33,10 @@ FULL_SEARCH_MAX_POINTS = 4
 
 CONTAINS_CELL_M = 0.02
 """Cell size of the road raster that answers `contains` for points far from a border."""
+
+ROAD_RASTER_MAX_CELLS = 40_000_000
+"""Largest road raster (one byte a cell): a track spanning validation.MAX_SPAN_M needs
+25 million cells; a bigger one would be a Track that skipped validation."""
 
 
 @dataclass(frozen=True)
@@ -295,8 +301,14 @@ class TrackGeometry:
         cell = CONTAINS_CELL_M
         allp = np.vstack([tr.inner, tr.outer])
         self._origin = allp.min(axis=0) - 4 * cell
-        size = np.ceil((allp.max(axis=0) + 4 * cell - self._origin) / cell).astype(int) + 1
-        w, h = int(size[0]), int(size[1])
+        size_f = np.ceil((allp.max(axis=0) + 4 * cell - self._origin) / cell) + 1
+        if float(size_f[0]) * float(size_f[1]) > ROAD_RASTER_MAX_CELLS:
+            raise TrackValidationError(
+                f"{tr.where}: spans {size_f[0] * cell:.3g} x {size_f[1] * cell:.3g} m, too large for "
+                f"the road raster (at most {MAX_SPAN_M:g} m a side); coordinates are metres: "
+                "rescale a file in mm or cm"
+            )
+        w, h = int(size_f[0]), int(size_f[1])
         shift = 8
         scale = (1 << shift) / cell
 

@@ -315,6 +315,25 @@ def check_corruption():
     check("good frames counted", ctrl.parser.good - good0 == 300 - bad)
 
 
+def check_leading_delimiter():
+    """Line noise leaves an unfinished frame in the receiver: a command sent right after
+    it merges into one bad frame and is lost, unless a 0x00 goes first (the host link
+    sends one before every frame); the empty frame it makes is ignored."""
+    for lead, applied in ((b"", False), (b"\x00", True)):
+        ctrl, port, sp, tp, ap = make()
+        arm(ctrl, port, 0, timeout=2000)
+        bad0, good0 = ctrl.parser.bad, ctrl.parser.good
+        port.inbox.extend(b"\x13\x77\xa5\x03")  # noise: no delimiter
+        port.inbox.extend(lead)
+        send(port, ENC.command(2, 1575, 1380))
+        ctrl.poll(1)
+        name = "leading 0x00" if lead else "no leading 0x00"
+        got = (sp.duty_ns // 1000, tp.duty_ns // 1000) == (1575, 1380)
+        check(name + ": first command after noise applied", got == applied)
+        check(name + ": noise is one bad frame", ctrl.parser.bad - bad0 == 1)
+        check(name + ": good frames", ctrl.parser.good - good0 == (1 if applied else 0))
+
+
 def check_parser_robustness():
     parser = P.Parser(P.TO_CONTROLLER)
     # an over-long run without delimiter is one bad frame, then the parser resyncs
@@ -368,5 +387,6 @@ check_golden()
 check_loop_never_raises()
 check_controller()
 check_corruption()
+check_leading_delimiter()
 check_parser_robustness()
 print("ALL OK", _count[0])

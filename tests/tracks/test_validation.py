@@ -25,7 +25,7 @@ def _figure_eight() -> np.ndarray:
     c = np.c_[2 * np.sin(t), np.sin(2 * t)]
     d = np.gradient(c, axis=0)
     n = np.c_[-d[:, 1], d[:, 0]] / np.linalg.norm(d, axis=1, keepdims=True)
-    a = np.hstack([c, c + 0.1 * n, c - 0.1 * n])
+    a = np.hstack([c, c + 0.15 * n, c - 0.15 * n])
     a[-1] = a[0]
     return a
 
@@ -41,7 +41,7 @@ def _bad_arrays() -> dict[str, tuple[object, str]]:
     zero_w = g.copy()
     zero_w[11, 4:6] = zero_w[11, 2:4]
     cross_border = g.copy()
-    cross_border[20, 2:4] = g[20, 0:2] * 1.1  # inner point pushed outside the centre line
+    cross_border[20, 2:4] = g[20, 0:2] * 1.3  # inner point pushed outside the outer border
     swapped = g.copy()
     swapped[:, 2:4], swapped[:, 4:6] = g[:, 4:6], g[:, 2:4].copy()
     open_nearly = g.copy()
@@ -56,7 +56,7 @@ def _bad_arrays() -> dict[str, tuple[object, str]]:
         "one_row": (g[:1], "at least 4"),
         "duplicate": (dup, "repeat the centre point"),
         "self_intersecting": (_figure_eight(), "centre line crosses itself"),
-        "width": (zero_w, "not positive"),
+        "width": (zero_w, "narrower than the car"),
         "cross_border": (cross_border, "crosses"),
         "swapped": (swapped, "swapped"),
         "nearly_closed": (open_nearly, "make the last row an exact copy"),

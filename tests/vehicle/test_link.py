@@ -249,3 +249,58 @@ def test_one_percent_corruption_and_drops_both_ways():
         link.close()
     finally:
         sim.stop()
+
+
+def _noise_then_one_command(link: Link, noise: bytes, cmd: tuple[int, int]) -> None:
+    """Line noise (an unfinished frame: no 0x00) then exactly one command frame, both
+    under the write lock, so no heartbeat slips between them."""
+    with link._lock:
+        link._ser.write(noise)
+        link.command(*cmd)
+
+
+@pytest.mark.parametrize(
+    "noise", [b"\x55", b"\x13\x77\xa5\x03\xff\x41", bytes(range(1, 40))], ids=["1", "6", "39"]
+)
+def test_first_command_after_line_noise_is_applied(sim, noise):
+    """Noise leaves an unfinished frame in the firmware's receiver; the host's leading
+    0x00 ends it, so the very next frame is applied (before, it merged with the noise
+    into one bad frame and was lost). No repeats: the keeper does not re-send it."""
+    cfg = LinkConfig(port=sim.port, command_repeat_hz=0.01, failsafe_timeout_ms=500)
+    with Link(cfg) as link:
+        link.arm(PulseCalibration(), timeout_ms=500)
+        assert _wait(lambda: link.telemetry().state == "armed")
+        ctrl = sim.controller
+        bad0, sent0 = ctrl.parser.bad, link.stats.commands_sent
+        _noise_then_one_command(link, noise, (1575, 1380))
+        assert _wait(lambda: sim.board.steer_pin.duty_ns == 1575_000, 1.0)
+        assert sim.board.throttle_pin.duty_ns == 1380_000
+        assert link.stats.commands_sent == sent0 + 1  # the one frame, no repeat
+        assert ctrl.parser.bad == bad0 + 1  # the noise alone, counted once
+
+
+def test_every_frame_starts_with_a_delimiter():
+    """What the host writes: 0x00, a COBS frame, 0x00; bytes_sent counts all of it."""
+    written: list[bytes] = []
+
+    class Port:
+        in_waiting = 0
+
+        def write(self, data: bytes) -> int:
+            written.append(bytes(data))
+            return len(data)
+
+        def read(self, n: int) -> bytes:
+            time.sleep(0.01)
+            return b""
+
+        def close(self) -> None:
+            pass
+
+    link = Link(LinkConfig(port="fake"), serial_factory=lambda cfg: Port())
+    link._open_port()
+    link._write_frame(lambda s: link._enc.command(s, 1500, 1400))
+    (frame,) = written
+    assert frame[0] == 0 and frame[-1] == 0 and 0 not in frame[1:-1]
+    assert P.decode(frame[1:])[0] == P.MSG_COMMAND
+    assert link.stats.bytes_sent == len(frame)

@@ -13,8 +13,10 @@ payload. The CRC goes high byte first so that body + CRC form one codeword of th
 non-reflected CRC: every error burst of up to 16 bits is caught, including one that
 straddles the payload and the CRC (little-endian storage would break that). COBS makes 0x00 appear only as the delimiter, so a receiver resynchronises on
 the next 0x00 after any corruption, and every corrupted or truncated frame fails the
-CRC or the length check and is counted as bad, never acted on. Payload integers are
-little-endian. Each message has one fixed payload length; any other length is a bad frame.
+CRC or the length check and is counted as bad, never acted on. The host also sends a 0x00
+before each frame, so the first frame after noise starts clean (empty frames are ignored).
+Payload integers are little-endian. Each message has one fixed payload length; any other
+length is a bad frame.
 
 Messages (H = host -> controller, C = controller -> host):
 - HELLO      H  (no payload): asks for VERSION.
