@@ -52,9 +52,11 @@ class PurePursuitConfig:
     `racing_speed_fraction`; the settings above other than the lookahead are then unused)."""
     racing_speed_fraction: float = 0.9
     """Share of the racing line's limit speed the "racing" expert drives at."""
-    latency_compensation: float = 1.0
-    """For "racing": steer from the pose predicted this share of the actuation latency
-    ahead (1: all of it; 0: from the present pose)."""
+    delay_frames: float = 1.0
+    """For "racing": steer from the pose predicted this many frames ahead, for the
+    actuation latency (`standard` randomization draws 0-2 frames). A fixed number rather
+    than the episode's true latency (which the expert could read), so its command depends
+    on the car's state alone, not on a hidden draw a camera-only student cannot learn."""
     racing_margin_m: float = 0.15
     """Distance the "racing" expert's line keeps from the borders beyond half the car's
     width (the yardstick line keeps 0.05 m): room for tracking error at racing speed."""
@@ -62,6 +64,8 @@ class PurePursuitConfig:
     def __post_init__(self) -> None:
         if self.line not in ("centre", "racing"):
             raise ValueError(f"line {self.line!r} is not 'centre' or 'racing'")
+        if not 0.0 <= self.delay_frames <= 10.0:
+            raise ValueError(f"delay_frames {self.delay_frames} must be in [0, 10]")
         if not 0.0 <= self.racing_margin_m <= 1.0:
             raise ValueError(f"racing_margin_m {self.racing_margin_m} must be in [0, 1] m")
         if not 0.0 < self.racing_speed_fraction <= 1.5:
@@ -111,9 +115,8 @@ class PurePursuit:
         rear_y = s.y_m - dyn.rear_axle_behind_origin_m * math.sin(s.heading_rad)
         if self.racing is not None:
             # The racing expert steers from where the car will be when this command acts:
-            # it knows the episode's actuation latency (privileged, like the pose), and at
-            # racing speed two frames of latency are 0.4 m of road.
-            delay_s = c.latency_compensation * (dyn.latency_frames * w.dt_s)
+            # at racing speed a frame of latency is 0.2 m of road.
+            delay_s = c.delay_frames * w.dt_s
             yaw_rate = s.speed_mps * math.tan(s.steer_rad) / dyn.wheelbase_m
             heading = s.heading_rad + 0.5 * yaw_rate * delay_s
             rear_x += s.speed_mps * delay_s * math.cos(heading)

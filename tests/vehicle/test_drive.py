@@ -69,8 +69,12 @@ def model(tmp_path_factory):
 
 @pytest.fixture
 def car():
+    """The simulated board and a link to it, with a 2 s silence limit instead of the car's
+    300 ms: the simulated firmware is a thread of this process, and on a loaded machine it
+    can be scheduled out for longer than 300 ms, a real link timeout but not the fault these
+    tests are about (the 300 ms watchdog is tested in test_link.py)."""
     sim = SimulatedFirmware.start()
-    link = Link(LinkConfig(port=sim.port)).open()
+    link = Link(LinkConfig(port=sim.port, timeout_s=2.0)).open()
     yield sim, link
     link.close()
     sim.stop()
@@ -240,18 +244,28 @@ def test_link_loss_mid_drive_firmware_neutral_within_100ms(model, car):
     assert sim.controller.state == 2  # FAILSAFE
 
 
+class SigintCamera(SynthCamera):
+    """Sends this process SIGINT while the drive loop reads its 5th frame: the drive's
+    handler is installed then for certain (a timer could fire before or after it)."""
+
+    def read(self, timeout_s=0.5):
+        frame = super().read(timeout_s)
+        if self.i == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+        return frame
+
+
 def test_sigint_sends_neutral_and_stops(model, car):
     sim, link = car
     policy = Policy.load(*model)
     d = Drive(
-        SynthCamera(),
+        SigintCamera(),
         policy,
         link,
         PulseCalibration(),
         mapping_for(policy),
         DriveConfig(handle_signals=True, duration_s=10),
     )
-    threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
     res = d.run()
     assert res.stop_reason == "signal SIGINT" and res.ok
     assert res.duration_s < 5
