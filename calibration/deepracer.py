@@ -1,8 +1,14 @@
 """Import and export of AWS DeepRacer's `calibration.json` (deepracer-compat.md 6.2).
 
-DeepRacer stores `{"version": ..., "Calibration": {"Servo": {...}, "Motor": {...}}}` where
-each channel has integer `min`, `mid`, `max` in NANOSECONDS of PWM duty and `polarity` +-1;
-the servo node refuses anything but min < mid < max. openracer keeps microseconds, so an
+The car's servo node (aws-deepracer-servo-pkg `servo_mgr.cpp`, `writeCalJSON` and
+`setCalFromFile`) writes and reads `/opt/aws/deepracer/calibration.json` as
+`{"Calibration": {"Motor": {...}, "Servo": {...}, "version": 1}}`: each channel has integer
+`min`, `mid`, `max` in NANOSECONDS of PWM duty and `polarity` +-1, and the integer
+`version` (`CAL_FILE_VERSION`) sits inside `Calibration`. On newer car software a file
+without `Calibration.version` is "old" and is overwritten with factory defaults, so the
+export writes exactly that layout, in the node's own formatting (jsoncpp, three-space
+indent, sorted keys); the import reads it and the older layouts (no version, or a
+top-level one). The node refuses anything but min < mid < max. openracer keeps microseconds, so an
 import rounds to the nearest microsecond (the factory motor max 1 603 500 ns becomes
 1604 us, half a microsecond off, far below what an ESC resolves) and an export writes
 whole microseconds as nanoseconds (`vehicle.pulses.ChannelCalibration` does the unit
@@ -15,7 +21,6 @@ Runs on the car: no Textual, no training stack.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -25,8 +30,8 @@ from calibration.errors import CalibrationValueError, DeepRacerFormatError
 from calibration.model import Calibration, SteeringCalibration, ThrottleCalibration, make_channel
 from vehicle.files import read_json
 
-DEEPRACER_VERSION = "1.0"
-"""The `version` written on export (DeepRacer's servo node writes a string version)."""
+DEEPRACER_VERSION = 1
+"""`Calibration.version` as the servo node writes it (`CAL_FILE_VERSION`, an integer)."""
 FACTORY_SERVO_NS = {"min": 1_200_000, "mid": 1_450_000, "max": 1_700_000, "polarity": 1}
 """DeepRacer factory steering defaults (servo_mgr.hpp)."""
 FACTORY_MOTOR_NS = {"min": 1_311_000, "mid": 1_446_000, "max": 1_603_500, "polarity": -1}
@@ -110,15 +115,33 @@ def from_deepracer_dict(
 
 
 def to_deepracer_dict(cal: Calibration) -> dict[str, Any]:
-    """DeepRacer's `calibration.json` layout for `cal` (nanoseconds, polarity)."""
-
+    """DeepRacer's `calibration.json` for `cal`: the servo node's layout (nanoseconds,
+    polarity, the integer version inside `Calibration`)."""
     return {
-        "version": DEEPRACER_VERSION,
         "Calibration": {
-            "Servo": cal.steering.channel.to_deepracer_ns(),
             "Motor": cal.throttle.channel.to_deepracer_ns(),
-        },
+            "Servo": cal.steering.channel.to_deepracer_ns(),
+            "version": DEEPRACER_VERSION,
+        }
     }
+
+
+def deepracer_text(data: dict[str, Any]) -> str:
+    """`data` formatted as the servo node's jsoncpp writer does (`writeJSONToFile`:
+    StreamWriterBuilder, indentation three spaces, keys sorted, ` : ` after each key, an
+    opening brace on its own line, no newline at the end), so an exported file is the file
+    the car itself would write."""
+
+    def value(v: Any, indent: str) -> str:
+        if isinstance(v, dict):
+            inner = indent + "   "
+            members = [f'\n{inner}"{k}" : {value(v[k], inner)}' for k in sorted(v)]
+            return ("\n" + indent if indent else "") + "{" + ",".join(members) + f"\n{indent}}}"
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"calibration.json holds only objects and integers, not {v!r}")
+        return str(v)
+
+    return value(data, "")
 
 
 def import_deepracer(path: Path, *, base: Calibration | None = None) -> Calibration:
@@ -131,4 +154,4 @@ def export_deepracer(cal: Calibration, path: Path) -> None:
     """Write `cal` as DeepRacer's `calibration.json` at `path`, atomically."""
     from calibration.store import write_atomic
 
-    write_atomic(Path(path), json.dumps(to_deepracer_dict(cal), indent=2) + "\n", backup=False)
+    write_atomic(Path(path), deepracer_text(to_deepracer_dict(cal)), backup=False)

@@ -271,6 +271,7 @@ def _load_file(path: Path, source: str, time_limit_s: float) -> RewardFunction:
         line = where([n] if (n := failure_line(exc, source)) else [])
         raise RewardFunctionError(
             f"{source}{line}: importing the file raised {type(exc).__name__}: {exc}"
+            + _missing_module_fix(exc)
         ) from exc
     fn = getattr(module, "reward_function", None)
     if fn is None or not callable(fn):
@@ -280,6 +281,26 @@ def _load_file(path: Path, source: str, time_limit_s: float) -> RewardFunction:
         )
     _check_signature(fn, source)
     return RewardFunction(fn, source, time_limit_s=time_limit_s, path=path)
+
+
+_SIMULATOR_ONLY = {"rospy", "rospkg", "rclpy", "markov", "rl_coach"}
+"""Modules that exist only inside DeepRacer's simulator container (ROS, the simapp)."""
+
+
+def _missing_module_fix(exc: Exception) -> str:
+    """The fix for a reward file importing a module this Python does not have."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    top = exc.name.split(".")[0]
+    if top in _SIMULATOR_ONLY:
+        return (
+            f"; {top} exists only inside DeepRacer's simulator container (ROS), which "
+            "openracer does not run: remove the import (a reward function gets what it needs "
+            "through params)"
+        )
+    if top in ("scipy", "shapely"):
+        return "; install it with `pip install 'openracer[train]'`"
+    return f"; install {top} into this Python environment or remove the import"
 
 
 def _check_signature(fn: Callable[..., Any], source: str) -> None:

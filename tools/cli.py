@@ -82,6 +82,8 @@ THIRD_PARTY: dict[str, tuple[str, tuple[str, ...]]] = {
     "imageio": ("imageio", ("train",)),
     "imageio_ffmpeg": ("imageio-ffmpeg", ("train",)),
     "psutil": ("psutil", ("train",)),
+    "scipy": ("scipy", ("train",)),  # offered to reward functions, as in DeepRacer
+    "shapely": ("shapely", ("train",)),
     "cryptography": ("cryptography", ("car", "train")),
     "ai_edge_litert": ("ai-edge-litert", ("car",)),
     "Box2D": ("gymnasium", ("bench",)),  # gymnasium[box2d]
@@ -121,6 +123,27 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+_OWN_PACKAGES = ("vehicle", "calibration", "tracks", "sim2real", "trainer", "tools")
+
+
+def _one_line_warnings(command: str) -> None:
+    """Show openracer's own warnings (a DeepRacer file accepted with something ignored or
+    clipped) as one line, `racer <cmd>: warning: <message>`, without Python's source line;
+    other libraries' warnings keep Python's format."""
+    import warnings
+
+    python_show = getattr(warnings.showwarning, "python_show", warnings.showwarning)
+
+    def show(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if category.__module__.split(".")[0] in _OWN_PACKAGES:
+            print(f"racer {command}: warning: {message}", file=file or sys.stderr)
+        else:
+            python_show(message, category, filename, lineno, file, line)
+
+    show.python_show = python_show  # type: ignore[attr-defined]
+    warnings.showwarning = show
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = os.environ.get("OPENRACER_DEBUG") == "1"
@@ -150,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     module_name = COMMANDS[name][0]
+    _one_line_warnings(name)
     try:
         module = importlib.import_module(module_name)
         return int(module.main(rest) or 0)

@@ -5,6 +5,13 @@ Built-in tracks are built on demand from parametric control points through a per
 cubic spline (`tracks.spline`), so they are deterministic and need no data files. They are
 this project's own designs, not copies of DeepRacer routes.
 
+DeepRacer's own route files are not shipped (they are DeepRacer's data, and the tracks a
+generalist is judged on must stay unseen): a user imports one once under the name
+DeepRacer's console, logs (`WORLD_NAME`) and deepracer-for-cloud use, e.g.
+`racer tracks import reinvent_base.npy --name reinvent_base` (the files are in
+deepracer-simapp's `bundle/routes`), and that name then resolves everywhere, `racer
+analyze` included.
+
 User tracks live as `<name>.npy` in the user catalogue directory: `$OPENRACER_TRACKS_DIR`
 if set, else `$XDG_DATA_HOME/openracer/tracks` (default `~/.local/share/openracer/tracks`).
 `import_track` validates a route file and copies it there byte for byte.
@@ -298,8 +305,9 @@ def names() -> list[str]:
 
 def _unknown_message(spec: str) -> str:
     return (
-        f"unknown track {spec!r}; available: {', '.join(names())} "
-        f"(or give a path to a DeepRacer .npy route file; user tracks live in {user_dir()})"
+        f"unknown track {spec!r}; available: {', '.join(names())} (or give a path to a "
+        "DeepRacer .npy route file, or import one under DeepRacer's name: `racer tracks "
+        f"import reinvent_base.npy --name reinvent_base`; user tracks live in {user_dir()})"
     )
 
 

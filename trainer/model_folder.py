@@ -75,7 +75,7 @@ class ModelChoices:
 def action_space_of(c: ModelChoices):
     """The `vehicle.metadata.ActionSpace` the choices describe (validated there)."""
     from vehicle.errors import MetadataError
-    from vehicle.metadata import discrete_grid, parse_metadata
+    from vehicle.metadata import MAX_SPEED_MPS, MIN_SPEED_MPS, discrete_grid, parse_metadata
 
     try:
         if c.action_space == "discrete":
@@ -98,6 +98,11 @@ def action_space_of(c: ModelChoices):
             "steering_angle": {"low": -steer, "high": steer},
             "speed": {"low": c.min_speed_mps, "high": c.max_speed_mps},
         }
+        if c.max_speed_mps > MAX_SPEED_MPS:  # as the console: a new model stays within 4 m/s
+            raise ModelFolderError(
+                f"--max-speed {c.max_speed_mps} m/s is outside DeepRacer's "
+                f"{MIN_SPEED_MPS}-{MAX_SPEED_MPS} m/s; use a speed within it"
+            )
         data = {"action_space": ranges, "action_space_type": "continuous"}
         return parse_metadata(data, source="racer new").action_space
     except MetadataError as exc:
@@ -126,8 +131,6 @@ def reward_source_of(c: ModelChoices, top_speed_mps: float) -> str:
                 f"reward file {path} does not exist; give a gallery name or a .py"
             )
         text = path.read_text(encoding="utf-8")
-        if "def reward_function" not in text:
-            raise ModelFolderError(f"{path}: defines no reward_function(params)")
         return text
     try:
         example = reward_gallery.get(c.reward)
@@ -137,6 +140,17 @@ def reward_source_of(c: ModelChoices, top_speed_mps: float) -> str:
     if "TARGET_SPEED_MPS" in example.constants:
         tuned["TARGET_SPEED_MPS"] = round(float(top_speed_mps), 3)
     return reward_gallery.render(example.name, **tuned)
+
+
+def check_reward_file(path: Path, track: Any, space: Any) -> None:
+    """Load and check a reward file as `racer train` does before a run: imported as a
+    module, `reward_function(params)` called on sample params of the chosen track and
+    action space in a fresh interpreter (`sim2real.reward_check`); a
+    `sim2real.errors.RewardFunctionError` naming the file, the value and the fix if not."""
+    from sim2real.env import RaceEnv
+
+    env = RaceEnv(track=track, reward_function=str(path), action_space=space, randomize="none")
+    env.close()
 
 
 def load_track(spec: str):
@@ -278,6 +292,8 @@ def write_model_folder(c: ModelChoices, force: bool = False) -> dict[str, Any]:
         hyper = hyperparameters_of(c)
         metadata = ModelMetadata(action_space=space, neural_network=c.network)
         reward = reward_source_of(c, space.max_speed_mps)
+        if c.reward.endswith(".py"):
+            check_reward_file(Path(c.reward).expanduser(), track, space)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     atomic_write_json(folder / "model_metadata.json", metadata.to_json())

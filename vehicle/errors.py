@@ -14,6 +14,11 @@ class MetadataError(VehicleError):
     """A `model_metadata.json` (or the dict read from it) is malformed or out of range."""
 
 
+class MetadataWarning(UserWarning):
+    """A `model_metadata.json` DeepRacer accepts holds something openracer ignores or clips
+    (keys DeepRacer does not use, speeds above the simulator's 4 m/s); one line each."""
+
+
 class ObservationError(VehicleError):
     """A camera frame cannot be turned into the model's observation."""
 

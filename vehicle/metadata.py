@@ -15,20 +15,23 @@ Steering is in degrees, positive = left; speed in m/s (commanded, not measured).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from vehicle.errors import MetadataError
+from vehicle.errors import MetadataError, MetadataWarning
 from vehicle.files import read_json
 from vehicle.observation import CONTROL_RATE_HZ, OBS_SHAPE, PREPROCESSING_VERSION
 
 MAX_STEER_DEG = 30.0
 """DeepRacer's simulator clips steering to +-30 degrees."""
 MIN_SPEED_MPS = 0.1
-"""DeepRacer's simulator clips speed to [0.1, 4.0] m/s."""
+"""DeepRacer's simulator clips speed to [0.1, 4.0] m/s. A file may declare faster actions
+(DeepRacer's simulator accepts them and drives them at 4.0 m/s; so does openracer's, with a
+warning); the console and `racer new` offer at most 4.0 m/s."""
 MAX_SPEED_MPS = 4.0
 NEURAL_NETWORKS = (
     "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW",
@@ -216,8 +219,13 @@ def parse_metadata(data: Any, source: str = "model_metadata") -> ModelMetadata:
         raise MetadataError(f"{source}: expected a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - _KNOWN_KEYS)
     if unknown:
-        raise MetadataError(
-            f"{source}: unknown key(s) {unknown}; DeepRacer's keys are {sorted(_KNOWN_KEYS)}"
+        # DeepRacer's simapp reads the keys it knows and ignores the rest (console exports
+        # carry e.g. `preprocess_type`, `regional_parameters`); so does openracer, aloud.
+        warnings.warn(
+            f"{source}: ignoring {', '.join(unknown)}: key(s) DeepRacer's simulator does not "
+            "read either; remove them to silence this warning",
+            MetadataWarning,
+            stacklevel=1,
         )
     if "action_space" not in data:
         raise MetadataError(f"{source}: 'action_space' is required (a list or a range object)")
@@ -338,11 +346,14 @@ def _parse_action_space(raw: Any, kind: str, source: str) -> ActionSpace:
                 )
             rng.append((low, high))
         space = ActionSpace(kind="continuous", steer_range_deg=rng[0], speed_range_mps=rng[1])
-    _validate_space(space, source)
+    _validate_space(space, source, strict=False)
     return space
 
 
-def _validate_space(space: ActionSpace, source: str) -> None:
+def _validate_space(space: ActionSpace, source: str, *, strict: bool = True) -> None:
+    """Steering within +-30 degrees, speeds from 0.1 m/s; `strict` (an action space being
+    made, as the console does) also caps speeds at 4 m/s, while a file (strict=False) may
+    declare faster ones, which DeepRacer's simulator clips: accepted with a warning."""
     if space.kind == "discrete":
         steers = [a.steer_deg for a in space.actions]
         speeds = [a.speed_mps for a in space.actions]
@@ -356,8 +367,19 @@ def _validate_space(space: ActionSpace, source: str) -> None:
                 "DeepRacer limit; use an angle within it"
             )
     for v in speeds:
-        if not MIN_SPEED_MPS - 1e-9 <= v <= MAX_SPEED_MPS + 1e-9:
+        if not MIN_SPEED_MPS - 1e-9 <= v <= (MAX_SPEED_MPS + 1e-9 if strict else math.inf):
             raise MetadataError(
                 f"{source}: speed {v} m/s is outside DeepRacer's {MIN_SPEED_MPS}-{MAX_SPEED_MPS} "
                 "m/s; use a speed within it"
             )
+    fast = sorted({v for v in speeds if v > MAX_SPEED_MPS + 1e-9})
+    if fast:
+        where = "speed" if space.kind == "discrete" else "speed.high"
+        warnings.warn(
+            f"{source}: action_space {where} {', '.join(f'{v:g}' for v in fast)} m/s is above "
+            f"DeepRacer's {MAX_SPEED_MPS:g} m/s: the simulator drives it at "
+            f"{MAX_SPEED_MPS:g} m/s (as DeepRacer's does) and the car maps the declared speed "
+            f"through its calibration; use speeds up to {MAX_SPEED_MPS:g} m/s to silence this warning",
+            MetadataWarning,
+            stacklevel=1,
+        )

@@ -2,10 +2,15 @@
 logs unchanged and its standard analysis calls run on them.
 
 The fixtures here are written by tests/analysis/fixtures.py; once a real openracer run is
-available the same checks run on one (test_openracer_run_loads_in_deepracer_utils).
+available the same checks run on one (test_openracer_run_loads_in_deepracer_utils). The
+second half reads deepracer-utils' own sample log sets (tests/analysis/data/deepracer-utils,
+MIT, attribution in its README) with both readers.
 """
 
 from __future__ import annotations
+
+import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -69,3 +74,68 @@ def test_multi_worker_fixture_loads_in_deepracer_utils(tmp_path):
 def test_droa_fixture_loads_in_deepracer_utils(tmp_path):
     drl = _check_folder(fixtures.write_droa(tmp_path / "droa"))
     assert drl.fh.type.name == "DROA_SOLUTION_LOGS"
+
+
+# -------------------------------------------------- deepracer-utils' own sample log sets
+# tests/analysis/data/deepracer-utils/: a subset of deepracer-utils' test logs (MIT; see
+# the README there). Step counts must equal deepracer-utils' reading of the same files.
+
+SAMPLES = Path(__file__).parent / "data" / "deepracer-utils"
+
+
+def _utils_log(path: Path):
+    if path.name.endswith(".tar.gz"):
+        return deepracer_logs.DeepRacerLog(filehandler=deepracer_logs.TarFileHandler(str(path)))
+    return deepracer_logs.DeepRacerLog(model_folder=str(path))
+
+
+@pytest.mark.parametrize(
+    "name, layout, training_steps, evaluation_steps, track",
+    [
+        ("sample-drfc-1-logs", "drfc", 1074, 650, None),
+        ("sample-drfc-3-logs", "drfc-multi", 748, 714, None),
+        ("sample-console-logs", "console", 1006, 737, "reinvent_base"),
+        ("sample-droa-solution-logs.tar.gz", "droa", 846, 1302, "Spain_track"),
+        ("sample-droa-eval-only.tar.gz", "droa", None, 1302, "Spain_track"),
+    ],
+)
+def test_deepracer_utils_sample_sets_read_as_deepracer_utils_reads_them(
+    name, layout, training_steps, evaluation_steps, track
+):
+    ours = load_run(SAMPLES / name)
+    assert ours.layout == layout and ours.track_hint == track
+    if training_steps is None:
+        assert ours.training is None
+    else:
+        drl = _utils_log(SAMPLES / name)
+        drl.load_training_trace()
+        assert len(drl.dataframe()) == len(ours.training) == training_steps
+        theirs = deepracer_logs.AnalysisUtils.simulation_agg(
+            drl.dataframe(), secondgroup="unique_episode"
+        )
+        assert len(theirs) == len(episode_table(ours.training))
+    drl = _utils_log(SAMPLES / name)
+    drl.load_evaluation_trace()
+    assert len(drl.dataframe()) == len(ours.evaluation) == evaluation_steps
+
+
+def test_console_training_from_the_robomaker_log_matches_deepracer_utils():
+    folder = SAMPLES / "sample-console-logs"
+    drl = _utils_log(folder)
+    drl.load_robomaker_logs()
+    assert len(drl.dataframe()) == len(load_run(folder).training)
+
+
+def test_continuous_archive_without_simtrace_csvs_reads_the_simulation_log(tmp_path):
+    archive = SAMPLES / "sample-continuous-action-logs-no-simtrace.tar.gz"
+    ours = load_run(archive)
+    assert ours.layout == "droa" and ours.track_hint == "reInvent2019_wide_cw"
+    assert ours.evaluation is None and (ours.training["action"] == -1).all()
+    assert any("SIM_TRACE_LOG" in note for note in ours.notes)
+    with tarfile.open(archive) as tf:  # deepracer-utils reads it unpacked
+        tf.extractall(tmp_path, filter="data")
+    drl = deepracer_logs.DeepRacerLog(model_folder=str(next(tmp_path.iterdir())))
+    drl.load_robomaker_logs()
+    theirs = drl.dataframe()
+    assert len(theirs) == len(ours.training) == 1805
+    assert sorted(theirs["speed"].round(2)) == sorted(ours.training["speed"].round(2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,3 +84,80 @@ def test_analyze_bad_folder_is_one_line_exit_2(tmp_path, capsys):
     assert racer(["analyze", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "no DeepRacer log layout" in err and len(err.strip().splitlines()) == 1
+
+
+SAMPLES = Path(__file__).parent / "data" / "deepracer-utils"
+SHARED_ROUTE = (
+    Path(__file__).resolve().parents[3] / "shared/data/deepracer-tracks/reinvent_base.npy"
+)
+
+
+@pytest.fixture
+def imported_reinvent_base(tmp_path, monkeypatch):
+    """DeepRacer's re:Invent 2018 route imported under DeepRacer's name, as a user does
+    once (`racer tracks import reinvent_base.npy --name reinvent_base`); openracer ships
+    no copies of DeepRacer's routes."""
+    if not SHARED_ROUTE.is_file():
+        pytest.skip("../shared/data/deepracer-tracks not present")
+    monkeypatch.setenv("OPENRACER_TRACKS_DIR", str(tmp_path / "user-tracks"))
+    assert racer(["tracks", "import", str(SHARED_ROUTE), "--name", "reinvent_base"]) == 0
+
+
+def test_analyze_names_a_logged_track_that_is_not_imported(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("OPENRACER_TRACKS_DIR", str(tmp_path / "empty"))
+    out = tmp_path / "r"
+    folder = SAMPLES / "sample-console-logs"
+    assert racer(["analyze", str(folder), "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out).get("track") is None  # nothing guessed
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "the logs name the track 'reinvent_base'" in err[0]
+    assert "racer tracks import reinvent_base.npy --name reinvent_base" in err[0]
+
+
+def test_analyze_draws_the_track_the_console_logs_name(tmp_path, capsys, imported_reinvent_base):
+    """The console sample's logs say WORLD_NAME reinvent_base: that track is drawn (not
+    the built-in reinvent_like of nearly the same length)."""
+    capsys.readouterr()
+    out = tmp_path / "r"
+    folder = SAMPLES / "sample-console-logs"
+    assert racer(["analyze", str(folder), "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["track"] == "reinvent_base" and summary["limit_lap_s"] > 0
+    assert "warning" not in captured.err
+    assert "named by the run&#x27;s logs (reinvent_base)" in (out / "report.html").read_text()
+
+
+def test_analyze_without_a_named_track_says_so_and_asks_for_track(
+    tmp_path, capsys, imported_reinvent_base
+):
+    capsys.readouterr()
+    out = tmp_path / "r"
+    folder = SAMPLES / "sample-drfc-1-logs"
+    assert racer(["analyze", str(folder), "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out).get("track") is None  # nothing guessed
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"racer analyze: warning: {folder}: track unknown")
+    assert "the logs do not name their track" in err[0]
+    assert "17.71 m: " in err[0] and "reinvent_base" in err[0] and "reinvent_like" in err[0]
+    assert err[0].endswith("pass --track NAME or FILE.npy")
+    assert (
+        racer(["analyze", str(folder), "--out", str(out), "--json", "--track", "reinvent_base"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["track"] == "reinvent_base"
+
+
+def test_analyze_of_an_archive_leaves_no_unpacked_folder(tmp_path, monkeypatch, capsys):
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    archive = SAMPLES / "sample-droa-solution-logs.tar.gz"
+    assert racer(["analyze", str(archive), "--out", str(tmp_path / "r"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary.get("track") is None and summary["run"] == str(archive)  # not imported
+    assert list(scratch.iterdir()) == []

@@ -48,7 +48,9 @@ def test_import_show_export_round_trip(tmp_path: Path, capsys: pytest.CaptureFix
     back = tmp_path / "back.json"
     code, out, _ = _racer(capsys, "--file", str(cal), "--export-deepracer", str(back))
     assert code == 0
-    servo = json.loads(back.read_text())["Calibration"]["Servo"]
+    written = json.loads(back.read_text())
+    assert list(written) == ["Calibration"] and written["Calibration"]["version"] == 1
+    servo = written["Calibration"]["Servo"]
     assert servo == {"min": 1_180_000, "mid": 1_470_000, "max": 1_760_000, "polarity": -1}
 
 

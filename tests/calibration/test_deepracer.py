@@ -1,4 +1,6 @@
-"""DeepRacer calibration.json import and export (nanoseconds, polarity)."""
+"""DeepRacer calibration.json import and export: the car servo node's layout
+(`{"Calibration": {"Motor", "Servo", "version": 1}}`, nanoseconds, polarity), older layouts
+still read."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 from calibration.deepracer import (
     FACTORY_MOTOR_NS,
     FACTORY_SERVO_NS,
+    deepracer_text,
     export_deepracer,
     from_deepracer_dict,
     import_deepracer,
@@ -20,17 +23,21 @@ from calibration.errors import DeepRacerFormatError
 from calibration.model import Calibration, SteeringCalibration
 from vehicle.pulses import ChannelCalibration
 
+DATA = Path(__file__).parent / "data"
+
 
 def _file(servo: dict, motor: dict) -> dict:
-    return {"version": "1.0", "Calibration": {"Servo": servo, "Motor": motor}}
+    """A calibration.json in the car's layout (servo_mgr.cpp `writeCalJSON`)."""
+    return {"Calibration": {"Motor": motor, "Servo": servo, "version": 1}}
 
 
 def test_factory_file_imports_to_factory_defaults() -> None:
     cal = from_deepracer_dict(_file(FACTORY_SERVO_NS, FACTORY_MOTOR_NS))
     assert cal == Calibration()
+    assert import_deepracer(DATA / "car_factory_calibration.json") == Calibration()
 
 
-def test_export_is_nanoseconds_and_reimports(tmp_path: Path) -> None:
+def test_export_is_the_servo_nodes_layout_and_reimports(tmp_path: Path) -> None:
     cal = replace(
         Calibration(),
         steering=SteeringCalibration(ChannelCalibration(1180, 1455, 1730, -1), 26.0, 28.0),
@@ -38,18 +45,45 @@ def test_export_is_nanoseconds_and_reimports(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
     export_deepracer(cal, path)
     data = json.loads(path.read_text())
+    assert list(data) == ["Calibration"]  # no top-level version: the car would reset
+    assert list(data["Calibration"]) == ["Motor", "Servo", "version"]
+    assert data["Calibration"]["version"] == 1 and type(data["Calibration"]["version"]) is int
     assert data["Calibration"]["Servo"] == {
-        "min": 1_180_000,
-        "mid": 1_455_000,
         "max": 1_730_000,
+        "mid": 1_455_000,
+        "min": 1_180_000,
         "polarity": -1,
     }
     assert data["Calibration"]["Motor"]["max"] == 1_604_000
+    assert all(type(v) is int for c in ("Motor", "Servo") for v in data["Calibration"][c].values())
     # angles are not in DeepRacer's file: they come from the base calibration
     back = import_deepracer(path, base=cal)
     assert back == cal
     assert import_deepracer(path).steering.left_deg is None
     assert to_deepracer_dict(back) == data
+
+
+@pytest.mark.parametrize("name", ["car_factory_calibration.json", "car_calibrated.json"])
+def test_round_trip_of_a_file_the_car_wrote_is_byte_identical(name: str, tmp_path: Path) -> None:
+    """Import then export gives back the car's own file, formatting included (the factory
+    motor max 1 603 500 ns is the one value that moves, to whole microseconds)."""
+    original = (DATA / name).read_text()
+    out = tmp_path / "calibration.json"
+    export_deepracer(import_deepracer(DATA / name), out)
+    assert out.read_text() == original.replace("1603500", "1604000")
+    assert deepracer_text(json.loads(original)) == original
+
+
+@pytest.mark.parametrize("name", ["car_old_no_version.json", "openracer_0_1_export.json"])
+def test_older_layouts_still_import_and_export_in_the_cars_layout(
+    name: str, tmp_path: Path
+) -> None:
+    cal = import_deepracer(DATA / name)
+    assert (cal.steering.min_us, cal.steering.mid_us, cal.steering.max_us) == (1180, 1470, 1760)
+    assert (cal.throttle.min_us, cal.throttle.max_us, cal.throttle.polarity) == (1290, 1640, -1)
+    out = tmp_path / "calibration.json"
+    export_deepracer(cal, out)
+    assert out.read_text() == (DATA / "car_calibrated.json").read_text()
 
 
 @pytest.mark.parametrize(

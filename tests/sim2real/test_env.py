@@ -53,6 +53,24 @@ def test_spaces_follow_model_metadata():
         bad.step("left")
 
 
+def test_actions_above_four_mps_drive_at_four_as_in_deepracer():
+    from pathlib import Path
+
+    from vehicle.errors import MetadataWarning
+
+    fast = Path(__file__).parents[1] / "vehicle" / "data" / "fast_model_metadata.json"
+    with pytest.warns(MetadataWarning, match="the simulator drives it at 4 m/s"):
+        env = gym.make("openracer/Race-v0", action_space=str(fast), randomize="none").unwrapped
+    env.reset(seed=0)
+    for _ in range(40):
+        _, _, terminated, _, info = env.step(2)  # declared 5.0 m/s, straight
+        assert info["params"]["speed"] == 5.0  # params carry the commanded speed
+        assert env.world.dynamics.applied_speed_mps == 4.0
+        if terminated:
+            break
+    assert env.world.dynamics.state.speed_mps <= 4.0 + 1e-9
+
+
 @pytest.mark.parametrize("preset", ["none", "standard"])
 def test_same_seed_same_frames(preset):
     def run():

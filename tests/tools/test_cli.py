@@ -54,6 +54,29 @@ def test_user_error_is_one_line_exit_2(
     assert err == ["racer fake: error: thing.json: value 7 is out of range; use 1-5"]
 
 
+def test_a_deepracer_file_with_keys_it_ignores_warns_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vehicle.metadata import load_metadata
+
+    path = Path(__file__).parents[1] / "vehicle" / "data" / "console_model_metadata.json"
+
+    class Loads:
+        @staticmethod
+        def main(argv: list[str]) -> int:
+            load_metadata(path)
+            return 0
+
+    monkeypatch.setitem(sys.modules, "tools.cmd_fake", Loads)
+    monkeypatch.setitem(cli.COMMANDS, "fake", ("tools.cmd_fake", "test"))
+    assert cli.main(["fake"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"racer fake: warning: {path}: ignoring preprocess_type, regional_parameters: key(s) "
+        "DeepRacer's simulator does not read either; remove them to silence this warning"
+    ]
+
+
 def test_racer_console_script_runs() -> None:
     racer = Path(sys.executable).parent / "racer"
     if not racer.exists():

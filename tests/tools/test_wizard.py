@@ -321,3 +321,39 @@ def test_racer_train_config_errors_are_one_line(tmp_path, capsys):
     assert "unknown key(s) ['colour']" in capsys.readouterr().err
     assert racer(["train", "--config", str(tmp_path / "missing.json")]) == 2
     assert "cannot read it" in capsys.readouterr().err
+
+
+REWARDS = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize(
+    "name, needles",
+    [
+        (
+            "reward_uses_rospy.py",
+            ["importing the file raised ModuleNotFoundError", "rospy exists only inside"],
+        ),
+        ("reward_text_only.py", ["defines no function named reward_function"]),
+        ("reward_bad_value.py", ["'off'"]),
+    ],
+)
+def test_reward_files_are_loaded_and_checked_as_training_does(
+    tmp_path, track_file, capsys, name, needles
+):
+    path = REWARDS / name
+    code = racer(
+        ["new", str(tmp_path / "x"), "--track", str(track_file), "--yes", "--reward", str(path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert str(path) in err and all(n in err for n in needles), err
+    assert not (tmp_path / "x").exists()
+
+
+def test_a_reward_file_using_scipy_and_shapely_is_accepted(tmp_path, track_file):
+    path = REWARDS / "reward_scipy_shapely.py"
+    code = racer(
+        ["new", str(tmp_path / "x"), "--track", str(track_file), "--yes", "--reward", str(path)]
+    )
+    assert code == 0
+    assert (tmp_path / "x" / "reward_function.py").read_text() == path.read_text()

@@ -123,3 +123,15 @@ def test_track_errors_share_the_base():
     assert issubclass(UnknownTrackError, TrackError) and isinstance(
         catalogue.builtin("chicane"), Track
     )
+
+
+def test_a_deepracer_route_imported_under_its_name_resolves_by_it(tmp_path, monkeypatch):
+    """openracer ships no copies of DeepRacer's routes; a user imports one once under the
+    name DeepRacer's logs use, and the name resolves from then on."""
+    monkeypatch.setenv("OPENRACER_TRACKS_DIR", str(tmp_path / "user"))
+    with pytest.raises(UnknownTrackError, match="--name reinvent_base"):
+        catalogue.resolve("reinvent_base")
+    f = save_npy(circle_track(), tmp_path / "reinvent_base.npy")
+    catalogue.import_track(f, "reinvent_base")
+    assert catalogue.resolve("reinvent_base").name == "reinvent_base"
+    assert "reinvent_base" in catalogue.names()

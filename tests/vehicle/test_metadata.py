@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vehicle.errors import MetadataError
+from vehicle.errors import MetadataError, MetadataWarning
 from vehicle.metadata import (
     console_default_action_space,
     discrete_grid,
@@ -98,9 +98,8 @@ def test_grid_with_one_steering_level_is_straight() -> None:
         ({}, "'action_space' is required"),
         ({"action_space": []}, "non-empty list"),
         ({"action_space": [{"steering_angle": 45, "speed": 1}]}, "steering_angle 45.0 is beyond"),
-        ({"action_space": [{"steering_angle": 0, "speed": 9}]}, "speed 9.0 m/s is outside"),
+        ({"action_space": [{"steering_angle": 0, "speed": 0.05}]}, "speed 0.05 m/s is outside"),
         ({"action_space": [{"steering_angle": "x", "speed": 1}]}, "is not a number"),
-        ({**DRFC_DEFAULT, "colour": "red"}, "unknown key(s) ['colour']"),
         ({**DRFC_DEFAULT, "action_space_type": "mixed"}, "'mixed' is not"),
         ({**DRFC_DEFAULT, "sensor": ["FRONT_FACING_CAMERA", "LIDAR"]}, "one front-facing camera"),
         (
@@ -120,6 +119,39 @@ def test_bad_metadata_names_the_value(data: dict, needle: str) -> None:
     with pytest.raises(MetadataError) as info:
         parse_metadata(data, source="m.json")
     assert needle in str(info.value) and str(info.value).startswith("m.json")
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_keys_deepracer_ignores_are_accepted_with_one_warning_naming_them() -> None:
+    path = DATA / "console_model_metadata.json"
+    with pytest.warns(MetadataWarning) as record:
+        meta = load_metadata(path)
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert "preprocess_type, regional_parameters" in message
+    assert meta.action_space.decode(2) == (0.0, 1.2)
+    assert "preprocess_type" not in meta.to_json()  # not written back: DeepRacer ignores it
+
+
+def test_speeds_above_four_are_accepted_with_a_warning_and_kept_as_declared() -> None:
+    path = DATA / "fast_model_metadata.json"
+    with pytest.warns(MetadataWarning, match=r"speed 5 m/s is above DeepRacer's 4 m/s"):
+        meta = load_metadata(path)
+    space = meta.action_space
+    assert space.decode(2) == (0.0, 5.0)  # the car maps the declared speed
+    assert space.max_speed_mps == 5.0
+    cont = {**DRFC_CONTINUOUS, "action_space": {**DRFC_CONTINUOUS["action_space"]}}
+    cont["action_space"]["speed"] = {"low": 1, "high": 4.5}
+    with pytest.warns(MetadataWarning, match=r"speed.high 4.5 m/s"):
+        assert parse_metadata(cont).action_space.speed_range_mps == (1.0, 4.5)
+
+
+def test_new_action_spaces_stay_within_four_mps() -> None:
+    with pytest.raises(MetadataError, match="speed 5.0 m/s is outside"):
+        discrete_grid(max_steer_deg=30, steer_levels=3, max_speed_mps=5, speed_levels=1)
 
 
 def test_bad_json_names_line(tmp_path: Path) -> None:

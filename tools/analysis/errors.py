@@ -23,3 +23,8 @@ class TrackNotFoundError(AnalysisError):
 
 class CarLogError(AnalysisError):
     """A car run log (from `racer drive`) is missing or malformed."""
+
+
+class AnalysisWarning(UserWarning):
+    """Something the report could not do and how to make it (e.g. the run names no track:
+    pass --track); `racer` prints it as one line."""

@@ -5,7 +5,8 @@ order, with our own parser so analysis works without deepracer-utils installed:
 
 - `console`: old AWS console export, `sim-trace/training/training-simtrace/*.csv` plus
   `logs/training/*-robomaker.log` (SIM_TRACE_LOG lines are used if the CSVs are absent);
-- `droa`: new console / DeepRacer-on-AWS export, `sim-trace/training/<ts>-<name>/...`;
+- `droa`: new console / DeepRacer-on-AWS export, `sim-trace/training/<ts>-<name>/...`
+  (SIM_TRACE_LOG lines of `logs/training/*-simulation.log` if the CSVs are absent);
 - `drfc`: deepracer-for-cloud single worker, and every openracer run
   (`training-simtrace/<N>-iteration.csv`, `evaluation-<ts>/evaluation-simtrace/`);
 - `drfc-multi`: deepracer-for-cloud multiple workers, `<worker>/training-simtrace/`;
@@ -123,6 +124,11 @@ def detect_layout(root: Path) -> str:
         return "drfc-multi"
     if (root / "model").is_dir() or any(root.glob("evaluation-*/evaluation-simtrace")):
         return "upload"
+    # an export that kept the training job's log but no sim-trace folder at all
+    if any(root.glob("logs/training/*-simulation.log")):
+        return "droa"
+    if any(root.glob("logs/training/*-robomaker.log")):
+        return "console"
     raise LogFolderError(
         f"{root}: no DeepRacer log layout found (looked for training-simtrace/, "
         "0/training-simtrace/, sim-trace/, model/); point at an openracer run folder, a "
@@ -166,10 +172,12 @@ def load_run(path: str | Path) -> RunLog:
     if root.is_file() and root.name.endswith(ARCHIVE_SUFFIXES):
         import tempfile
 
-        scratch = Path(tempfile.mkdtemp(prefix="openracer-logs-"))
-        folder = unpack_archive(root, scratch)
-        run = load_run(folder)
-        run.notes.append(f"read from the archive {root} (unpacked into {scratch})")
+        # everything is read into memory, so the unpacked copy goes when loading is done
+        with tempfile.TemporaryDirectory(prefix="openracer-logs-") as scratch:
+            folder = unpack_archive(root, Path(scratch))
+            run = load_run(folder)
+        run.notes.append(f"read from the archive {root}")
+        run.root = root
         run.archive = root
         return run
     if not root.is_dir():
@@ -197,6 +205,8 @@ def load_run(path: str | Path) -> RunLog:
     elif layout == "droa":
         csvs = sorted((root / "sim-trace" / "training").glob("*/training-simtrace/*-iteration.csv"))
         training = _load_training_csvs(csvs) if csvs else None
+        if training is None:  # archives with the simulation log only (continuous actions)
+            training = _load_robomaker_training(root, notes)
         evaluation = _load_console_evals(root / "sim-trace" / "evaluation")
     else:
         training = None
@@ -374,7 +384,12 @@ def parse_sim_trace_lines(lines, episodes_per_iteration: int = 20) -> pd.DataFra
 
 
 def _load_robomaker_training(root: Path, notes: list[str]) -> pd.DataFrame | None:
-    logs = sorted(root.glob("**/training/*-robomaker.log"))
+    """Training steps from the SIM_TRACE_LOG lines of the training job's log: the console's
+    `*-robomaker.log`, DeepRacer-on-AWS's `*-simulation.log` (as deepracer-utils'
+    `load_robomaker_logs`)."""
+    logs = sorted(root.glob("**/training/*-robomaker.log")) or sorted(
+        root.glob("**/training/*-simulation.log")
+    )
     if not logs:
         return None
     hyper = _robomaker_hyperparameters(root) or {}
@@ -423,6 +438,16 @@ def _load_metrics(root: Path) -> pd.DataFrame | None:
     return metrics if len(metrics) else None
 
 
+_WORLD_NAME = re.compile(
+    r"""(?:\* /WORLD_NAME: |['"]WORLD_NAME['"]: ['"]|\bWORLD_NAME=|\bDR_WORLD_NAME=)"""
+    r"""['"]?([A-Za-z0-9][\w.-]*)"""
+)
+"""The track name as the logs print it: ` * /WORLD_NAME: x` (ROS parameters in console
+robomaker logs), `'WORLD_NAME': 'x'` (the job's parameter dict in console and
+DeepRacer-on-AWS simulation logs), `WORLD_NAME=x` (console logs), `DR_WORLD_NAME=x`
+(deepracer-for-cloud's run.env)."""
+
+
 def _track_hint(root: Path, config: dict[str, Any] | None) -> str | None:
     if config:
         track = config.get("track")
@@ -435,11 +460,20 @@ def _track_hint(root: Path, config: dict[str, Any] | None) -> str | None:
         match = re.search(r"WORLD_NAME:\s*['\"]?([\w.-]+)", path.read_text(errors="replace"))
         if match:
             return match.group(1)
-    for log in sorted(root.glob("**/*-robomaker.log")) + sorted(root.glob("**/*-simulation.log")):
+    logs = [
+        *sorted(root.glob("run.env")),
+        *sorted(root.glob("**/*-robomaker.log")),
+        *sorted(root.glob("**/*-simulation.log")),
+    ]
+    # training logs first: an evaluation may run on another track
+    logs.sort(key=lambda p: "training" not in str(p.relative_to(root)))
+    for log in logs:
         with log.open(encoding="utf-8", errors="replace") as fh:
             for k, line in enumerate(fh):
-                if " * /WORLD_NAME: " in line:
-                    return line.strip().split(" ")[-1]
+                if "WORLD_NAME" in line:
+                    match = _WORLD_NAME.search(line)
+                    if match:
+                        return match.group(1)
                 if k > 5000:
                     break
     return None

@@ -1,10 +1,15 @@
 """The track outline drawn under logged positions, and its racing line.
 
-Which track a run used is taken, in order, from: the `--track` option (a catalogue name
-or a DeepRacer `.npy` route file), the name the run folder declares (openracer's
-config.json, deepracer-for-cloud's WORLD_NAME, the console's robomaker log), and last the
-catalogue track whose length matches the simtrace `track_len` column within 2 cm. The
-racing line and its limit lap time come from `tracks.racing_line` when that is available.
+Which track a run used is taken from the `--track` option (a catalogue name or a DeepRacer
+`.npy` route file), else from the name the run declares (openracer's config.json,
+deepracer-for-cloud's WORLD_NAME, the WORLD_NAME of console and DeepRacer-on-AWS logs),
+which resolves through `tracks.catalogue`: a built-in track, or a DeepRacer route the user
+imported under DeepRacer's name (`racer tracks import reinvent_base.npy --name
+reinvent_base`). Nothing is guessed: when the run names no track, or names one openracer does not
+have, `find_outline` says so, lists the tracks whose length matches the simtrace
+`track_len` column, and asks for --track (tracks of one length can differ in shape: the
+re:Invent 2018 track and `reinvent_like` are both 17.7 m). The racing line and its limit
+lap time come from `tracks.racing_line` when that is available.
 """
 
 from __future__ import annotations
@@ -88,24 +93,47 @@ def load_outline(spec: str) -> Outline:
 def find_outline(
     explicit: str | None, hint: str | None, track_length_m: float | None
 ) -> tuple[Outline | None, str]:
-    """The run's outline and how it was found ('' and None when nothing matched)."""
+    """The run's outline and how it was found; (None, why and what to pass) when the run
+    does not name a track openracer has (no guess by length)."""
     if explicit:
         return load_outline(explicit), f"--track {explicit}"
     if hint:
         try:
-            return load_outline(hint), f"declared by the run ({hint})"
+            return load_outline(hint), f"named by the run's logs ({hint})"
         except TrackNotFoundError:
-            pass
+            problem = (
+                f"the logs name the track {hint!r}, which is not installed here (import "
+                f"DeepRacer's route once: racer tracks import {hint}.npy --name {hint})"
+            )
+    else:
+        problem = "the logs do not name their track"
+    same = same_length_tracks(track_length_m) if track_length_m else []
+    if same:
+        listed = ", ".join(same[:8]) + (f" and {len(same) - 8} more" if len(same) > 8 else "")
+        fit = f"tracks of the logged length {track_length_m:.2f} m: {listed}; "
+    else:
+        fit = ""
+    return None, (
+        f"track unknown: {problem}, so positions are drawn without borders and no limit lap "
+        f"time is given; {fit}pass --track NAME or FILE.npy"
+    )
+
+
+def same_length_tracks(track_length_m: float, tolerance_m: float = 0.02) -> list[str]:
+    """Catalogue track names (built-in and imported) whose centre line is `track_length_m` long
+    (within `tolerance_m`): candidates to offer, never to pick."""
     catalogue = _catalogue()
-    if catalogue is not None and track_length_m:
-        for name in catalogue.names():
-            try:
-                outline = load_outline(name)
-            except TrackNotFoundError:
-                continue
-            if abs(outline.length_m - track_length_m) < 0.02:
-                return outline, f"matched by length {track_length_m:.2f} m"
-    return None, ""
+    if catalogue is None:
+        return []
+    found = []
+    for name in catalogue.names():
+        try:
+            track = catalogue.resolve(name)
+        except Exception:  # a broken user track is not a candidate
+            continue
+        if abs(track.length_m - track_length_m) < tolerance_m:
+            found.append(name)
+    return found
 
 
 def with_racing_line(outline: Outline) -> Outline:

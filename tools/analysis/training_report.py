@@ -8,11 +8,13 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
 from tools.analysis import plots
 from tools.analysis.episodes import best_laps, episode_table, iteration_table, steps_of
+from tools.analysis.errors import AnalysisWarning
 from tools.analysis.logs import RunLog
 from tools.analysis.outline import find_outline, with_racing_line
 from tools.analysis.report import Report
@@ -84,9 +86,8 @@ def analyze_run(run: RunLog, out_dir: Path, track: str | None = None) -> dict[st
     report = Report(f"openracer analysis: {run.name}", f"{run.root} ({run.layout} layout)")
     notes = list(run.notes)
     if outline is None:
-        notes.append(
-            "track unknown: positions are drawn without borders; pass --track NAME or FILE.npy"
-        )
+        notes.append(how)
+        warnings.warn(f"{run.root}: {how}", AnalysisWarning, stacklevel=1)
     else:
         notes.append(f"track {outline.name}: {how}")
 
