@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
 # The README's main job on an embedded default (`make demo`):
 #   1. picture of the built-in re:Invent-2018-like track and its racing line,
-#   2. train a small policy from camera pixels with PPO under domain randomization,
+#   2. train a small policy from camera pixels under domain randomization with the
+#      "fast laps" recipe: imitation of the racing line, DAgger, then PPO,
 #   3. time-trial it in the simulator,
 #   4. export it to an int8 TFLite bundle with measured parity,
 #   5. drive the bundle on the whole simulated car: the real drive loop, the real serial
 #      link over a pseudo-terminal, the real firmware code on a simulated board,
 #   6. an HTML report of the training run.
 # Everything lands in $1 (default demo-out/). OPENRACER_DEMO_MINUTES sets the training
-# budget (default 12 minutes on a 2-core laptop). The demo starts PPO from a behaviour-
-# cloning warm start on the simulator's pure-pursuit expert (20 episodes, announced by
-# `racer train`), because PPO alone needs about 14 minutes to lap 10 of 10 (measured by
-# `racer bench train`), more than a demo should take.
+# budget (default 12 minutes on a 2-core laptop). The recipe (trainer/recipes/fast_laps,
+# announced by `racer train`) starts from the simulator's racing-line expert: behaviour
+# cloning, then DAgger rounds in which the camera-only student drives and the expert labels
+# its frames, then PPO held near the imitation by a fading KL term (trainer/EXPERIMENTS.md).
 set -euo pipefail
 out="${1:-demo-out}"
 minutes="${OPENRACER_DEMO_MINUTES:-12}"
-recipe="$(dirname "$0")/../trainer/recipes/first_lap"
 track=reinvent_like
 mkdir -p "$out"
 run="$out/run"
@@ -25,18 +25,9 @@ racer tracks info "$track"
 racer tracks show "$track" --png "$out/track.png" --racing-line
 
 echo "== 2/6 training for $minutes minutes (resumes if $run exists)"
-# The warm start is kept while PPO's value function catches up: 3 iterations fit only the
-# value function, then a KL term toward the warm start fades out over 150 iterations, more
-# than the demo's budget (trainer/EXPERIMENTS.md, 2026-12-04: without it entropy rose and
-# laps were lost; faded out over 40, the same drift came back once its weight fell below
-# about 0.2).
-resume=(--imitation-episodes 20 --value-warmup-iterations 3 --anchor-kl 1.0 --anchor-iterations 150)
-if [ -f "$run/checkpoints/resume.npz" ]; then resume=(--resume); fi
-racer train --track "$track" --randomize standard --minutes "$minutes" \
-  --metadata "$recipe/model_metadata.json" \
-  --hyperparameters "$recipe/hyperparameters.json" \
-  --reward "$recipe/reward.py" \
-  --out "$run" "${resume[@]}"
+start=(--recipe fast_laps)
+if [ -f "$run/checkpoints/resume.npz" ]; then start=(--resume); fi
+racer train --track "$track" --randomize standard --minutes "$minutes" --out "$run" "${start[@]}"
 
 echo "== 3/6 time trial of the best checkpoint"
 racer eval "$run" --track "$track" --laps 3 --randomize standard

@@ -65,6 +65,8 @@ MAX_GRAD_NORM = 0.5
 VALUE_COEF = 0.5
 """Weight of the value loss in the total loss (the towers are separate, so this only
 scales the value tower's gradient)."""
+IMITATION_BUDGET_SHARE = 0.5
+"""The share of `--minutes` the imitation warm start's DAgger rounds may use."""
 INITIAL_LOG_STD = math.log(0.6)
 """Continuous action spaces: initial log standard deviation in [-1, 1] action units."""
 
@@ -565,9 +567,11 @@ def warm_start(
     state: RunState,
     logbook: Logbook,
     display: ProgressDisplay,
+    deadline: float = math.inf,
 ) -> None:
     """The optional imitation warm start (off by default; recorded in index.json):
-    behaviour cloning from the pure-pursuit expert, then optional DAgger rounds."""
+    behaviour cloning from the pure-pursuit expert, then optional DAgger rounds, as many
+    as fit before `deadline` (time.time())."""
     from sim2real.pure_pursuit import PurePursuitConfig
     from trainer.expert_data import collect_expert
     from trainer.imitation import behaviour_clone
@@ -602,6 +606,12 @@ def warm_start(
     )
     rounds = []
     for r in range(1, config.dagger_rounds + 1):
+        if time.time() >= deadline:
+            display.message(
+                f"DAgger: {r - 1} of {config.dagger_rounds} rounds in the imitation's share of "
+                "the time budget; going on to PPO"
+            )
+            break
         beta = 0.5**r
         seed = config.seed + 1000 * r
         student = learner.actor_spec(greedy=True)
@@ -661,7 +671,8 @@ def stop_reason(
         return f"reached term_cond_max_episodes {hp.term_cond_max_episodes}"
     if history and history[-1]["mean_reward"] >= hp.term_cond_avg_score:
         return f"mean reward reached term_cond_avg_score {hp.term_cond_avg_score}"
-    if time.time() >= budget_end:
+    if time.time() >= budget_end and state.iteration > 0:
+        # Not before the first iteration: every run saves at least one checkpoint.
         return f"time budget of {config.minutes:g} min used"
     return ""
 
@@ -744,7 +755,10 @@ def train(
         display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
     if config.imitation_episodes and not config.resume:
-        warm_start(config, env_kwargs, learner, rng, state, logbook, display)
+        # The imitation may take at most half the budget: the rest is PPO's, and the
+        # run must save a checkpoint however slow the machine.
+        share = session_start + IMITATION_BUDGET_SHARE * config.minutes * 60.0
+        warm_start(config, env_kwargs, learner, rng, state, logbook, display, share)
     if config.anchor_kl > 0 and not config.resume:
         learner.set_anchor()  # the warm start (imitation or --clone) the KL term keeps near
     budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
