@@ -46,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.actor import LOG_STD_RANGE, ActorSpec
+from trainer.algorithms import check_algorithm, make_learner
 from trainer.checkpoint import RunDir
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
@@ -199,6 +200,9 @@ def gaussian_logp_entropy(
 class Learner:
     """Policy and value towers, the Gaussian log-std, Adam, and compiled calls."""
 
+    resume_note: str | None = None
+    """What `--resume` does not restore (SAC's replay buffer); PPO restores everything."""
+
     def __init__(self, metadata: ModelMetadata, hp: Hyperparameters, seed: int = 0):
         self.metadata = metadata
         self.hp = hp
@@ -325,6 +329,20 @@ class Learner:
         )
         stats["loss"] = loss
         return stats
+
+    def learn(
+        self,
+        episodes: list[Episode],
+        rng: np.random.Generator,
+        *,
+        epsilon: float = 0.0,
+        policy: bool = True,
+        anchor_kl: float = 0.0,
+    ) -> dict[str, float]:
+        """One iteration's learning: GAE advantages over `episodes` (`make_batch`), then
+        `update` (what `train` asks of any learner; SAC's is `trainer.sac.SACLearner.learn`)."""
+        batch = make_batch(episodes, self, self.hp.discount_factor, epsilon)
+        return self.update(batch, rng, policy=policy, anchor_kl=anchor_kl)
 
     def update(
         self,
@@ -520,7 +538,7 @@ class RunState:
 
 
 def start_state(
-    run: RunDir, config: TrainConfig, learner: Learner, rng: np.random.Generator
+    run: RunDir, config: TrainConfig, learner: Any, rng: np.random.Generator
 ) -> RunState:
     """A fresh run's state; a resumed run's, with the learner and generator restored and
     the directory rolled back to its last complete iteration; or a clone's, with the
@@ -550,6 +568,12 @@ def start_state(
                 f"{theirs.action_space.n} {theirs.action_space.kind} actions does not match "
                 f"{ours.neural_network} with {ours.action_space.n}; clone with the "
                 "same network and number of actions (DeepRacer's rule)"
+            )
+        if theirs.training_algorithm != ours.training_algorithm:
+            raise CheckpointError(
+                f"--clone {config.clone}: it was trained with {theirs.training_algorithm}, "
+                f"this run's model_metadata.json says {ours.training_algorithm}; clone with "
+                "the same training_algorithm"
             )
         weights, info = source.load_checkpoint("best")
         learner.set_weights(weights)
@@ -734,11 +758,14 @@ def train(
     # -- setup: run directory, learner, state, logs, simulator processes ----------------
     session_start = time.time()
     set_tf_threads(config.tf_threads)
+    check_algorithm(config, hp, metadata)
     run, env_kwargs, reward_check_s = open_run(config, hp, metadata)
-    learner = Learner(metadata, hp, seed=config.seed)
+    learner = make_learner(config, hp, metadata)  # PPO's Learner, or SAC's (trainer.sac)
     rng = np.random.default_rng(config.seed)
     state = start_state(run, config, learner, rng)
     display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
+    if config.resume and learner.resume_note:
+        display.message(learner.resume_note)
     slow = slow_reward_warning(config.reward or "(default)", reward_check_s)
     if slow:
         display.message(slow)
@@ -780,11 +807,14 @@ def train(
                 break
             t1 = time.time()
 
-            # -- advantages and update -----------------------------------------------------
-            batch = make_batch(episodes, learner, hp.discount_factor, epsilon)
+            # -- learn: GAE and num_epochs passes (SAC: replay buffer, gradient steps) ------
             warming_up = state.iteration < config.value_warmup_iterations
-            losses = learner.update(
-                batch, rng, policy=not warming_up, anchor_kl=anchor_weight(config, state)
+            losses = learner.learn(
+                episodes,
+                rng,
+                epsilon=epsilon,
+                policy=not warming_up,
+                anchor_kl=anchor_weight(config, state),
             )
             t2 = time.time()
 
@@ -805,7 +835,7 @@ def train(
             # -- log: simtrace, TrainingMetrics.json, TensorBoard --------------------------
             state.iteration += 1
             state.episodes += len(episodes)
-            state.env_steps += len(batch.rewards)
+            state.env_steps += sum(len(e.rewards) for e in episodes)
             state.elapsed_s = prior_elapsed + time.time() - session_start
             stats = iteration_stats(
                 state,
@@ -821,7 +851,8 @@ def train(
                 slow = slow_reward_warning(config.reward or "(default)", *reward_cost(episodes))
                 if slow:
                     display.message(slow)
-            logbook.write_iteration(state.iteration, episodes, trials, stats, batch.obs)
+            frames = [o for e in episodes for o in e.obs]
+            logbook.write_iteration(state.iteration, episodes, trials, stats, np.stack(frames))
 
             # -- checkpoint: atomic; the best by evaluation progress, then lap time --------
             path = run.save_iteration(
