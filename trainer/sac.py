@@ -154,7 +154,8 @@ def build_sac_networks(metadata: ModelMetadata, seed: int = 0) -> SACNetworks:
     small = keras.initializers.Orthogonal(gain=0.01, seed=seed + 100)
     mean = layers.Dense(2, kernel_initializer=small, name="pi_mean")(features)
     log_std_head = layers.Dense(
-        2, kernel_initializer=keras.initializers.Orthogonal(gain=0.01, seed=seed + 101),
+        2,
+        kernel_initializer=keras.initializers.Orthogonal(gain=0.01, seed=seed + 101),
         name="pi_log_std",
     )
     log_std = log_std_head(features)
