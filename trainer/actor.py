@@ -17,7 +17,8 @@ finished episodes cross the pipe. The learner sends the weights once per iterati
   log-std, epsilon, greedy or sampling).
 - `act(spec, out, rng)`: actions and their behaviour log-probabilities from the head
   outputs, the same distributions the learner scores (`trainer.ppo`): categorical, the
-  e-greedy mixture, or a diagonal Gaussian.
+  e-greedy mixture, or a diagonal Gaussian; for SAC (`trainer.sac`, `ActorSpec.squashed`)
+  the squashed Gaussian tanh(mean + std * N(0, 1)).
 
 NumPy only: no TensorFlow, so the simulator processes start quickly and stay small.
 """

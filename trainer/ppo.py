@@ -11,6 +11,10 @@ weights travel once per iteration, episodes come back whole); advantages with GA
 at the time budget or at DeepRacer's termination conditions (`term_cond_max_episodes`,
 `term_cond_avg_score`).
 
+SAC runs through the same `train()`: `trainer.algorithms` picks the learner from
+`model_metadata.json`'s `training_algorithm`, and only its `learn` step differs
+(`trainer.sac`: replay buffer and gradient steps instead of GAE and epochs).
+
 The pieces tested on their own: `gae` (masking at episode ends: a terminated step never
 bootstraps, a truncated one bootstraps from the value of its real final observation, not
 from the next episode's first frame), `ppo_loss`, and the distribution helpers.
@@ -39,7 +43,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -59,6 +63,9 @@ from trainer.trackset import training_tracks
 from trainer.workers import EnvPool, LocalPool, make_env, make_pool
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
+
+if TYPE_CHECKING:
+    from trainer.sac import SACLearner
 
 Pool = EnvPool | LocalPool
 MAX_GRAD_NORM = 0.5
@@ -439,7 +446,7 @@ class DeadlineReached(Exception):
 
 def rollout(
     pool: Pool,
-    learner: Learner,
+    learner: Learner | SACLearner,
     *,
     n_episodes: int,
     first_episode: int,
@@ -770,10 +777,11 @@ def train(
     if slow:
         display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
-    if config.imitation_episodes and not config.resume:
-        warm_start(config, env_kwargs, learner, rng, state, logbook, display)
-    if config.anchor_kl > 0 and not config.resume:
-        learner.set_anchor()  # the warm start (imitation or --clone) the KL term keeps near
+    ppo = learner if isinstance(learner, Learner) else None  # SAC: no warm start, no anchor
+    if ppo and config.imitation_episodes and not config.resume:
+        warm_start(config, env_kwargs, ppo, rng, state, logbook, display)
+    if ppo and config.anchor_kl > 0 and not config.resume:
+        ppo.set_anchor()  # the warm start (imitation or --clone) the KL term keeps near
     budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
     prior_elapsed = state.elapsed_s
     history: list[dict[str, Any]] = []
