@@ -71,7 +71,8 @@ class Hyperparameters:
     num_episodes_between_training: int = 20
     """Episodes collected (all simulator workers together) per policy iteration."""
     num_epochs: int = 10
-    """Optimisation passes over each iteration's experience."""
+    """Optimisation passes over each iteration's experience (PPO; SAC's gradient steps
+    follow the new environment steps, `TrainConfig.sac_updates_per_step`)."""
     stack_size: int = 1
     """Frame stack; DeepRacer hard-wires 1 frame, and so does openracer."""
     term_cond_avg_score: float = 100000.0
