@@ -169,7 +169,7 @@ class ModelMetadata:
     action_space: ActionSpace = field(default_factory=console_default_action_space)
     """What the policy's outputs mean."""
     training_algorithm: str = "clipped_ppo"
-    """'clipped_ppo' (or 'sac', accepted in files but not trained here)."""
+    """'clipped_ppo' or 'sac' (continuous action spaces only; trainer/sac.py)."""
     neural_network: str = "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW"
     """DeepRacer network topology name (or OPENRACER_FAST, OPENRACER_LOWRES)."""
     sensor: tuple[str, ...] = ("FRONT_FACING_CAMERA",)
