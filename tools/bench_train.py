@@ -12,6 +12,11 @@ check passes. With `--extra-minutes M` training continues after the first lappin
 checkpoint and the best checkpoint at the end is evaluated again (the "longer run"
 lap-time ratio).
 
+`--algorithm sac` measures soft actor-critic the same way with the recipe
+`trainer/recipes/first_lap_sac` (continuous steering -30..30 deg at 1-2 m/s, the same
+reward and network, DeepRacer's SAC hyperparameters with gamma 0.99; 0.25 gradient steps
+per environment step).
+
 The bar is absolute (floor 900 s, aim 300 s on the 2-core machine), so the load average
 during the run and the share of CPU time the hypervisor gave to other guests
 (`cpu_steal_pct`) are reported beside it: the machine is shared.
@@ -33,6 +38,12 @@ AIM_S = 300.0
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="racer bench train", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--algorithm",
+        choices=("clipped_ppo", "sac"),
+        default="clipped_ppo",
+        help="PPO with the first_lap recipe, or SAC with first_lap_sac",
+    )
     p.add_argument("--track", default="reinvent_like")
     p.add_argument("--randomize", default="standard")
     p.add_argument("--minutes", type=float, default=30.0, help="give up after this long")
@@ -85,26 +96,30 @@ def main(argv: list[str]) -> int:
     from trainer.config import TrainConfig, load_hyperparameters
     from trainer.ppo import train
     from trainer.progress import ProgressDisplay
-    from trainer.recipes import FIRST_LAP
+    from trainer.recipes import FIRST_LAP, FIRST_LAP_SAC
     from vehicle.metadata import load_metadata
 
     start = time.time()
     load = [os.getloadavg()]
     cpu_start = _cpu_times()
     out = args.out or tempfile.mkdtemp(prefix="racer-bench-train-")
-    metadata_path = args.metadata or str(FIRST_LAP.metadata)
+    recipe = FIRST_LAP_SAC if args.algorithm == "sac" else FIRST_LAP
+    files = ("recipe", "metadata", "hyperparameters", "reward")
+    options = {k: v for k, v in recipe.train_options().items() if k not in files}
+    metadata_path = args.metadata or str(recipe.metadata)
     config = TrainConfig(
         out=str(Path(out) / "run") if args.out is None else out,
         track=(args.track,),
-        reward=args.reward or str(FIRST_LAP.reward),
+        reward=args.reward or str(recipe.reward),
         metadata=metadata_path,
-        hyperparameters=args.hyperparameters or str(FIRST_LAP.hyperparameters),
+        hyperparameters=args.hyperparameters or str(recipe.hyperparameters),
         minutes=args.minutes + args.extra_minutes,
         randomize=args.randomize,
         seed=args.seed,
         workers=args.workers,
+        **options,
     )
-    hp = load_hyperparameters(config.hyperparameters or FIRST_LAP.hyperparameters)
+    hp = load_hyperparameters(config.hyperparameters or recipe.hyperparameters)
     metadata = load_metadata(metadata_path)
     found: dict[str, Any] = {}
     checks: list[dict[str, Any]] = []
@@ -140,9 +155,11 @@ def main(argv: list[str]) -> int:
         result = train(config, hp, metadata, display=display, on_checkpoint=on_checkpoint)
     load.append(os.getloadavg())
     summary: dict[str, Any] = {
+        "algorithm": metadata.training_algorithm,
         "track": args.track,
         "randomize": args.randomize,
         "recipe": {
+            "name": recipe.name,
             "metadata": metadata_path,
             "hyperparameters": config.hyperparameters,
             "reward": config.reward,

@@ -1,4 +1,5 @@
-"""`racer train`: train a policy with PPO from camera pixels (trainer.ppo.train).
+"""`racer train`: train a policy from camera pixels with PPO, or SAC when
+`model_metadata.json` says `"training_algorithm": "sac"` (trainer.ppo.train).
 
 The options are generated from `trainer.config.TrainConfig`: one `--flag` per field, its
 help text the docstring under the field, so `racer train --help` never drifts from the
@@ -29,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="racer train",
-        description="Train a DeepRacer-style policy with PPO from camera pixels.",
+        description="Train a DeepRacer-style policy from camera pixels with PPO (or SAC: "
+        '"training_algorithm": "sac" in model_metadata.json).',
     )
     helps = field_help(TrainConfig)
     hints = typing.get_type_hints(TrainConfig)
@@ -69,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def resolve(args: argparse.Namespace) -> tuple:
     """(TrainConfig, Hyperparameters, ModelMetadata) from the command line (and the run
     directory when resuming)."""
+    from trainer.algorithms import check_algorithm
     from trainer.checkpoint import RunDir
     from trainer.config import (
         Hyperparameters,
@@ -135,11 +138,7 @@ def resolve(args: argparse.Namespace) -> tuple:
         else Hyperparameters()
     )
     metadata = load_metadata(config.metadata) if config.metadata else ModelMetadata()
-    if metadata.training_algorithm != "clipped_ppo":
-        raise TrainConfigError(
-            f"{config.metadata}: training_algorithm {metadata.training_algorithm!r}: openracer "
-            "trains clipped_ppo only; set it in model_metadata.json"
-        )
+    check_algorithm(config, hp, metadata)  # clipped_ppo or sac, before anything is written
     return config, hp, metadata
 
 
@@ -155,7 +154,7 @@ def main(argv: list[str]) -> int:
     display = ProgressDisplay(title, config.minutes * 60.0, quiet=args.quiet or args.json)
     display.message(
         f"network {metadata.neural_network}, {metadata.action_space.kind} actions "
-        f"({metadata.action_space.n}), tracks {list(config.track)}"
+        f"({metadata.action_space.n}), {metadata.training_algorithm}, tracks {list(config.track)}"
         + (f" + {config.generated} generated" if config.generated else "")
         + f", randomize {config.randomize}, {config.workers} simulator processes, "
         f"gamma {hp.discount_factor}"

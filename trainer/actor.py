@@ -17,7 +17,8 @@ finished episodes cross the pipe. The learner sends the weights once per iterati
   log-std, epsilon, greedy or sampling).
 - `act(spec, out, rng)`: actions and their behaviour log-probabilities from the head
   outputs, the same distributions the learner scores (`trainer.ppo`): categorical, the
-  e-greedy mixture, or a diagonal Gaussian.
+  e-greedy mixture, or a diagonal Gaussian; for SAC (`trainer.sac`, `ActorSpec.squashed`)
+  the squashed Gaussian tanh(mean + std * N(0, 1)).
 
 NumPy only: no TensorFlow, so the simulator processes start quickly and stay small.
 """
@@ -33,6 +34,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 LOG_STD_RANGE = (-20.0, 3.0)
 """Clip of the log standard deviation (Coach's PPO head); trainer.ppo uses the same."""
+SAC_LOG_STD_RANGE = (-20.0, 2.0)
+"""Clip of SAC's state-dependent log standard deviation (Coach's SAC head); trainer.sac
+uses the same."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -134,6 +138,9 @@ class ActorSpec:
     """Evaluation: argmax (discrete) or the mean (continuous), no sampling."""
     record_obs: bool = True
     """Keep every observation (training needs them; evaluation does not)."""
+    squashed: bool = False
+    """SAC's squashed Gaussian (`trainer.sac`): the head outputs the pre-tanh mean and the
+    log standard deviation (B, 4), and an action is tanh(mean + std * N(0, 1))."""
 
     @cached_property
     def layers(self) -> list[Layer]:
@@ -142,7 +149,7 @@ class ActorSpec:
 
     def head(self, obs: np.ndarray) -> np.ndarray:
         out = run_layers(self.layers, obs)
-        return out if self.discrete else np.tanh(out)
+        return out if self.discrete or self.squashed else np.tanh(out)
 
 
 def act(
@@ -154,8 +161,12 @@ def act(
     (1 - epsilon) * softmax + epsilon * uniform, whose log-probability is reported (the
     distribution the action was really drawn from, and the one the learner scores).
     Continuous: mean + std * N(0, 1), the log-probability of the unclipped sample.
+    Squashed (SAC): tanh(mean + std * N(0, 1)) and its log-density, tanh's change of
+    variables included (`squashed_logp`); greedy: tanh(mean).
     Greedy: argmax / the mean clipped to [-1, 1], log-probability 0.
     """
+    if spec.squashed:
+        return act_squashed(out, rng, greedy=spec.greedy)
     if spec.greedy:
         actions = out.argmax(axis=1) if spec.discrete else np.clip(out, -1.0, 1.0)
         return actions, np.zeros(len(out), np.float32)
@@ -171,6 +182,30 @@ def act(
     actions = (out + np.exp(log_std) * noise).astype(np.float32)
     logp = np.sum(-0.5 * noise**2 - log_std - 0.5 * math.log(2 * math.pi), axis=1)
     return actions, logp.astype(np.float32)
+
+
+def act_squashed(
+    out: np.ndarray, rng: np.random.Generator, *, greedy: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """SAC's actions from head outputs (B, 4) = (pre-tanh mean, log-std): a sample of the
+    squashed Gaussian and its log-density, or tanh(mean) with log-probability 0."""
+    mean = out[:, :2]
+    if greedy:
+        return np.tanh(mean).astype(np.float32), np.zeros(len(out), np.float32)
+    log_std = np.clip(out[:, 2:], *SAC_LOG_STD_RANGE)
+    noise = rng.standard_normal(mean.shape)
+    pre = mean + np.exp(log_std) * noise
+    return np.tanh(pre).astype(np.float32), squashed_logp(pre, mean, log_std).astype(np.float32)
+
+
+def squashed_logp(pre: np.ndarray, mean: np.ndarray, log_std: np.ndarray) -> np.ndarray:
+    """Log-density of tanh(`pre`) where `pre` ~ N(mean, exp(log_std)^2), per row: the
+    Gaussian's log-density minus log |d tanh / d pre| = log(1 - tanh(pre)^2), written as
+    2 (log 2 - pre - softplus(-2 pre)) so it stays finite where tanh saturates."""
+    z = (pre - mean) * np.exp(-log_std)
+    gauss = np.sum(-0.5 * z**2 - log_std - 0.5 * math.log(2 * math.pi), axis=-1)
+    jacobian = 2.0 * (math.log(2.0) - pre - np.logaddexp(0.0, -2.0 * pre))
+    return gauss - np.sum(jacobian, axis=-1)
 
 
 def mixture_probs(logits: np.ndarray, epsilon: float) -> np.ndarray:

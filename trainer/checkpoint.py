@@ -11,10 +11,12 @@ RUN/training-simtrace/N-iteration.csv
 RUN/metrics/TrainingMetrics.json
 RUN/tensorboard/                     TensorBoard event files
 RUN/progress.json                    the last iteration's figures (what the display shows)
-RUN/checkpoints/ckpt-NNNNNN.npz      weights after iteration N (policy, value, log_std)
+RUN/checkpoints/ckpt-NNNNNN.npz      weights after iteration N (PPO: policy, value, log_std;
+                                     SAC: policy, sac_log_std, sac_critic, sac_target)
 RUN/checkpoints/index.json           {"last", "best", "best_score", "kept"}
 RUN/checkpoints/resume.npz           full state of the last iteration (weights, Adam,
-                                     counters, RNG, round robin, metrics count)
+                                     counters, RNG, round robin, metrics count; not SAC's
+                                     replay buffer)
 RUN/failed.json                      only after a run stopped on an error: the message and
                                      the iterations completed (removed by the next one)
 ```

@@ -42,7 +42,7 @@ ADAM_EPSILON = 1e-5
 """Adam epsilon, as DeepRacer's Coach configuration."""
 
 LOSS_TYPES = ("mean squared error", "huber")
-EXPLORATION_TYPES = ("categorical", "e-greedy")
+EXPLORATION_TYPES = ("categorical", "e-greedy", "additive_noise")
 RANDOMIZE_PRESETS = ("none", "light", "standard", "heavy")
 
 
@@ -61,7 +61,9 @@ class Hyperparameters:
     epsilon_steps: int = 10000
     """Steps over which epsilon decays linearly from 1.0 to e_greedy_value ('e-greedy')."""
     exploration_type: str = "categorical"
-    """'categorical' (sample the softmax in training) or 'e-greedy' (discrete only)."""
+    """'categorical' (sample the softmax in training; continuous PPO samples its Gaussian),
+    'e-greedy' (discrete only) or 'additive_noise' (SAC's setting; SAC explores through its
+    policy's entropy)."""
     loss_type: str = "mean squared error"
     """Value loss: 'mean squared error' or 'huber'."""
     lr: float = 0.0003
@@ -69,7 +71,8 @@ class Hyperparameters:
     num_episodes_between_training: int = 20
     """Episodes collected (all simulator workers together) per policy iteration."""
     num_epochs: int = 10
-    """Optimisation passes over each iteration's experience."""
+    """Optimisation passes over each iteration's experience (PPO; SAC's gradient steps
+    follow the new environment steps, `TrainConfig.sac_updates_per_step`)."""
     stack_size: int = 1
     """Frame stack; DeepRacer hard-wires 1 frame, and so does openracer."""
     term_cond_avg_score: float = 100000.0
@@ -77,7 +80,8 @@ class Hyperparameters:
     term_cond_max_episodes: int = 100000
     """Stop after this many training episodes."""
     sac_alpha: float = 0.2
-    """SAC temperature; accepted for compatibility, unused by PPO."""
+    """SAC's entropy temperature alpha, fixed during training as in DeepRacer (unused by
+    PPO)."""
 
     def to_json(self) -> dict[str, Any]:
         """The dict to write as `hyperparameters.json` (DeepRacer's keys only)."""
@@ -225,6 +229,11 @@ class TrainConfig:
     --clone), fading to 0 over `anchor_iterations` (0 = off)."""
     anchor_iterations: int = 30
     """Iterations over which the `anchor_kl` weight fades to 0, after the value warm-up."""
+    replay_frames: int = 50000
+    """SAC: replay buffer size in camera frames, about one per transition (19.2 kB each:
+    50000 = 0.96 GB); not saved with checkpoints, so --resume refills it."""
+    sac_updates_per_step: float = 1.0
+    """SAC: gradient steps per new environment step, taken after each iteration's episodes."""
     tf_threads: int = 2
     """TensorFlow intra-op threads for the learner."""
     reward_time_limit_s: float = 5.0
@@ -270,6 +279,10 @@ def _check_config(c: TrainConfig) -> None:
         )
     if not 0.0 <= c.anchor_kl <= 1000.0:
         raise TrainConfigError(f"--anchor-kl {c.anchor_kl} must be a number from 0 to 1000")
+    if not 0.0 < c.sac_updates_per_step <= 64.0:
+        raise TrainConfigError(
+            f"--sac-updates-per-step {c.sac_updates_per_step} must be above 0 and at most 64"
+        )
     if c.resume and c.clone:
         raise TrainConfigError(
             "--resume and --clone exclude each other: resume continues a run, "
@@ -286,6 +299,7 @@ def _check_config(c: TrainConfig) -> None:
         ("value_warmup_iterations", 0, 1000),
         ("anchor_iterations", 0, 100000),
         ("tf_threads", 1, 256),
+        ("replay_frames", 1000, 10_000_000),
     ):
         value = getattr(c, name)
         if not low <= value <= high:

@@ -11,6 +11,10 @@ weights travel once per iteration, episodes come back whole); advantages with GA
 at the time budget or at DeepRacer's termination conditions (`term_cond_max_episodes`,
 `term_cond_avg_score`).
 
+SAC runs through the same `train()`: `trainer.algorithms` picks the learner from
+`model_metadata.json`'s `training_algorithm`, and only its `learn` step differs
+(`trainer.sac`: replay buffer and gradient steps instead of GAE and epochs).
+
 The pieces tested on their own: `gae` (masking at episode ends: a terminated step never
 bootstraps, a truncated one bootstraps from the value of its real final observation, not
 from the next episode's first frame), `ppo_loss`, and the distribution helpers.
@@ -39,13 +43,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from trainer.actor import LOG_STD_RANGE, ActorSpec
+from trainer.algorithms import check_algorithm, make_learner
 from trainer.checkpoint import RunDir
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
@@ -58,6 +63,9 @@ from trainer.trackset import training_tracks
 from trainer.workers import EnvPool, LocalPool, make_env, make_pool
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
+
+if TYPE_CHECKING:
+    from trainer.sac import SACLearner
 
 Pool = EnvPool | LocalPool
 MAX_GRAD_NORM = 0.5
@@ -201,6 +209,9 @@ def gaussian_logp_entropy(
 class Learner:
     """Policy and value towers, the Gaussian log-std, Adam, and compiled calls."""
 
+    resume_note: str | None = None
+    """What `--resume` does not restore (SAC's replay buffer); PPO restores everything."""
+
     def __init__(self, metadata: ModelMetadata, hp: Hyperparameters, seed: int = 0):
         self.metadata = metadata
         self.hp = hp
@@ -328,6 +339,20 @@ class Learner:
         stats["loss"] = loss
         return stats
 
+    def learn(
+        self,
+        episodes: list[Episode],
+        rng: np.random.Generator,
+        *,
+        epsilon: float = 0.0,
+        policy: bool = True,
+        anchor_kl: float = 0.0,
+    ) -> dict[str, float]:
+        """One iteration's learning: GAE advantages over `episodes` (`make_batch`), then
+        `update` (what `train` asks of any learner; SAC's is `trainer.sac.SACLearner.learn`)."""
+        batch = make_batch(episodes, self, self.hp.discount_factor, epsilon)
+        return self.update(batch, rng, policy=policy, anchor_kl=anchor_kl)
+
     def update(
         self,
         batch: Batch,
@@ -423,7 +448,7 @@ class DeadlineReached(Exception):
 
 def rollout(
     pool: Pool,
-    learner: Learner,
+    learner: Learner | SACLearner,
     *,
     n_episodes: int,
     first_episode: int,
@@ -522,7 +547,7 @@ class RunState:
 
 
 def start_state(
-    run: RunDir, config: TrainConfig, learner: Learner, rng: np.random.Generator
+    run: RunDir, config: TrainConfig, learner: Any, rng: np.random.Generator
 ) -> RunState:
     """A fresh run's state; a resumed run's, with the learner and generator restored and
     the directory rolled back to its last complete iteration; or a clone's, with the
@@ -552,6 +577,12 @@ def start_state(
                 f"{theirs.action_space.n} {theirs.action_space.kind} actions does not match "
                 f"{ours.neural_network} with {ours.action_space.n}; clone with the "
                 "same network and number of actions (DeepRacer's rule)"
+            )
+        if theirs.training_algorithm != ours.training_algorithm:
+            raise CheckpointError(
+                f"--clone {config.clone}: it was trained with {theirs.training_algorithm}, "
+                f"this run's model_metadata.json says {ours.training_algorithm}; clone with "
+                "the same training_algorithm"
             )
         weights, info = source.load_checkpoint("best")
         learner.set_weights(weights)
@@ -745,22 +776,26 @@ def train(
     # -- setup: run directory, learner, state, logs, simulator processes ----------------
     session_start = time.time()
     set_tf_threads(config.tf_threads)
+    check_algorithm(config, hp, metadata)
     run, env_kwargs, reward_check_s = open_run(config, hp, metadata)
-    learner = Learner(metadata, hp, seed=config.seed)
+    learner = make_learner(config, hp, metadata)  # PPO's Learner, or SAC's (trainer.sac)
     rng = np.random.default_rng(config.seed)
     state = start_state(run, config, learner, rng)
     display = display or ProgressDisplay(str(run.path), config.minutes * 60.0, quiet=True)
+    if config.resume and learner.resume_note:
+        display.message(learner.resume_note)
     slow = slow_reward_warning(config.reward or "(default)", reward_check_s)
     if slow:
         display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
-    if config.imitation_episodes and not config.resume:
+    ppo = learner if isinstance(learner, Learner) else None  # SAC: no warm start, no anchor
+    if ppo and config.imitation_episodes and not config.resume:
         # The imitation may take at most half the budget: the rest is PPO's, and the
         # run must save a checkpoint however slow the machine.
         share = session_start + IMITATION_BUDGET_SHARE * config.minutes * 60.0
-        warm_start(config, env_kwargs, learner, rng, state, logbook, display, share)
-    if config.anchor_kl > 0 and not config.resume:
-        learner.set_anchor()  # the warm start (imitation or --clone) the KL term keeps near
+        warm_start(config, env_kwargs, ppo, rng, state, logbook, display, share)
+    if ppo and config.anchor_kl > 0 and not config.resume:
+        ppo.set_anchor()  # the warm start (imitation or --clone) the KL term keeps near
     budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
     prior_elapsed = state.elapsed_s
     history: list[dict[str, Any]] = []
@@ -794,11 +829,14 @@ def train(
                 break
             t1 = time.time()
 
-            # -- advantages and update -----------------------------------------------------
-            batch = make_batch(episodes, learner, hp.discount_factor, epsilon)
+            # -- learn: GAE and num_epochs passes (SAC: replay buffer, gradient steps) ------
             warming_up = state.iteration < config.value_warmup_iterations
-            losses = learner.update(
-                batch, rng, policy=not warming_up, anchor_kl=anchor_weight(config, state)
+            losses = learner.learn(
+                episodes,
+                rng,
+                epsilon=epsilon,
+                policy=not warming_up,
+                anchor_kl=anchor_weight(config, state),
             )
             t2 = time.time()
 
@@ -819,7 +857,7 @@ def train(
             # -- log: simtrace, TrainingMetrics.json, TensorBoard --------------------------
             state.iteration += 1
             state.episodes += len(episodes)
-            state.env_steps += len(batch.rewards)
+            state.env_steps += sum(len(e.rewards) for e in episodes)
             state.elapsed_s = prior_elapsed + time.time() - session_start
             stats = iteration_stats(
                 state,
@@ -835,7 +873,8 @@ def train(
                 slow = slow_reward_warning(config.reward or "(default)", *reward_cost(episodes))
                 if slow:
                     display.message(slow)
-            logbook.write_iteration(state.iteration, episodes, trials, stats, batch.obs)
+            frames = [o for e in episodes for o in e.obs]
+            logbook.write_iteration(state.iteration, episodes, trials, stats, np.stack(frames))
 
             # -- checkpoint: atomic; the best by evaluation progress, then lap time --------
             path = run.save_iteration(

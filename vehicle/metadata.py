@@ -169,7 +169,7 @@ class ModelMetadata:
     action_space: ActionSpace = field(default_factory=console_default_action_space)
     """What the policy's outputs mean."""
     training_algorithm: str = "clipped_ppo"
-    """'clipped_ppo' (or 'sac', accepted in files but not trained here)."""
+    """'clipped_ppo' or 'sac' (continuous action spaces only; trainer/sac.py)."""
     neural_network: str = "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW"
     """DeepRacer network topology name (or OPENRACER_FAST, OPENRACER_LOWRES)."""
     sensor: tuple[str, ...] = ("FRONT_FACING_CAMERA",)
@@ -240,7 +240,12 @@ def parse_metadata(data: Any, source: str = "model_metadata") -> ModelMetadata:
     if algo not in ("clipped_ppo", "sac"):
         raise MetadataError(f"{source}: training_algorithm {algo!r} is not 'clipped_ppo' or 'sac'")
     if algo == "sac" and kind != "continuous":
-        raise MetadataError(f"{source}: training_algorithm 'sac' needs a continuous action space")
+        raise MetadataError(
+            f"{source}: training_algorithm 'sac' needs a continuous action space, not "
+            f"{kind!r} (DeepRacer trains SAC on continuous actions only): set "
+            '"action_space_type": "continuous" with steering_angle and speed ranges, or '
+            '"training_algorithm": "clipped_ppo"'
+        )
     network = str(data.get("neural_network", "DEEP_CONVOLUTIONAL_NETWORK_SHALLOW")).strip()
     if network not in NEURAL_NETWORKS:
         raise MetadataError(

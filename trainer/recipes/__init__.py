@@ -16,6 +16,9 @@ value it set, so a run reads the same without the recipe folder.
   DAgger rounds on the student's own frames), continuous actions up to 4 m/s, then PPO
   held near the imitation by a fading KL term; the lap-time benchmark's recipe
   (`racer bench race`). Evidence for both in `trainer/EXPERIMENTS.md`.
+- `first_lap_sac` ("First lap, SAC"): soft actor-critic (`trainer.sac`) with continuous
+  steering -30..30 deg at 1-2 m/s and `first_lap`'s reward; `racer bench train
+  --algorithm sac`.
 """
 
 from __future__ import annotations
@@ -48,12 +51,16 @@ class Recipe:
     @property
     def reward(self) -> Path:
         """The recipe's `reward.py`, or the reward-gallery example its recipe.json names
-        (`"reward_gallery": NAME`), so a reward has one home."""
+        (`"reward_gallery": NAME`) or another recipe's (`"reward_recipe": NAME`), so a
+        reward has one home."""
         example = self._doc().get("reward_gallery")
         if example:
             from trainer import reward_gallery
 
             return reward_gallery.get(str(example)).path
+        other = self._doc().get("reward_recipe")
+        if other:
+            return get(str(other)).reward
         return self.folder / "reward.py"
 
     def _doc(self) -> dict[str, Any]:
@@ -84,7 +91,7 @@ class Recipe:
 
 def names() -> list[str]:
     """The recipes' names, in presentation order."""
-    return ["first_lap", "fast_laps"]
+    return ["first_lap", "fast_laps", "first_lap_sac"]
 
 
 def get(name: str) -> Recipe:
@@ -96,3 +103,4 @@ def get(name: str) -> Recipe:
 
 FIRST_LAP = get("first_lap")
 FAST_LAPS = get("fast_laps")
+FIRST_LAP_SAC = get("first_lap_sac")
