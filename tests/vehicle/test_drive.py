@@ -107,7 +107,7 @@ def test_drives_replay_frames_and_logs_everything(model, car, tmp_path):
         and res.stop_reason.startswith("camera:")
         and "end of the recording" in res.stop_reason
     )
-    assert res.frames == 21 and res.commands == 20
+    assert res.frames == 20 and res.commands == 20  # the end is no frame, and no fault
     assert res.stale_frames == res.inference_errors == res.link_errors == 0
     recs = read_run(tmp_path / "run")
     assert recs[0]["kind"] == "run"
