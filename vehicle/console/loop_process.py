@@ -22,6 +22,10 @@ Failsafe paths, the drive loop's own rules unchanged (`vehicle.drive`):
   (`on_end(..., ok=False)`); the link's command repeats died with it, so the firmware's
   own 100 ms failsafe holds the car at neutral.
 
+CPU: separate processes end the sharing of one interpreter lock, not the sharing of the
+CPU. Once it has started a loop process the console lowers its own priority
+(`CONSOLE_NICE`), so on a busy CPU the kernel runs the loop first and the screen waits.
+
 Runs on the car: no Textual and no training stack are imported here or in the loop
 process (`multiprocessing` spawn imports only what the recipe names).
 """
@@ -31,12 +35,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,6 +56,15 @@ PREVIEW_MAX_WIDTH = 320
 terminal cell row is far narrower), so a few tens of kB cross the boundary."""
 END_GRACE_S = 5.0
 """How long `close` waits for the loop process to stop on its own before ending it."""
+CONSOLE_NICE = 10
+"""How many nice steps below the loop the console runs once it has started a loop
+process (Linux): on a busy CPU the screen waits, not the car."""
+
+_launcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loop-launcher")
+"""Starts every loop process. Linux keeps the nice value per thread and a process
+inherits the one of the thread that started it; this thread is made by the first start,
+before the console lowers its own priority, so each loop process keeps the priority the
+console had."""
 
 
 @dataclass(frozen=True)
@@ -141,7 +156,8 @@ class LoopProcess:
 
     def start(self) -> LoopProcess:
         with _real_std_streams():
-            self.process.start()
+            _launcher.submit(self.process.start).result()
+        _lower_console_priority()
         self._child_control.close()  # only the loop process holds it: its end = our death
         self._receiver = threading.Thread(target=self._receive, name="loop-receiver", daemon=True)
         self._receiver.start()
@@ -227,6 +243,17 @@ class LoopProcess:
             self.on_end(msg.reason, msg.ok, msg.summary)
             return True
         return False
+
+
+def _lower_console_priority() -> None:
+    """The calling (console) thread to `CONSOLE_NICE` steps below the loop processes, and
+    the threads it starts from now on (Linux: per thread; elsewhere nothing changes)."""
+    if not sys.platform.startswith("linux"):
+        return
+    base = _launcher.submit(os.getpriority, os.PRIO_PROCESS, 0).result()
+    with contextlib.suppress(OSError):
+        if os.getpriority(os.PRIO_PROCESS, 0) < base + CONSOLE_NICE:
+            os.setpriority(os.PRIO_PROCESS, 0, min(19, base + CONSOLE_NICE))
 
 
 @contextlib.contextmanager
@@ -345,8 +372,6 @@ def _listen(conn: Any, control: _Control) -> None:
 def _quiet_terminal() -> None:
     """The console draws on the terminal this process inherited: nothing of ours may
     write there (faults reach the console through the queue instead)."""
-    import os
-
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(devnull, fd)
