@@ -16,7 +16,10 @@ Measures, in one run:
   `vehicle.console.loop_process`), against headless (the loop in this process, no
   screen), alternating `--rounds` times in the same run: p50/p99 of both, their ratio,
   and the CPU share of the console process and of the loop process (CPU seconds per
-  second of the drive; 1.0 = one core). Each case gets a fresh simulated board.
+  second of the drive; 1.0 = one core). Each case gets a fresh simulated board;
+- with `--calibrate`: `racer calibrate`'s 50 Hz command stream in a real terminal (tmux)
+  on its camera screen, with the camera preview repainting (640x480 frames at
+  `--preview-fps`) and without a camera: p50/p99 of the period between commands.
 
 The model: `--model` (a .tflite, bundle or store name), else the DeepRacer shallow CNN
 with fresh weights converted to full-integer int8 (needs TensorFlow once; cached under
@@ -51,6 +54,17 @@ def _parser() -> argparse.ArgumentParser:
         "headless, in the same run",
     )
     p.add_argument("--rounds", type=int, default=3, help="console/headless pairs (--console)")
+    p.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also time racer calibrate's command stream with and without the camera preview",
+    )
+    p.add_argument(
+        "--calibrate-s", type=float, default=20.0, help="seconds per calibrate case (--calibrate)"
+    )
+    p.add_argument(
+        "--preview-fps", type=float, default=5.0, help="calibrator preview rate (--calibrate)"
+    )
     p.add_argument(
         "--console-rate",
         type=float,
@@ -191,37 +205,116 @@ def open_bench_drive(
         )
 
 
-def _console_loop(model: str, frames: int, rate_hz: float) -> dict[str, Any]:
-    """The console in a real terminal (tmux) driving the bench's loop in its loop
-    process: the latencies it received, and both processes' CPU time."""
+def _in_terminal(args: list[str], timeout_s: float) -> dict[str, Any]:
+    """`python -m tools.bench_car ARGS RESULT` in a real terminal (tmux, 110x35) against
+    a fresh simulated board (its port is the first argument); its JSON result."""
     import shlex
     import shutil
     import tempfile
 
     if shutil.which("tmux") is None:
-        raise RuntimeError("racer bench car --console needs tmux")
+        raise RuntimeError("racer bench car --console/--calibrate needs tmux")
     with _firmware() as port, tempfile.TemporaryDirectory(prefix="racer-bench-") as tmp:
-        out = Path(tmp) / "console.json"
+        out = Path(tmp) / "result.json"
         socket = f"racer-bench-{os.getpid()}"
-        argv = [sys.executable, "-m", "tools.bench_car", "--console-run", port, model]
-        argv += [str(frames), str(rate_hz), str(out)]
+        argv = [sys.executable, "-m", "tools.bench_car", args[0], port, *args[1:], str(out)]
         root = Path(__file__).resolve().parents[1]
         command = f"cd {shlex.quote(str(root))} && exec {shlex.join(argv)}"
         tmux = ["tmux", "-L", socket, "-f", "/dev/null"]
         subprocess.run([*tmux, "new-session", "-d", "-x", "110", "-y", "35", command], check=True)
         try:
-            deadline = time.monotonic() + 120 + frames / rate_hz
+            deadline = time.monotonic() + 120 + timeout_s
             while not out.exists():
                 if time.monotonic() > deadline:
                     screen = subprocess.run(
                         [*tmux, "capture-pane", "-p"], capture_output=True, text=True
                     ).stdout
-                    raise RuntimeError(f"the console run did not finish:\n{screen}")
+                    raise RuntimeError(f"the terminal run did not finish:\n{screen}")
                 time.sleep(0.2)
         finally:
             subprocess.run([*tmux, "kill-server"], capture_output=True)
         report: dict[str, Any] = json.loads(out.read_text())
         return report
+
+
+def _console_loop(model: str, frames: int, rate_hz: float) -> dict[str, Any]:
+    """The console in a real terminal (tmux) driving the bench's loop in its loop
+    process: the latencies it received, and both processes' CPU time."""
+    return _in_terminal(["--console-run", model, str(frames), str(rate_hz)], frames / rate_hz)
+
+
+class _PreviewCamera:
+    """640x480 colour frames for the calibrator's preview."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(2)
+        self.images = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(4)]
+        self.i = 0
+
+    def read(self, timeout_s: float = 0.5) -> np.ndarray:
+        self.i += 1
+        return self.images[self.i % 4]
+
+
+class _TimedLink:
+    """The link, with the time of every command the calibrator sends."""
+
+    def __init__(self, link: Any) -> None:
+        self._link = link
+        self.times: list[float] = []
+
+    def command(self, steer_us: int, throttle_us: int) -> None:
+        self.times.append(time.monotonic())
+        self._link.command(steer_us, throttle_us)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._link, name)
+
+
+def _calibrate_run(argv: list[str]) -> None:
+    """In the tmux pane: the calibrator on its camera screen for a while, with or
+    without a camera; writes the command times to the result file."""
+    import tempfile
+
+    from calibration.app import CalibratorApp
+    from calibration.store import CalibrationStore
+    from vehicle.files import atomic_write
+    from vehicle.link import Link, LinkConfig
+
+    port, preview, seconds, fps = argv[0], argv[1] == "1", float(argv[2]), float(argv[3])
+    out = Path(argv[4])
+    link = _TimedLink(Link(LinkConfig(port=port, timeout_s=1.0)).open())
+    with tempfile.TemporaryDirectory() as tmp:
+        app = CalibratorApp(
+            link,  # type: ignore[arg-type]
+            CalibrationStore(Path(tmp) / "calibration.json"),
+            camera=_PreviewCamera() if preview else None,
+            preview_fps=fps,
+            start="camera",
+        )
+        app.call_later(lambda: app.set_timer(SETTLE_S + seconds, app.exit))
+        try:
+            app.run()
+        finally:
+            link.close()
+            t0 = link.times[0] + SETTLE_S if link.times else 0.0
+            times = [t for t in link.times if t >= t0]
+            atomic_write(out, json.dumps({"times": times}).encode())
+
+
+def _calibrate_figures(seconds: float, fps: float, log: Any) -> dict[str, Any]:
+    """The calibrator's command period with the preview repainting and without."""
+    out: dict[str, Any] = {"calibrate_preview_fps": fps}
+    for case, flag in (("no_preview", "0"), ("preview", "1")):
+        times = _in_terminal(["--calibrate-run", flag, str(seconds), str(fps)], seconds)["times"]
+        periods = list(np.diff(times) * 1000)
+        out[f"calibrate_{case}_period_p50_ms"] = _pct(periods, 50)
+        out[f"calibrate_{case}_period_p99_ms"] = _pct(periods, 99)
+        out[f"calibrate_{case}_period_max_ms"] = _pct(periods, 100)
+        out[f"calibrate_{case}_commands"] = len(times)
+        log(f"  calibrate {case}: period p50 {_pct(periods, 50)} ms p99 {_pct(periods, 99)} ms")
+    out["calibrate_load_average_1m"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 def _console_run(argv: list[str]) -> None:
@@ -452,6 +545,9 @@ def main(argv: list[str]) -> int:
             policy, model_file, args.frames, args.rounds, args.console_rate, log
         )
         out.update({"console_rate_hz": args.console_rate, **figures})
+    if args.calibrate:
+        out.update(_calibrate_figures(args.calibrate_s, args.preview_fps, log))
+    if args.console or args.calibrate:
         out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     if args.json:
         print(json.dumps(out, indent=2))
@@ -464,3 +560,5 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--console-run"]:
         _console_run(sys.argv[2:])
+    elif sys.argv[1:2] == ["--calibrate-run"]:
+        _calibrate_run(sys.argv[2:])
