@@ -53,7 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         help="also time the loop with the live console open in a terminal (tmux) against "
         "headless, in the same run",
     )
-    p.add_argument("--rounds", type=int, default=3, help="console/headless pairs (--console)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="console/headless (--console) and no-preview/preview (--calibrate) pairs",
+    )
     p.add_argument(
         "--calibrate",
         action="store_true",
@@ -257,36 +262,52 @@ class _PreviewCamera:
 
 
 class _TimedLink:
-    """The link, with the time of every command the calibrator sends."""
+    """The link, with the time of every command the calibrator sends; written to
+    `times_file` when it closes."""
 
-    def __init__(self, link: Any) -> None:
+    def __init__(self, link: Any, times_file: Path) -> None:
         self._link = link
         self.times: list[float] = []
+        self.times_file = times_file
 
     def command(self, steer_us: int, throttle_us: int) -> None:
         self.times.append(time.monotonic())
         self._link.command(steer_us, throttle_us)
 
+    def close(self) -> None:
+        self._link.close()
+        from vehicle.files import atomic_write
+
+        atomic_write(self.times_file, json.dumps(self.times).encode())
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._link, name)
 
 
+def open_timed_link(port: str, times_file: str) -> _TimedLink:
+    """The calibrator's link in its stream process, timing each command."""
+    from vehicle.link import Link, LinkConfig
+
+    return _TimedLink(Link(LinkConfig(port=port, timeout_s=1.0)).open(), Path(times_file))
+
+
 def _calibrate_run(argv: list[str]) -> None:
     """In the tmux pane: the calibrator on its camera screen for a while, with or
-    without a camera; writes the command times to the result file."""
+    without a camera, its command stream in its own process as `racer calibrate` runs
+    it; writes the command times to the result file."""
+    import functools
     import tempfile
 
     from calibration.app import CalibratorApp
     from calibration.store import CalibrationStore
     from vehicle.files import atomic_write
-    from vehicle.link import Link, LinkConfig
 
     port, preview, seconds, fps = argv[0], argv[1] == "1", float(argv[2]), float(argv[3])
     out = Path(argv[4])
-    link = _TimedLink(Link(LinkConfig(port=port, timeout_s=1.0)).open())
     with tempfile.TemporaryDirectory() as tmp:
+        times_file = Path(tmp) / "times.json"
         app = CalibratorApp(
-            link,  # type: ignore[arg-type]
+            functools.partial(open_timed_link, port, str(times_file)),
             CalibrationStore(Path(tmp) / "calibration.json"),
             camera=_PreviewCamera() if preview else None,
             preview_fps=fps,
@@ -296,23 +317,33 @@ def _calibrate_run(argv: list[str]) -> None:
         try:
             app.run()
         finally:
-            link.close()
-            t0 = link.times[0] + SETTLE_S if link.times else 0.0
-            times = [t for t in link.times if t >= t0]
+            app.shutdown_link()  # the stream process closes the link: the times file
+            sent = json.loads(times_file.read_text()) if times_file.exists() else []
+            t0 = sent[0] + SETTLE_S if sent else 0.0
+            times = [t for t in sent if t >= t0]
             atomic_write(out, json.dumps({"times": times}).encode())
 
 
-def _calibrate_figures(seconds: float, fps: float, log: Any) -> dict[str, Any]:
-    """The calibrator's command period with the preview repainting and without."""
+def _calibrate_figures(seconds: float, fps: float, rounds: int, log: Any) -> dict[str, Any]:
+    """The calibrator's command period without and with the preview repainting,
+    alternating `rounds` times; pooled percentiles."""
     out: dict[str, Any] = {"calibrate_preview_fps": fps}
-    for case, flag in (("no_preview", "0"), ("preview", "1")):
-        times = _in_terminal(["--calibrate-run", flag, str(seconds), str(fps)], seconds)["times"]
-        periods = list(np.diff(times) * 1000)
-        out[f"calibrate_{case}_period_p50_ms"] = _pct(periods, 50)
-        out[f"calibrate_{case}_period_p99_ms"] = _pct(periods, 99)
-        out[f"calibrate_{case}_period_max_ms"] = _pct(periods, 100)
-        out[f"calibrate_{case}_commands"] = len(times)
-        log(f"  calibrate {case}: period p50 {_pct(periods, 50)} ms p99 {_pct(periods, 99)} ms")
+    periods: dict[str, list[float]] = {"no_preview": [], "preview": []}
+    for r in range(rounds):
+        for case, flag in (("no_preview", "0"), ("preview", "1")):
+            args = ["--calibrate-run", flag, str(seconds), str(fps)]
+            times = _in_terminal(args, seconds)["times"]
+            p = list(np.diff(times) * 1000)
+            periods[case] += p
+            log(
+                f"  calibrate round {r + 1} {case}: period p50 {_pct(p, 50)} ms p99 "
+                f"{_pct(p, 99)} ms (load {os.getloadavg()[0]:.2f})"
+            )
+    for case, p in periods.items():
+        out[f"calibrate_{case}_period_p50_ms"] = _pct(p, 50)
+        out[f"calibrate_{case}_period_p99_ms"] = _pct(p, 99)
+        out[f"calibrate_{case}_period_max_ms"] = _pct(p, 100)
+        out[f"calibrate_{case}_commands"] = len(p) + rounds
     out["calibrate_load_average_1m"] = round(os.getloadavg()[0], 2)
     return out
 
@@ -546,7 +577,7 @@ def main(argv: list[str]) -> int:
         )
         out.update({"console_rate_hz": args.console_rate, **figures})
     if args.calibrate:
-        out.update(_calibrate_figures(args.calibrate_s, args.preview_fps, log))
+        out.update(_calibrate_figures(args.calibrate_s, args.preview_fps, args.rounds, log))
     if args.console or args.calibrate:
         out["load_average_1m_end"] = round(os.getloadavg()[0], 2)
     if args.json:

@@ -140,7 +140,7 @@ class LoopProcess:
         ctx = multiprocessing.get_context("spawn")
         child_control, self._control = ctx.Pipe(duplex=False)  # (reader, writer)
         self._child_control = child_control
-        with _real_std_streams():
+        with real_std_streams():
             self._out: Any = ctx.Queue()
         self.process = ctx.Process(
             target=_loop_main,
@@ -155,9 +155,7 @@ class LoopProcess:
     # -- console side -------------------------------------------------------------------
 
     def start(self) -> LoopProcess:
-        with _real_std_streams():
-            _launcher.submit(self.process.start).result()
-        _lower_console_priority()
+        start_process(self.process)
         self._child_control.close()  # only the loop process holds it: its end = our death
         self._receiver = threading.Thread(target=self._receive, name="loop-receiver", daemon=True)
         self._receiver.start()
@@ -245,6 +243,16 @@ class LoopProcess:
         return False
 
 
+def start_process(process: Any) -> None:
+    """Start a `multiprocessing` (spawn) process from the console: with the interpreter's
+    own std streams, from the launcher thread (so it keeps the console's first priority),
+    then lower the console's own (`CONSOLE_NICE`). The calibrator's command stream uses
+    it too (`calibration.stream_process`)."""
+    with real_std_streams():
+        _launcher.submit(process.start).result()
+    _lower_console_priority()
+
+
 def _lower_console_priority() -> None:
     """The calling (console) thread to `CONSOLE_NICE` steps below the loop processes, and
     the threads it starts from now on (Linux: per thread; elsewhere nothing changes)."""
@@ -257,7 +265,7 @@ def _lower_console_priority() -> None:
 
 
 @contextlib.contextmanager
-def _real_std_streams() -> Iterator[None]:
+def real_std_streams() -> Iterator[None]:
     """The interpreter's own stdout/stderr for a moment: multiprocessing passes stderr's
     file descriptor to the helper process it starts on first use (its resource
     tracker), and inside a running Textual app sys.stderr is Textual's capture, whose
@@ -369,7 +377,7 @@ def _listen(conn: Any, control: _Control) -> None:
         control.handle(kind, value)
 
 
-def _quiet_terminal() -> None:
+def quiet_terminal() -> None:
     """The console draws on the terminal this process inherited: nothing of ours may
     write there (faults reach the console through the queue instead)."""
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -386,7 +394,7 @@ def _loop_main(
     dies of it, the control pipe says so); SIGTERM and SIGHUP stop the car here, neutral
     first."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _quiet_terminal()
+    quiet_terminal()
     control = _Control(max_speed)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(
