@@ -153,6 +153,16 @@ def _firmware() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+def _bench_link(port: str) -> Any:
+    """The link to the simulated board for the console/headless rounds: that board is a
+    process on a CPU the bench crowds (a real motor controller has its own chip), so it
+    may be silent for longer than a car's 0.3 s before the link counts as lost; the same
+    in both cases."""
+    from vehicle.link import LinkConfig
+
+    return LinkConfig(port=port, timeout_s=1.5, ack_timeout_s=2.0)
+
+
 def _bench_config(policy: Any, frames: int, rate_hz: float | None = None) -> Any:
     """Unpaced (`rate_hz` None) or paced at `rate_hz`."""
     from vehicle.drive import DriveConfig
@@ -170,10 +180,10 @@ def _bench_config(policy: Any, frames: int, rate_hz: float | None = None) -> Any
 def _headless_loop(policy: Any, frames: int, rate_hz: float) -> tuple[list[float], float, float]:
     """The loop in this process, no screen: (latencies ms, CPU s, wall s)."""
     from vehicle.drive import Drive, mapping_for
-    from vehicle.link import Link, LinkConfig
+    from vehicle.link import Link
     from vehicle.pulses import PulseCalibration
 
-    with _firmware() as port, Link(LinkConfig(port=port)) as link:
+    with _firmware() as port, Link(_bench_link(port)) as link:
         drive = Drive(
             _BenchCamera(),  # type: ignore[arg-type]
             policy,
@@ -194,11 +204,11 @@ def open_bench_drive(
     """The bench's drive, opened in the console's loop process (a `DriveRecipe`)."""
     from vehicle.drive import Drive, mapping_for
     from vehicle.inference import load_tflite_policy
-    from vehicle.link import Link, LinkConfig
+    from vehicle.link import Link
     from vehicle.pulses import PulseCalibration
 
     policy = load_tflite_policy(model)
-    with Link(LinkConfig(port=port)) as link:
+    with Link(_bench_link(port)) as link:
         yield Drive(
             _BenchCamera(),  # type: ignore[arg-type]
             policy,
