@@ -1,12 +1,17 @@
 """The calibrator app (`racer calibrate`): a thin Textual `App` that holds the saved and
-the draft calibration, runs the link in a thread worker, and switches between the six
-task screens (keys 1-6). Space is STOP on every screen; q quits (asking first when there
+the draft calibration, runs the 50 Hz command stream (`calibration.actuator`), and
+switches between the six task screens (keys 1-6). Given a `vehicle.link.LinkConfig`
+(`racer calibrate`) or a `functools.partial` that opens a link, the stream and the link
+run in a process of their own (`calibration.stream_process`), so the camera preview
+repainting never holds up the stream; given an open link (tests, fakes), in a thread
+worker of this process. Space is STOP on every screen; q quits (asking first when there
 are unsaved changes). Leaving a screen, quitting, a lost link or a crash all return the
 car to neutral (see `calibration.actuator`).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +32,8 @@ from calibration.screens.speed import SpeedScreen
 from calibration.screens.steering import SteeringScreen
 from calibration.screens.throttle import ThrottleScreen
 from calibration.store import CalibrationStore
+from calibration.stream_process import StreamProcess, open_link
+from vehicle.link import LinkConfig
 
 
 @dataclass
@@ -63,7 +70,7 @@ class CalibratorApp(App[None]):
 
     def __init__(
         self,
-        link: CarLink,
+        link: CarLink | LinkConfig | functools.partial[Any],
         store: CalibrationStore,
         *,
         camera: Any = None,
@@ -78,7 +85,13 @@ class CalibratorApp(App[None]):
         self.store = store
         self.saved: Calibration = store.load_or_default()
         self.draft: Calibration = self.saved
-        self.actuator = Actuator(link, self.draft.pulses(), config=actuator_config)
+        self.actuator: Actuator | StreamProcess
+        if isinstance(link, LinkConfig):
+            link = functools.partial(open_link, link)
+        if isinstance(link, functools.partial):  # opens the link in the stream process
+            self.actuator = StreamProcess(link, self.draft.pulses(), config=actuator_config)
+        else:
+            self.actuator = Actuator(link, self.draft.pulses(), config=actuator_config)
         self.camera = camera
         self.preview_fps = preview_fps
         self.status: ActuatorStatus | None = None

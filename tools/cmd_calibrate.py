@@ -186,12 +186,14 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
     else:
         port = args.port or os.environ.get("OPENRACER_PORT") or DEFAULT_PORT
         name = port
-    link = None
     app = None
     try:
         # the simulated board shares this process (and its GIL) with the app: on a busy
-        # laptop its replies can lag, so --sim allows a longer silence than a real car
-        link = Link(LinkConfig(port=port, timeout_s=1.0 if sim is not None else 0.3)).open()
+        # laptop its replies can lag, so --sim allows a longer silence than a real car.
+        link = LinkConfig(port=port, timeout_s=1.0 if sim is not None else 0.3)
+        # a car that does not answer is a clear error here, before the app; the command
+        # stream's own process then opens the link (calibration.stream_process)
+        Link(link).open().close()
         camera = _open_camera(args.camera, sim=args.sim)
         odometer = readout = None
         if sim is not None:
@@ -229,13 +231,6 @@ def _run_app(args: argparse.Namespace, store: Any) -> int:
         return int(app.return_code or 0)
     finally:
         if app is not None:
-            app.shutdown_link()
-        if link is not None:
-            try:
-                link.neutral()
-                link.disarm()
-            except Exception:
-                pass
-            link.close()
+            app.shutdown_link()  # neutral, disarm, the stream process ended
         if sim is not None:
             sim.stop()

@@ -5,8 +5,10 @@
     racer drive --sim --track TRACK --model FILE|NAME --laps N [--fast] [--json]
 
 On the car, in a terminal and without --headless, it opens the live console
-(`vehicle.console.run(args)`); `args.make_drive(on_frame)` builds the same drive this
-command would run, so the console only adds the screen.
+(`vehicle.console.run(args)`); `args.drive_recipe` (`open_car_drive`) builds the same
+drive this command would run, in the console's loop process
+(`vehicle.console.loop_process`), so the console only adds the screen and never slows
+the loop.
 Headless prints one status line per second and a summary; `--json` prints the summary as
 JSON. Exit status: 0 when the run ended normally, 1 when it ended on a fault (link lost,
 camera failed, inference failing), 2 for bad options or a refusal to start.
@@ -19,15 +21,17 @@ one) refuses to start, exit 2, rather than fall back to factory pulse widths.
 `--sim` runs the hardware-in-the-loop simulation (`sim2real.hil`): the real drive loop and
 link over a pty to the real firmware code on a simulated board, the simulator rendering
 the camera; it needs the training-side packages (sim2real, tracks). In a terminal (no
---headless, no --json) it opens the same live console over the simulated car
-(`sim_console_parts`), its lap timer fed by the simulator; otherwise a progress bar, or
-the JSON report with --json.
+--headless, no --json) it opens the same live console over the simulated car, the whole
+car in the loop process (`sim_loop_parts`: `open_sim_drive`), its lap timer fed by the
+simulator; otherwise a progress bar, or the JSON report with --json.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -115,6 +119,7 @@ def main(argv: list[str]) -> int:
     if not args.headless and not args.json and sys.stdout.isatty():
         try:
             from vehicle.console.app import run as run_console
+            from vehicle.console.loop_process import DriveRecipe
         except ModuleNotFoundError as exc:
             missing = (exc.name or "").split(".")[0]
             if missing not in ("textual", "rich"):
@@ -124,8 +129,28 @@ def main(argv: list[str]) -> int:
                 "openracer (`pip install --force-reinstall openracer`) or drive without "
                 "the console: --headless"
             ) from exc
+        args.drive_recipe = DriveRecipe(functools.partial(open_car_drive, _plain(args)))
         return int(run_console(args) or 0)
     return _run_headless(args)
+
+
+def _plain(args: argparse.Namespace) -> argparse.Namespace:
+    """The options alone (picklable: no factories), for the loop process."""
+    skip = ("make_drive", "drive_recipe")
+    return argparse.Namespace(**{k: v for k, v in vars(args).items() if k not in skip})
+
+
+@contextmanager
+def open_car_drive(
+    args: argparse.Namespace, store_model: str | None, on_frame: Any
+) -> Iterator[Any]:
+    """The drive `racer drive` runs, opened in the console's loop process
+    (`vehicle.console.loop_process.DriveRecipe`): camera, model, link and run log from the
+    options, with `store_model` (a model chosen in the console) instead of `--model`."""
+    if store_model is not None:
+        args = argparse.Namespace(**{**vars(args), "model": store_model})
+    with _CarSession(args, on_frame) as session:
+        yield session.drive
 
 
 # -- on the car ---------------------------------------------------------------------------
@@ -359,15 +384,106 @@ def _run_sim(args: argparse.Namespace) -> int:
 
 
 def _run_sim_console(args: argparse.Namespace, config: Any, policy: Any) -> int:
-    """The live console over the simulated car (`sim_console_parts`)."""
+    """The live console over the simulated car, driven from the loop process
+    (`sim_loop_parts`)."""
     from vehicle.console.app import open_store, run
 
     store = open_store(args.store)
     label = _model_label(args.model, policy)
-    parts, _ = sim_console_parts(
-        config, policy, label=label, from_command_line=bool(args.model), store=store
+    parts = sim_loop_parts(
+        config,
+        policy,
+        model=args.model,
+        metadata=args.metadata,
+        label=label,
+        store=store,
     )
     return run(args, parts)
+
+
+def _log_sim_event(kind: str, info: dict[str, Any]) -> None:
+    """Laps and off-tracks of the simulator, for the console's log tail."""
+    log = logging.getLogger("simulator")
+    if kind == "lap":
+        log.info(f"lap {info['lap']}: {info['lap_time_s']:.2f} s")
+    elif kind == "off_track":
+        log.warning(f"off track ({info['count']}): back on the centre line")
+
+
+def _lap_times(info: Any) -> Any:
+    """`vehicle.console.figures.LapTimes` from the simulator's `sim2real.laps.LapInfo`."""
+    from vehicle.console.figures import LapTimes
+
+    times = info.lap_times_s
+    return LapTimes(
+        info.current_s,
+        times[-1] if times else None,
+        min(times) if times else None,
+        len(times),
+    )
+
+
+def sim_lap_times(drive: Any) -> Any:
+    """The open simulated drive's lap times (its camera is the simulator's)."""
+    return _lap_times(drive.camera.laps.info())
+
+
+@contextmanager
+def open_sim_drive(
+    config: Any,
+    model: str | None,
+    metadata: Path | None,
+    store_dir: Path | None,
+    store_model: str | None,
+    on_frame: Any,
+) -> Iterator[Any]:
+    """A fresh simulated car (world at the start line, firmware on a pty, link) and the
+    drive over it, opened in the console's loop process: the model from the command line
+    (`model`, `metadata`), or `store_model` chosen in the console from `store_dir`."""
+    from sim2real.hil.session import hil_drive
+    from vehicle.inference import load_tflite_policy
+
+    if store_model is not None:
+        policy = load_tflite_policy(store_model, store_dir=store_dir)
+    else:
+        policy = load_tflite_policy(model, metadata=metadata, store_dir=store_dir)
+    with hil_drive(config, policy, on_frame=on_frame, on_event=_log_sim_event) as session:
+        yield session.drive
+
+
+def sim_loop_parts(
+    config: Any,
+    policy: Any,
+    *,
+    model: str | None,
+    metadata: Path | None = None,
+    label: str,
+    store: Any = None,
+) -> Any:
+    """`vehicle.console.ConsoleParts` over the hardware-in-the-loop car with each start
+    in the console's loop process (`open_sim_drive`); `policy` (already loaded here)
+    gives the head line's metadata."""
+    from vehicle.console.app import CommandLineModel, ConsoleParts
+    from vehicle.console.loop_process import DriveRecipe
+
+    store_dir = getattr(store, "root", None)
+    recipe = DriveRecipe(
+        functools.partial(open_sim_drive, config, model, metadata, store_dir),
+        lap_times=sim_lap_times,
+        loggers=("vehicle", "simulator"),
+    )
+    return ConsoleParts(
+        recipe=recipe,
+        store=store,
+        max_speed_fraction=config.max_speed_fraction,
+        title=f"sim {config.track}{' fast' if config.fast else ''}",
+        initial_model=CommandLineModel(
+            label,
+            metadata=policy.metadata,
+            note="from the command line" if model else "the store's active model",
+        ),
+        loggers=("vehicle", "simulator"),
+    )
 
 
 def _model_label(model: str | None, policy: Any) -> str:
@@ -386,27 +502,21 @@ def sim_console_parts(
     from_command_line: bool = True,
     store: Any = None,
 ) -> tuple[Any, Callable[[], Any]]:
-    """`vehicle.console.ConsoleParts` over the hardware-in-the-loop car: each start opens
-    a fresh simulated car (world at the start line, firmware on a pty, link) through
-    `sim2real.hil.session.hil_drive(config, ...)`; the lap timer reads that simulator's laps
+    """`vehicle.console.ConsoleParts` over the hardware-in-the-loop car, the drive in a
+    thread of this process (tests that reach into the simulated car; `racer drive --sim`
+    uses `sim_loop_parts`): each start opens a fresh simulated car (world at the start
+    line, firmware on a pty, link) through `sim2real.hil.session.hil_drive(config, ...)`;
+    the lap timer reads that simulator's laps
     (simulated seconds), laps and off-tracks go to the log tail. `policy` drives the
     command-line model; a model chosen from `store` is loaded by name. Also returns a
     callable giving the latest `sim2real.hil.session.HILSession` (None before the first start)."""
-    import logging
-
     from sim2real.hil.session import hil_drive
     from vehicle.console.app import CommandLineModel, ConsoleParts, LapTimes
     from vehicle.inference import load_tflite_policy
 
-    log = logging.getLogger("simulator")
-    log.setLevel(logging.INFO)  # laps show in the console's log tail
+    logging.getLogger("simulator").setLevel(logging.INFO)  # laps show in the log tail
     current: dict[str, Any] = {}
-
-    def on_event(kind: str, info: dict[str, Any]) -> None:
-        if kind == "lap":
-            log.info(f"lap {info['lap']}: {info['lap_time_s']:.2f} s")
-        elif kind == "off_track":
-            log.warning(f"off track ({info['count']}): back on the centre line")
+    on_event = _log_sim_event
 
     @contextmanager
     def open_drive(model: Any, on_frame: Any) -> Iterator[Any]:
@@ -421,14 +531,7 @@ def sim_console_parts(
         session = current.get("session")
         if session is None:
             return LapTimes(0.0)
-        info = session.laps()
-        times = info.lap_times_s
-        return LapTimes(
-            info.current_s,
-            times[-1] if times else None,
-            min(times) if times else None,
-            len(times),
-        )
+        return _lap_times(session.laps())
 
     parts = ConsoleParts(
         open_drive=open_drive,

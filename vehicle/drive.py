@@ -10,7 +10,9 @@ Runs on the car (and, unchanged, in the hardware-in-the-loop simulation). One it
 
 Safety: a stale frame (older than `stale_periods` frame periods), a camera stall or
 error, an inference error, a link error, SIGINT/SIGTERM and the emergency stop all send
-neutral *first*, then count, log and (for persistent faults) stop. The firmware's own
+neutral *first*, then count, log and (for persistent faults) stop. A camera that ends (a
+recording played out, a simulation that drove its laps) sends neutral and stops cleanly:
+no fault event, `ok` stays true. The firmware's own
 100 ms failsafe covers a host that dies outright. Before the first frame the loop refuses
 to start when the model and the calibration disagree (`DriveError`).
 
@@ -253,11 +255,12 @@ class Drive:
         self.link.neutral()
         self._stop.set()
 
-    def emergency_stop(self) -> None:
-        """Neutral now, disarm, end the loop (any thread)."""
+    def emergency_stop(self, reason: str = "emergency stop") -> None:
+        """Neutral now, disarm, end the loop (any thread); an iteration in flight sends
+        neutral too."""
         self._estop = True
         self.link.neutral()
-        self.stop("emergency stop")
+        self.stop(reason)
 
     # -- the loop -----------------------------------------------------------------------
 
@@ -331,11 +334,18 @@ class Drive:
                 res.camera_stalls += 1
                 self.link.neutral()
                 fault_reason = f"camera: {exc}"
+            except CameraEnded as exc:
+                # a recording or a simulation that ended: the run is over, nothing failed;
+                # no frame was read, so this iteration is not counted or logged
+                self.link.neutral()
+                self._stop_reason = f"camera: {exc}"
+                res.frames = index - 1
+                break
             except CameraError as exc:
                 event = "camera_error"
                 self.link.neutral()
                 self._stop_reason = f"camera: {exc}"
-                res.ok = isinstance(exc, CameraEnded)  # a recording that ended is no fault
+                res.ok = False
                 self._emit(index, event, None, None, steer_us, throttle_us, None, stages, False)
                 break
             t1 = time.perf_counter()

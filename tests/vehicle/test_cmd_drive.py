@@ -72,7 +72,7 @@ def test_headless_drive_over_replay_frames(model, tmp_path, monkeypatch):
     log = carlog.load_car_log(logs[0].parent)
     s = carlog.series(log)
     assert log.header["calibration.throttle.mid_us"] == 1446  # the run header
-    assert len(s.t_s) == 13  # 12 frames + the "end of the recording" event (neutral)
+    assert len(s.t_s) == 12  # 12 frames; the end of the recording is no frame and no event
     assert set(s.stages_ms) >= {"capture", "preprocess", "infer", "command"}
     assert s.latency_ms is not None and np.nanmax(s.latency_ms) > 0
     assert s.throttle_us is not None and np.nanmin(s.throttle_us) >= 1311

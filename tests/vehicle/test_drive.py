@@ -111,10 +111,12 @@ def test_drives_replay_frames_and_logs_everything(model, car, tmp_path):
         and res.stop_reason.startswith("camera:")
         and "end of the recording" in res.stop_reason
     )
-    assert res.frames == 21 and res.commands == 20
+    assert res.frames == 20 and res.commands == 20  # the end is no frame, and no fault
     assert res.stale_frames == res.inference_errors == res.link_errors == 0
     recs = read_run(tmp_path / "run")
     assert recs[0]["kind"] == "run"
+    # the end of the recording is a clean end, not a fault: no event in the log
+    assert [r["event"] for r in recs[1:] if r.get("event") is not None] == []
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["commands"] == 20 and summary["frames_saved"] == 4
     frames = [r for r in recs if "frame" in r and r.get("event") is None]

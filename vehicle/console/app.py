@@ -5,14 +5,22 @@ and the log tail. Space is STOP on every screen: neutral and disarm at once.
 
 Layered like the calibrator: a thin `DriveConsole` app (this module, with the parts it
 is built from), one screen per task (drive, models: `vehicle.console.screens`), figures
-aggregated and drawn by `vehicle.console.figures`, one `console.tcss`. The drive loop
-(`vehicle.drive.Drive`) runs in a thread worker whose callback only aggregates figures
-(`LiveStats`) and posts a message at most 5 times a second; the camera view repaints at
-2 fps at most, so the console stays usable over a slow SSH link.
+aggregated and drawn by `vehicle.console.figures`, one `console.tcss`.
 
-`racer drive` (tools/cmd_drive.py) builds the parts (`ConsoleParts`: camera, link, pulse
-calibration, model store, policy loader, optional lap source) and calls `run`; with
-`--sim` the parts drive the hardware-in-the-loop car and the simulator times the laps.
+Where the drive loop (`vehicle.drive.Drive`) runs: with a `DriveRecipe` in the parts
+(`racer drive`, `racer drive --sim`), in a process of its own
+(`vehicle.console.loop_process`), so the screen never holds the loop's interpreter lock;
+figures arrive 5 times a second and a camera frame twice a second, and STOP, quit and a
+console that crashes or dies all send neutral first over there. Parts built from pieces
+already open in this process (`ConsoleParts.from_pieces`: tests, snapshots) run it in a
+thread worker of the console instead, the callback only aggregating figures (`LiveStats`)
+and posting at most 5 times a second. The camera view repaints at 2 fps at most, so the
+console stays usable over a slow SSH link.
+
+`racer drive` (tools/cmd_drive.py) builds the parts (model store, the recipe that opens
+camera, link, pulse calibration and policy in the loop process, optional lap source) and
+calls `run`; with `--sim` the recipe drives the hardware-in-the-loop car and the
+simulator times the laps.
 
 Runs on the car: no TensorFlow; numpy and Textual only. The camera view is
 `vehicle.console.terminal_view.FrameView`, shared with the calibrator.
@@ -21,6 +29,7 @@ Runs on the car: no TensorFlow; numpy and Textual only. The camera view is
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -42,6 +51,7 @@ from vehicle.console.figures import (
     TeeCamera,
     figures_text,
 )
+from vehicle.console.loop_process import DriveRecipe, FigureBatch, LoopProcess
 from vehicle.console.screens import DriveScreen, ModelsScreen
 from vehicle.console.terminal_view import FrameView
 from vehicle.errors import StoreUnavailableError, VehicleError
@@ -64,8 +74,12 @@ class ConsoleParts:
     """What the console needs; built by `racer drive` (`parts_from_args`) or, with the
     pieces already open (simulation, tests), by `ConsoleParts.from_pieces`."""
 
-    open_drive: OpenDrive
-    """Builds the drive for one start (see `OpenDrive`)."""
+    open_drive: OpenDrive | None = None
+    """Builds the drive for one start in this process, run in a thread worker (see
+    `OpenDrive`); None when `recipe` is given."""
+    recipe: DriveRecipe | None = None
+    """Builds the drive for one start in a process of its own (`LoopProcess`); used
+    instead of `open_drive` when given."""
     store: Any = None
     """A `vehicle.models.store.ModelStore` to choose from, or None when this install has none."""
     store_error: VehicleError | None = None
@@ -217,6 +231,10 @@ class DriveConsole(App[None]):
         self._last_event: tuple[str | None, float] = (None, 0.0)
         self._quitting = False
         self._handler = _LogHandler(self)
+        self._loop_laps: LapTimes | None = None
+        """The lap times the loop process sent last (a recipe with `lap_times`)."""
+        self.loop_processes: list[LoopProcess] = []
+        """Every drive started in its own process, closed when the console ends."""
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -313,11 +331,14 @@ class DriveConsole(App[None]):
         if figures is None:
             return
         laps = None
+        recipe = self.parts.recipe
         if self.parts.laps is not None:
             try:
                 laps = self.parts.laps()
             except Exception:
                 laps = None
+        elif recipe is not None and recipe.lap_times is not None:
+            laps = self._loop_laps or LapTimes(0.0)
         figures.update(figures_text(self, stats, laps))
 
     def _refresh_log(self) -> None:
@@ -386,6 +407,9 @@ class DriveConsole(App[None]):
             )
         self.log_line(f"stopped: {message.reason}{figures}", "info" if message.ok else "error")
         self.refresh_all()
+        for handle in self.loop_processes:
+            # its drive has ended and the process is ending: release it off the UI thread
+            threading.Thread(target=handle.close, daemon=True).start()
         if self._quitting:
             self.exit()
 
@@ -404,10 +428,43 @@ class DriveConsole(App[None]):
             self._last_post = now
             self.post_message(StatsUpdate(self.stats.snapshot()))
 
+    def _on_batch(self, batch: FigureBatch) -> None:
+        """Called on the loop process's receiver thread with each figure batch."""
+        self.stats.add_rows(batch.rows, batch.last)
+        if batch.laps is not None:
+            self._loop_laps = batch.laps
+        now = time.monotonic()
+        for frame, _t, _ms, _miss, event in batch.rows:
+            if event is not None:
+                last, t = self._last_event
+                if event != last or now - t > 1.0:
+                    self._last_event = (event, now)
+                    self.post_message(LogLine(f"frame {frame}: {event}", "error"))
+        self._last_post = now
+        self.post_message(StatsUpdate(self.stats.snapshot()))
+
+    def _start_loop_process(self, recipe: DriveRecipe, model: Any) -> None:
+        """Start the drive in its own process (`vehicle.console.loop_process`)."""
+        name = None if model is None or isinstance(model, CommandLineModel) else model.name
+        handle = LoopProcess(
+            recipe,
+            name,
+            max_speed_fraction=self.max_speed,
+            on_figures=self._on_batch,
+            on_log=lambda text, level: self.post_message(LogLine(text, level)),
+            on_end=lambda reason, ok, summary: self.post_message(DriveEnded(reason, ok, summary)),
+        )
+        self._loop_laps = None
+        self.loop_processes.append(handle)
+        self.camera = handle  # type: ignore[assignment]  # `.last`: the newest preview
+        self.drive = handle.start()
+        self.log_line(f"driving {model.name} at max speed {self.max_speed:.0%}")
+
     def _drive_worker(self, model: Any) -> None:
         """Thread worker: open the drive (policy, camera, link as the parts say), run it,
         post how it ended. Nothing moves before `Drive.run()` arms the firmware."""
         try:
+            assert self.parts.open_drive is not None
             with self.parts.open_drive(model, self._on_frame) as drive:
                 self.camera = TeeCamera(drive.camera)
                 drive.camera = self.camera
@@ -451,7 +508,13 @@ class DriveConsole(App[None]):
         self.state = "RUNNING"
         self._cancel_start = False
         self.stats = LiveStats()
-        self.run_worker(lambda: self._drive_worker(self.model), thread=True, group="drive")
+        if self.parts.recipe is not None:
+            try:
+                self._start_loop_process(self.parts.recipe, self.model)
+            except Exception as exc:  # the process did not start: nothing moves
+                self.post_message(DriveEnded(f"{type(exc).__name__}: {exc}", False))
+        else:
+            self.run_worker(lambda: self._drive_worker(self.model), thread=True, group="drive")
         self._refresh_figures(self.stats.snapshot())
 
     def action_halt(self) -> None:
@@ -490,6 +553,8 @@ def run(args: Any, parts: ConsoleParts | None = None) -> int:
             app.drive.emergency_stop()
         if parts.link is not None:
             parts.link.neutral()
+        for handle in app.loop_processes:
+            handle.close()  # the loop process has stopped the car and ended
     return int(app.return_code or 0)
 
 
@@ -512,16 +577,22 @@ def open_store(root: Any = None) -> Any:
 
 def parts_from_args(args: Any) -> ConsoleParts:
     """Parts for `racer drive`'s options: each start builds the drive exactly as the
-    headless command would (`args.make_drive(on_frame)`, a context manager whose
-    `.drive` is ready), with `args.model` set to the model chosen in the console."""
+    headless command would: in a process of its own from `args.drive_recipe` (a
+    `DriveRecipe`), else in this process from `args.make_drive(on_frame)` (a context
+    manager whose `.drive` is ready), with `args.model` set to the model chosen in the
+    console."""
+    recipe = getattr(args, "drive_recipe", None)
     make_drive = getattr(args, "make_drive", None)
-    if not callable(make_drive):
-        raise TypeError("racer drive's arguments carry no make_drive(on_frame) factory")
+    if recipe is None and not callable(make_drive):
+        raise TypeError(
+            "racer drive's arguments carry neither a drive_recipe nor a make_drive(on_frame)"
+        )
 
     @contextmanager
     def open_drive(model: Any, on_frame: Callable[[Any], None]) -> Iterator[Any]:
         if model is not None and not isinstance(model, CommandLineModel):
             args.model = model.name  # a store model, by name
+        assert make_drive is not None
         with make_drive(on_frame) as session:
             yield session.drive
 
@@ -533,7 +604,8 @@ def parts_from_args(args: Any) -> ConsoleParts:
     model = getattr(args, "model", None)
     max_speed = getattr(args, "max_speed", None)
     return ConsoleParts(
-        open_drive=open_drive,
+        open_drive=None if recipe is not None else open_drive,
+        recipe=recipe,
         store=store,
         store_error=store_error,
         max_speed_fraction=0.5 if max_speed is None else float(max_speed),

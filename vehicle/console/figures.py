@@ -63,10 +63,22 @@ class LiveStats:
 
     def add(self, st: Any) -> None:
         """Take one `vehicle.drive.FrameStatus`."""
+        self.add_rows([(st.frame, st.t_s, st.loop_ms, st.deadline_miss, st.event)], st)
+
+    def add_rows(
+        self, rows: list[tuple[int, float, float | None, bool, str | None]], st: Any
+    ) -> None:
+        """Take iterations as (frame, t_s, loop_ms, deadline_miss, event) rows (a batch
+        from the loop process, `vehicle.console.loop_process.FigureBatch`) and `st`, the
+        newest `vehicle.drive.FrameStatus`."""
         with self._lock:
-            self._times.append(st.t_s)
-            if st.loop_ms is not None:
-                self._lat.append(st.loop_ms)
+            misses = faults = 0
+            for _frame, t_s, loop_ms, miss, event in rows:
+                self._times.append(t_s)
+                if loop_ms is not None:
+                    self._lat.append(loop_ms)
+                misses += int(miss)
+                faults += int(event is not None)
             snap = self._snap
             rate = None
             if len(self._times) >= 2 and self._times[-1] > self._times[0]:
@@ -78,8 +90,8 @@ class LiveStats:
                 rate_hz=rate,
                 p50_ms=_pct(lat, 50),
                 p99_ms=_pct(lat, 99),
-                misses=snap.misses + int(st.deadline_miss),
-                faults=snap.faults + int(st.event is not None),
+                misses=snap.misses + misses,
+                faults=snap.faults + faults,
                 battery_v=None if tel is None else tel.battery_v,
                 link_state=st.link_state,
                 firmware_state="-" if tel is None else tel.state,

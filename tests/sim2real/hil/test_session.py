@@ -70,6 +70,12 @@ def test_racer_drive_sim_completes_laps(expert, tmp_path):
     assert report["firmware_failsafes"] == 0
     assert report["loop_p99_ms"] is not None
     assert (tmp_path / "log" / "run.jsonl").exists()
+    # the simulated camera ending after the laps is a clean end: no fault in the log
+    assert report["ok"] and report["stop_reason"].startswith("camera: simulation")
+    records = [json.loads(line) for line in (tmp_path / "log" / "run.jsonl").open()]
+    frames = [r for r in records if "frame" in r and "event" in r]
+    assert len(frames) == report["frames"]
+    assert [r["event"] for r in frames if r["event"] is not None] == []
 
 
 def test_cable_cut_mid_lap_neutral_within_100ms_and_host_stops(expert):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ import numpy as np
 from sim2real.hil.board import SimulatedFirmware
 from vehicle.camera import Frame
 from vehicle.console.app import ConsoleParts, LapTimes
-from vehicle.drive import DriveConfig
+from vehicle.drive import Drive, DriveConfig, mapping_for
 from vehicle.link import Link, LinkConfig
 from vehicle.metadata import ModelMetadata
 from vehicle.pulses import PulseCalibration
@@ -126,3 +128,23 @@ class Rig:
     def close(self) -> None:
         self.link.close()
         self.sim.stop()
+
+
+@contextmanager
+def open_rig_drive(port: str, store_model: str | None, on_frame: Any) -> Iterator[Drive]:
+    """A `vehicle.console.loop_process.DriveRecipe` over the simulated board at `port`:
+    opened in the loop process, with the synthetic camera and the scripted policy."""
+    link = Link(LinkConfig(port=port, timeout_s=1.5)).open()
+    try:
+        policy = ScriptedPolicy(ModelMetadata())
+        yield Drive(
+            SyntheticCamera(),
+            policy,  # type: ignore[arg-type]
+            link,
+            PulseCalibration(),
+            mapping_for(policy),  # type: ignore[arg-type]
+            DriveConfig(max_speed_fraction=0.6, handle_signals=False),
+            on_frame=on_frame,
+        )
+    finally:
+        link.close()
