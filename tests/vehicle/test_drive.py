@@ -216,6 +216,15 @@ def test_link_loss_mid_drive_firmware_neutral_within_100ms(model, car):
         DriveConfig(handle_signals=False, max_speed_fraction=1.0),
     )
     cut = {}
+    # when each firmware loop iteration read its clock (main.run asks once per iteration)
+    polls: list[float] = []
+    ticks_ms = sim.board.ticks_ms
+
+    def recording_ticks_ms() -> int:
+        polls.append(time.monotonic())
+        return ticks_ms()
+
+    sim.board.ticks_ms = recording_ticks_ms
 
     def cutter():
         while sim.controller.state != 1 or sim.board.throttle_pin.duty_ns == 1446_000:
@@ -238,9 +247,17 @@ def test_link_loss_mid_drive_firmware_neutral_within_100ms(model, car):
         f"no neutral after the cut: {sim.board.pulse_log[-6:]} last_rx={t_last_rx} cut={cut} state={sim.controller.state} err={sim.error}"
     )
     delay_ms = (neutral[0] - t_last_rx) * 1000
-    # the firmware trips at 98 ms (2 ms margin for its 1 ms loop); on a heavily loaded
-    # test machine its thread can be scheduled late, hence the 10 ms allowance
-    assert 0 < delay_ms <= 100 + 10, f"neutral {delay_ms:.1f} ms after the last frame"
+    # The firmware trips at 98 ms on its clock (2 ms margin for its 1 ms loop). Here it is
+    # a thread of this process that a loaded machine may not run for a while, so the
+    # wall-clock delay proves nothing; what the firmware controls is that it acts in the
+    # first loop iteration whose clock reads 100 ms (98 + the 1 ms tick's rounding, twice)
+    # after the last byte it received, not in a later one.
+    assert delay_ms > 0
+    due = [p for p in polls if t_last_rx + 0.100 <= p < neutral[0]]
+    assert len(due) <= 1, (
+        f"neutral {delay_ms:.1f} ms after the last frame: {len(due)} firmware iterations "
+        "began after the failsafe was due and before it acted"
+    )
     assert sim.controller.state == 2  # FAILSAFE
 
 

@@ -117,7 +117,7 @@ def test_a_reader_failure_goes_neutral_and_the_next_call_raises_it(sim, monkeypa
         t0 = time.monotonic()
         with pytest.raises(LinkReaderError, match="reader thread failed.*neutral") as info:
             link.telemetry()
-        assert time.monotonic() - t0 < 0.5  # at once, not after the 5 s timeout
+        assert time.monotonic() - t0 < 2.5  # at once, not after the 5 s timeout
         assert isinstance(info.value.__cause__, ValueError)
         with pytest.raises(LinkReaderError):
             link.command(1450, 1380)
