@@ -165,8 +165,16 @@ class LinkStats:
 def _default_serial(config: LinkConfig) -> Any:
     import serial  # pyserial, on the car
 
+    # exclusive: a second program (or a forgotten link still reconnecting to the path)
+    # that opens the same port would read frames meant for this one; pyserial reports
+    # that as "device reports readiness to read but returned no data". With the lock
+    # (flock) the second opener is refused instead.
     return serial.Serial(
-        config.port, config.baud, timeout=0.02, write_timeout=config.write_timeout_s
+        config.port,
+        config.baud,
+        timeout=0.02,
+        write_timeout=config.write_timeout_s,
+        exclusive=True,
     )
 
 
@@ -287,6 +295,12 @@ class Link:
                 "holds it"
             ) from exc
         with self._lock:
+            if self._closed:  # closed while the reader was reopening: do not leak the port
+                try:
+                    ser.close()
+                except Exception:
+                    pass
+                raise LinkError(f"serial link {self.config.port} is closed")
             self._ser = ser
             self._parser.reset()
             self._port_error = None

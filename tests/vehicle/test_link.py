@@ -23,6 +23,11 @@ def sim():
     s.stop()
 
 
+# The link's silence limit in these tests: the firmware is a thread of this process, and a
+# loaded machine can hold it (or the link's reader) back for longer than the car's 0.3 s.
+SIM_SILENCE_S = 2.0
+
+
 def _wait(cond, timeout=2.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -33,21 +38,27 @@ def _wait(cond, timeout=2.0):
 
 
 def test_handshake_arm_command_telemetry(sim):
-    with Link(LinkConfig(port=sim.port)) as link:
+    # the command is held (repeated for 30 s, firmware failsafe 2 s) while the test looks,
+    # however late a loaded machine lets it look; the failsafe has tests of its own
+    cfg = LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=30.0)
+    with Link(cfg) as link:
         assert link.firmware.protocol == P.PROTOCOL_VERSION
         tel = link.telemetry()
         assert tel.state == "disarmed"
         assert 7000 < tel.battery_mv < 8500  # the simulated 2S pack through the divider
-        link.arm(PulseCalibration())
+        link.arm(PulseCalibration(), timeout_ms=2000)
         assert _wait(lambda: link.telemetry().state == "armed")
         for _ in range(20):
             link.command(1575, 1380)
             time.sleep(0.01)
-        assert sim.board.steer_pin.duty_ns == 1575_000
+        # the firmware thread takes the last frames a moment later
+        assert _wait(lambda: sim.board.steer_pin.duty_ns == 1575_000)
         assert sim.board.throttle_pin.duty_ns == 1380_000
         assert _wait(lambda: sim.physics.speed_mps > 0.3)
+        assert _wait(
+            lambda: (link.telemetry().steer_us, link.telemetry().throttle_us) == (1575, 1380)
+        )
         tel = link.telemetry()
-        assert (tel.steer_us, tel.throttle_us) == (1575, 1380)
         assert tel.frames_bad == 0 and link.stats.frames_bad == 0
         link.neutral()
         assert _wait(lambda: sim.board.throttle_pin.duty_ns == 1446_000)
@@ -56,7 +67,7 @@ def test_handshake_arm_command_telemetry(sim):
 
 
 def test_firmware_clamps_to_armed_limits(sim):
-    with Link(LinkConfig(port=sim.port)) as link:
+    with Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)) as link:
         link.arm(PulseCalibration())
         for _ in range(5):
             link.command(2400, 700)
@@ -67,7 +78,7 @@ def test_firmware_clamps_to_armed_limits(sim):
 
 
 def test_refused_arm_is_an_error(sim):
-    with Link(LinkConfig(port=sim.port)) as link:
+    with Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)) as link:
         with pytest.raises(ProtocolError, match="failsafe timeout"):
             link.arm(PulseCalibration(), timeout_ms=5)
         assert link.telemetry().state == "disarmed"
@@ -77,7 +88,9 @@ def test_commands_repeat_while_fresh_then_stop_and_firmware_fails_safe(sim):
     """One command with a 0.3 s TTL against a 100 ms firmware failsafe: the keeper's
     repeats hold the throttle for the TTL (without them the firmware would trip ~100 ms
     after the command), then stop, and the firmware fails safe on its own."""
-    cfg = LinkConfig(port=sim.port, command_ttl_s=0.3, failsafe_timeout_ms=100)
+    cfg = LinkConfig(
+        port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=0.3, failsafe_timeout_ms=100
+    )
     with Link(cfg) as link:
         link.arm(PulseCalibration())
         sent0 = link.stats.commands_sent
@@ -127,7 +140,7 @@ def test_a_reader_failure_goes_neutral_and_the_next_call_raises_it(sim, monkeypa
 
 
 def test_dead_link_raises_never_looks_like_no_data(sim):
-    link = Link(LinkConfig(port=sim.port, reconnect=False)).open()
+    link = Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, reconnect=False)).open()
     link.arm(PulseCalibration())
     link.command(1450, 1400)
     sim.cut_cable()
@@ -187,7 +200,8 @@ def test_reconnects_after_a_port_failure(sim):
         opened.append(1)
         return Flaky(cfg.port, cfg.baud, timeout=0.02)
 
-    link = Link(LinkConfig(port=sim.port, reconnect_interval_s=0.05), serial_factory=factory).open()
+    cfg = LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, reconnect_interval_s=0.05)
+    link = Link(cfg, serial_factory=factory).open()
     assert _wait(lambda: link.stats.reconnects == 1, 3.0)
     assert _wait(lambda: link.state == "up", 1.0)
     link.hello()
@@ -208,22 +222,17 @@ def _expected_bad(f: LineFaults) -> tuple[int, int]:
 
 
 def test_one_percent_corruption_and_drops_both_ways():
-    """1 % of bytes corrupted or dropped in both directions for 3 s of driving: the link
+    """1 % of bytes corrupted or dropped in both directions for 150 commands: the link
     stays up, no corrupted command is ever applied, and the firmware's and the host's
     bad-frame counters equal what the injected faults broke."""
     down = LineFaults(corrupt_prob=0.005, drop_prob=0.005, seed=7, record=True)
     up = LineFaults(corrupt_prob=0.005, drop_prob=0.005, seed=8, record=True)
     sim = SimulatedFirmware.start(faults=down, faults_to_host=up)
     try:
-        # 2 s of silence for "link lost": the firmware is a thread of this process, and a
-        # loaded machine can hold it (or the reader) back for longer than the car's 0.3 s
-        link = Link(LinkConfig(port=sim.port, timeout_s=2.0)).open()
+        link = Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)).open()
         link.arm(PulseCalibration(), timeout_ms=300)
         sent = set()
-        t_end = time.monotonic() + 3.0
-        k = 0
-        while time.monotonic() < t_end:
-            k += 1
+        for k in range(1, 151):  # 3 s of commands at 50 Hz (longer on a loaded machine)
             cmd = (1300 + k % 300, 1350 + k % 90)
             sent.add(cmd)
             link.command(*cmd)
@@ -241,7 +250,11 @@ def test_one_percent_corruption_and_drops_both_ways():
         ]
         assert not stray, f"pulse widths never commanded were applied: {stray[:5]}"
         assert len(sim.board.pulse_log) > 100
-        sim.stop()  # freeze the counters
+        # freeze the counters: stop the firmware's thread but keep the line open (closing
+        # it would drop what the host has not read yet)
+        sim._stop.set()
+        for t in sim._threads:
+            t.join(timeout=10.0)
         exp_bad, exp_good = _expected_bad(down)
         assert exp_bad > 10, "the fault injection did not break frames; test is void"
         assert ctrl.parser.bad == exp_bad
@@ -250,12 +263,7 @@ def test_one_percent_corruption_and_drops_both_ways():
         # The firmware has stopped sending; the host's reader may still be parsing the
         # last frames that were in flight (a loaded machine schedules it late): wait
         # until it has read everything, then compare.
-        deadline = time.monotonic() + 5.0
-        while (
-            link.stats.frames_ok + link.stats.frames_bad < host_good + host_bad
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
+        _wait(lambda: link.stats.frames_ok + link.stats.frames_bad >= host_good + host_bad, 30)
         assert link.stats.frames_bad == host_bad
         assert link.stats.frames_ok == host_good
         link.close()
@@ -278,7 +286,9 @@ def test_first_command_after_line_noise_is_applied(sim, noise):
     """Noise leaves an unfinished frame in the firmware's receiver; the host's leading
     0x00 ends it, so the very next frame is applied (before, it merged with the noise
     into one bad frame and was lost). No repeats: the keeper does not re-send it."""
-    cfg = LinkConfig(port=sim.port, command_repeat_hz=0.01, failsafe_timeout_ms=500)
+    cfg = LinkConfig(
+        port=sim.port, timeout_s=SIM_SILENCE_S, command_repeat_hz=0.01, failsafe_timeout_ms=500
+    )
     with Link(cfg) as link:
         link.arm(PulseCalibration(), timeout_ms=500)
         assert _wait(lambda: link.telemetry().state == "armed")
@@ -364,3 +374,38 @@ def test_a_port_that_accepts_nothing_is_lost_after_the_write_timeout():
         link.close()
         os.close(master)
         os.close(slave)
+
+
+def test_a_second_opener_of_the_port_is_refused(sim):
+    """Two links on one port would each read part of the other's frames (pyserial then
+    reports 'readiness to read but returned no data'); the port is locked instead."""
+    with Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)) as link:
+        with pytest.raises(LinkError, match="cannot open"):
+            Link(LinkConfig(port=sim.port, reconnect=False)).open()
+        link.arm(PulseCalibration())
+        assert link.state == "up" and link.stats.errors == 0
+
+
+def test_a_link_closed_while_reconnecting_closes_the_port_it_reopened():
+    """close() while the reader is reopening the port: the reopened port is closed, not
+    left behind holding the path (and its lock) for whoever opens it next."""
+    closed = []
+
+    class Port:
+        in_waiting = 0
+
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+        def read(self, n: int) -> bytes:
+            time.sleep(0.01)
+            return b""
+
+        def close(self) -> None:
+            closed.append(self)
+
+    link = Link(LinkConfig(port="fake"), serial_factory=lambda cfg: Port())
+    link._closed = True  # what close() sets first
+    with pytest.raises(LinkError, match="closed"):
+        link._open_port()
+    assert len(closed) == 1 and link._ser is None
