@@ -427,9 +427,16 @@ class Link:
         self._calibration = calibration
 
     def disarm(self) -> None:
-        """Throttle neutral, steering centred, commands ignored until the next arm."""
+        """Throttle neutral, steering centred, commands ignored until the next arm; waits
+        for the firmware's ACK.
+
+        Sent even when the firmware has been quiet for longer than `timeout_s`: it may
+        only be late, and disarming is the safe direction. (Checking first skipped the
+        DISARM after a telemetry gap at the moment a drive ended, and the firmware stayed
+        armed in failsafe.) A closed or failed port still raises at once."""
         self._cmd = None
-        self.check()
+        if self._closed or not self._opened or self._broken:
+            self.check()
         self._request(P.MSG_DISARM, lambda q: self._enc.frame(P.MSG_DISARM, q, 0))
 
     def command(self, steer_us: int, throttle_us: int) -> None:

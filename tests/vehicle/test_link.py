@@ -409,3 +409,18 @@ def test_a_link_closed_while_reconnecting_closes_the_port_it_reopened():
     with pytest.raises(LinkError, match="closed"):
         link._open_port()
     assert len(closed) == 1 and link._ser is None
+
+
+def test_disarm_is_sent_after_a_quiet_moment(sim):
+    """The firmware was quiet for longer than the silence limit (a stalled machine) when
+    the drive ended: the DISARM still goes out, and the firmware's ACK ends the quiet."""
+    # one heartbeat at the start only: nothing arrives unasked, the quiet lasts
+    cfg = LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, heartbeat_hz=0.001)
+    with Link(cfg) as link:
+        link.arm(PulseCalibration(), timeout_ms=2000)  # its ACK follows that telemetry
+        assert sim.controller.state == P.STATE_ARMED
+        link._last_rx = time.monotonic() - 2 * SIM_SILENCE_S  # quiet for too long
+        assert link.state == "timeout"
+        link.disarm()
+        assert sim.controller.state == P.STATE_DISARMED
+        assert link.state == "up"
