@@ -85,25 +85,28 @@ def test_refused_arm_is_an_error(sim):
 
 
 def test_commands_repeat_while_fresh_then_stop_and_firmware_fails_safe(sim):
-    """One command with a 0.3 s TTL against a 100 ms firmware failsafe: the keeper's
-    repeats hold the throttle for the TTL (without them the firmware would trip ~100 ms
-    after the command), then stop, and the firmware fails safe on its own."""
+    """One command with a 3 s TTL against a 1 s firmware failsafe: the keeper's repeats
+    hold the throttle for the TTL (without them the firmware would trip 1 s after the
+    command), then stop, and the firmware fails safe on its own. (The car's 100 ms
+    failsafe would ask this test process's threads to run every 100 ms on a loaded
+    machine; the firmware's own timing is tested on its simulated clock in
+    test_firmware.py.)"""
     cfg = LinkConfig(
-        port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=0.3, failsafe_timeout_ms=100
+        port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=3.0, failsafe_timeout_ms=1000
     )
     with Link(cfg) as link:
         link.arm(PulseCalibration())
         sent0 = link.stats.commands_sent
         link.command(1450, 1380)
-        assert _wait(lambda: link.telemetry().state == "failsafe", 2.0)
+        assert _wait(lambda: link.telemetry().state == "failsafe", 30.0)
         assert sim.board.throttle_pin.duty_ns == 1446_000
         throttle = [(t, us) for t, which, us in sim.board.pulse_log if which == "throttle"]
         t_on = next(t for t, us in throttle if us == 1380)
         t_off = next(t for t, us in throttle if us == 1446 and t > t_on)
         held_s = t_off - t_on
-        assert held_s >= 0.25, f"throttle held {held_s * 1000:.0f} ms: commands not repeated"
+        assert held_s >= 2.5, f"throttle held {held_s * 1000:.0f} ms: commands not repeated"
         repeats = link.stats.commands_sent - sent0 - 1
-        assert 5 <= repeats <= 0.3 * cfg.command_repeat_hz + 2, repeats
+        assert 5 <= repeats <= 3.0 * cfg.command_repeat_hz + 2, repeats
         time.sleep(0.2)  # stale: nothing more is sent
         assert link.stats.commands_sent - sent0 - 1 == repeats
         assert link.telemetry().failsafes == 1
