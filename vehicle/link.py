@@ -32,6 +32,8 @@ frame (70 frames/s: 0.6 % of 115200 baud).
 
 from __future__ import annotations
 
+import os
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -82,6 +84,8 @@ class LinkConfig:
     """Wait between reopen attempts."""
     ack_timeout_s: float = 0.5
     """How long arm/disarm/hello wait for the firmware's answer."""
+    write_timeout_s: float = 0.2
+    """A write the port accepts no byte of for this long = port failed (`LinkError`)."""
 
 
 @dataclass(frozen=True)
@@ -161,7 +165,49 @@ class LinkStats:
 def _default_serial(config: LinkConfig) -> Any:
     import serial  # pyserial, on the car
 
-    return serial.Serial(config.port, config.baud, timeout=0.02, write_timeout=0.2)
+    # exclusive: a second program (or a forgotten link still reconnecting to the path)
+    # that opens the same port would read frames meant for this one; pyserial reports
+    # that as "device reports readiness to read but returned no data". With the lock
+    # (flock) the second opener is refused instead.
+    return serial.Serial(
+        config.port,
+        config.baud,
+        timeout=0.02,
+        write_timeout=config.write_timeout_s,
+        exclusive=True,
+    )
+
+
+def _write_all(ser: Any, data: bytes, timeout_s: float) -> None:
+    """Write every byte of `data`; `TimeoutError` only if the port accepts no byte for
+    `timeout_s`.
+
+    Not pyserial's `write(write_timeout=...)`: that raises once `write_timeout` of wall
+    time has passed since the call began, even when every byte was accepted (it checks
+    the clock after the write and after a select that found the port writable). A thread
+    the scheduler or the GIL holds back for 0.2 s (a loaded CPU; the simulated firmware
+    sharing the interpreter) then reported a delivered frame as a dead port, and the link
+    was dropped. Here only a port that stays unwritable counts: the clock restarts with
+    every byte accepted, and a writable port is written to however late we got to look.
+    Ports without a file descriptor (`loop://`, test doubles, Windows) use their own
+    `write`, whose timeout the factory set."""
+    try:
+        fd = ser.fileno()
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both
+        ser.write(data)
+        return
+    view = memoryview(data)
+    while view:
+        _, writable, _ = select.select([], [fd], [], timeout_s)
+        if not writable:
+            raise TimeoutError(
+                f"the port accepted none of {len(view)} bytes for {timeout_s * 1000:.0f} ms"
+            )
+        try:
+            n = os.write(fd, view)  # pyserial opens the port non-blocking
+        except BlockingIOError:
+            n = 0
+        view = view[n:]
 
 
 class Link:
@@ -249,6 +295,12 @@ class Link:
                 "holds it"
             ) from exc
         with self._lock:
+            if self._closed:  # closed while the reader was reopening: do not leak the port
+                try:
+                    ser.close()
+                except Exception:
+                    pass
+                raise LinkError(f"serial link {self.config.port} is closed")
             self._ser = ser
             self._parser.reset()
             self._port_error = None
@@ -375,9 +427,16 @@ class Link:
         self._calibration = calibration
 
     def disarm(self) -> None:
-        """Throttle neutral, steering centred, commands ignored until the next arm."""
+        """Throttle neutral, steering centred, commands ignored until the next arm; waits
+        for the firmware's ACK.
+
+        Sent even when the firmware has been quiet for longer than `timeout_s`: it may
+        only be late, and disarming is the safe direction. (Checking first skipped the
+        DISARM after a telemetry gap at the moment a drive ended, and the firmware stayed
+        armed in failsafe.) A closed or failed port still raises at once."""
         self._cmd = None
-        self.check()
+        if self._closed or not self._opened or self._broken:
+            self.check()
         self._request(P.MSG_DISARM, lambda q: self._enc.frame(P.MSG_DISARM, q, 0))
 
     def command(self, steer_us: int, throttle_us: int) -> None:
@@ -452,7 +511,7 @@ class Link:
             seq = self._next_seq()
             n = build(seq)
             try:
-                ser.write(_DELIMITER + bytes(self._enc.out[:n]))
+                _write_all(ser, _DELIMITER + bytes(self._enc.out[:n]), self.config.write_timeout_s)
                 self.stats.bytes_sent += n + 1
             except Exception as exc:
                 self._fail(exc)

@@ -74,7 +74,7 @@ def car():
     can be scheduled out for longer than 300 ms, a real link timeout but not the fault these
     tests are about (the 300 ms watchdog is tested in test_link.py)."""
     sim = SimulatedFirmware.start()
-    link = Link(LinkConfig(port=sim.port, timeout_s=2.0)).open()
+    link = Link(LinkConfig(port=sim.port, timeout_s=2.0, ack_timeout_s=2.0)).open()
     yield sim, link
     link.close()
     sim.stop()
@@ -218,6 +218,15 @@ def test_link_loss_mid_drive_firmware_neutral_within_100ms(model, car):
         DriveConfig(handle_signals=False, max_speed_fraction=1.0),
     )
     cut = {}
+    # when each firmware loop iteration read its clock (main.run asks once per iteration)
+    polls: list[float] = []
+    ticks_ms = sim.board.ticks_ms
+
+    def recording_ticks_ms() -> int:
+        polls.append(time.monotonic())
+        return ticks_ms()
+
+    sim.board.ticks_ms = recording_ticks_ms
 
     def cutter():
         while sim.controller.state != 1 or sim.board.throttle_pin.duty_ns == 1446_000:
@@ -233,16 +242,25 @@ def test_link_loss_mid_drive_firmware_neutral_within_100ms(model, car):
     while sim.controller.state != 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     t_last_rx = sim.port_device.last_rx_s
-    neutral = [
-        t for t, w, u in sim.board.pulse_log if w == "throttle" and u == 1446 and t > t_last_rx
-    ]
-    assert neutral, (
-        f"no neutral after the cut: {sim.board.pulse_log[-6:]} last_rx={t_last_rx} cut={cut} state={sim.controller.state} err={sim.error}"
-    )
+    throttle = [(t, u) for t, w, u in sim.board.pulse_log if w == "throttle"]
+    assert throttle[-1][1] == 1446 and sim.controller.state == 2  # FAILSAFE, at neutral
+    neutral = [t for t, u in throttle if u == 1446 and t > t_last_rx]
+    if not neutral:
+        # the firmware had failed safe before the cut already: a loaded machine held the
+        # drive loop back for over 100 ms (it re-arms after that); nothing left to time
+        return
     delay_ms = (neutral[0] - t_last_rx) * 1000
-    # the firmware trips at 98 ms (2 ms margin for its 1 ms loop); on a heavily loaded
-    # test machine its thread can be scheduled late, hence the 10 ms allowance
-    assert 0 < delay_ms <= 100 + 10, f"neutral {delay_ms:.1f} ms after the last frame"
+    # The firmware trips at 98 ms on its clock (2 ms margin for its 1 ms loop). Here it is
+    # a thread of this process that a loaded machine may not run for a while, so the
+    # wall-clock delay proves nothing; what the firmware controls is that it acts in the
+    # first loop iteration whose clock reads 100 ms (98 + the 1 ms tick's rounding, twice)
+    # after the last byte it received, not in a later one.
+    assert delay_ms > 0
+    due = [p for p in polls if t_last_rx + 0.100 <= p < neutral[0]]
+    assert len(due) <= 1, (
+        f"neutral {delay_ms:.1f} ms after the last frame: {len(due)} firmware iterations "
+        "began after the failsafe was due and before it acted"
+    )
     assert sim.controller.state == 2  # FAILSAFE
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import types
 
 import pytest
 
@@ -22,6 +23,11 @@ def sim():
     s.stop()
 
 
+# The link's silence limit in these tests: the firmware is a thread of this process, and a
+# loaded machine can hold it (or the link's reader) back for longer than the car's 0.3 s.
+SIM_SILENCE_S = 2.0
+
+
 def _wait(cond, timeout=2.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -32,21 +38,27 @@ def _wait(cond, timeout=2.0):
 
 
 def test_handshake_arm_command_telemetry(sim):
-    with Link(LinkConfig(port=sim.port)) as link:
+    # the command is held (repeated for 30 s, firmware failsafe 2 s) while the test looks,
+    # however late a loaded machine lets it look; the failsafe has tests of its own
+    cfg = LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=30.0)
+    with Link(cfg) as link:
         assert link.firmware.protocol == P.PROTOCOL_VERSION
         tel = link.telemetry()
         assert tel.state == "disarmed"
         assert 7000 < tel.battery_mv < 8500  # the simulated 2S pack through the divider
-        link.arm(PulseCalibration())
+        link.arm(PulseCalibration(), timeout_ms=2000)
         assert _wait(lambda: link.telemetry().state == "armed")
         for _ in range(20):
             link.command(1575, 1380)
             time.sleep(0.01)
-        assert sim.board.steer_pin.duty_ns == 1575_000
+        # the firmware thread takes the last frames a moment later
+        assert _wait(lambda: sim.board.steer_pin.duty_ns == 1575_000)
         assert sim.board.throttle_pin.duty_ns == 1380_000
         assert _wait(lambda: sim.physics.speed_mps > 0.3)
+        assert _wait(
+            lambda: (link.telemetry().steer_us, link.telemetry().throttle_us) == (1575, 1380)
+        )
         tel = link.telemetry()
-        assert (tel.steer_us, tel.throttle_us) == (1575, 1380)
         assert tel.frames_bad == 0 and link.stats.frames_bad == 0
         link.neutral()
         assert _wait(lambda: sim.board.throttle_pin.duty_ns == 1446_000)
@@ -55,7 +67,7 @@ def test_handshake_arm_command_telemetry(sim):
 
 
 def test_firmware_clamps_to_armed_limits(sim):
-    with Link(LinkConfig(port=sim.port)) as link:
+    with Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)) as link:
         link.arm(PulseCalibration())
         for _ in range(5):
             link.command(2400, 700)
@@ -66,30 +78,35 @@ def test_firmware_clamps_to_armed_limits(sim):
 
 
 def test_refused_arm_is_an_error(sim):
-    with Link(LinkConfig(port=sim.port)) as link:
+    with Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)) as link:
         with pytest.raises(ProtocolError, match="failsafe timeout"):
             link.arm(PulseCalibration(), timeout_ms=5)
         assert link.telemetry().state == "disarmed"
 
 
 def test_commands_repeat_while_fresh_then_stop_and_firmware_fails_safe(sim):
-    """One command with a 0.3 s TTL against a 100 ms firmware failsafe: the keeper's
-    repeats hold the throttle for the TTL (without them the firmware would trip ~100 ms
-    after the command), then stop, and the firmware fails safe on its own."""
-    cfg = LinkConfig(port=sim.port, command_ttl_s=0.3, failsafe_timeout_ms=100)
+    """One command with a 3 s TTL against a 1 s firmware failsafe: the keeper's repeats
+    hold the throttle for the TTL (without them the firmware would trip 1 s after the
+    command), then stop, and the firmware fails safe on its own. (The car's 100 ms
+    failsafe would ask this test process's threads to run every 100 ms on a loaded
+    machine; the firmware's own timing is tested on its simulated clock in
+    test_firmware.py.)"""
+    cfg = LinkConfig(
+        port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=3.0, failsafe_timeout_ms=1000
+    )
     with Link(cfg) as link:
         link.arm(PulseCalibration())
         sent0 = link.stats.commands_sent
         link.command(1450, 1380)
-        assert _wait(lambda: link.telemetry().state == "failsafe", 2.0)
+        assert _wait(lambda: link.telemetry().state == "failsafe", 30.0)
         assert sim.board.throttle_pin.duty_ns == 1446_000
         throttle = [(t, us) for t, which, us in sim.board.pulse_log if which == "throttle"]
         t_on = next(t for t, us in throttle if us == 1380)
         t_off = next(t for t, us in throttle if us == 1446 and t > t_on)
         held_s = t_off - t_on
-        assert held_s >= 0.25, f"throttle held {held_s * 1000:.0f} ms: commands not repeated"
+        assert held_s >= 2.5, f"throttle held {held_s * 1000:.0f} ms: commands not repeated"
         repeats = link.stats.commands_sent - sent0 - 1
-        assert 5 <= repeats <= 0.3 * cfg.command_repeat_hz + 2, repeats
+        assert 5 <= repeats <= 3.0 * cfg.command_repeat_hz + 2, repeats
         time.sleep(0.2)  # stale: nothing more is sent
         assert link.stats.commands_sent - sent0 - 1 == repeats
         assert link.telemetry().failsafes == 1
@@ -116,7 +133,7 @@ def test_a_reader_failure_goes_neutral_and_the_next_call_raises_it(sim, monkeypa
         t0 = time.monotonic()
         with pytest.raises(LinkReaderError, match="reader thread failed.*neutral") as info:
             link.telemetry()
-        assert time.monotonic() - t0 < 0.5  # at once, not after the 5 s timeout
+        assert time.monotonic() - t0 < 2.5  # at once, not after the 5 s timeout
         assert isinstance(info.value.__cause__, ValueError)
         with pytest.raises(LinkReaderError):
             link.command(1450, 1380)
@@ -126,7 +143,7 @@ def test_a_reader_failure_goes_neutral_and_the_next_call_raises_it(sim, monkeypa
 
 
 def test_dead_link_raises_never_looks_like_no_data(sim):
-    link = Link(LinkConfig(port=sim.port, reconnect=False)).open()
+    link = Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, reconnect=False)).open()
     link.arm(PulseCalibration())
     link.command(1450, 1400)
     sim.cut_cable()
@@ -186,7 +203,8 @@ def test_reconnects_after_a_port_failure(sim):
         opened.append(1)
         return Flaky(cfg.port, cfg.baud, timeout=0.02)
 
-    link = Link(LinkConfig(port=sim.port, reconnect_interval_s=0.05), serial_factory=factory).open()
+    cfg = LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, reconnect_interval_s=0.05)
+    link = Link(cfg, serial_factory=factory).open()
     assert _wait(lambda: link.stats.reconnects == 1, 3.0)
     assert _wait(lambda: link.state == "up", 1.0)
     link.hello()
@@ -207,20 +225,17 @@ def _expected_bad(f: LineFaults) -> tuple[int, int]:
 
 
 def test_one_percent_corruption_and_drops_both_ways():
-    """1 % of bytes corrupted or dropped in both directions for 3 s of driving: the link
+    """1 % of bytes corrupted or dropped in both directions for 150 commands: the link
     stays up, no corrupted command is ever applied, and the firmware's and the host's
     bad-frame counters equal what the injected faults broke."""
     down = LineFaults(corrupt_prob=0.005, drop_prob=0.005, seed=7, record=True)
     up = LineFaults(corrupt_prob=0.005, drop_prob=0.005, seed=8, record=True)
     sim = SimulatedFirmware.start(faults=down, faults_to_host=up)
     try:
-        link = Link(LinkConfig(port=sim.port, timeout_s=0.5)).open()
+        link = Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)).open()
         link.arm(PulseCalibration(), timeout_ms=300)
         sent = set()
-        t_end = time.monotonic() + 3.0
-        k = 0
-        while time.monotonic() < t_end:
-            k += 1
+        for k in range(1, 151):  # 3 s of commands at 50 Hz (longer on a loaded machine)
             cmd = (1300 + k % 300, 1350 + k % 90)
             sent.add(cmd)
             link.command(*cmd)
@@ -238,7 +253,11 @@ def test_one_percent_corruption_and_drops_both_ways():
         ]
         assert not stray, f"pulse widths never commanded were applied: {stray[:5]}"
         assert len(sim.board.pulse_log) > 100
-        sim.stop()  # freeze the counters
+        # freeze the counters: stop the firmware's thread but keep the line open (closing
+        # it would drop what the host has not read yet)
+        sim._stop.set()
+        for t in sim._threads:
+            t.join(timeout=10.0)
         exp_bad, exp_good = _expected_bad(down)
         assert exp_bad > 10, "the fault injection did not break frames; test is void"
         assert ctrl.parser.bad == exp_bad
@@ -247,12 +266,7 @@ def test_one_percent_corruption_and_drops_both_ways():
         # The firmware has stopped sending; the host's reader may still be parsing the
         # last frames that were in flight (a loaded machine schedules it late): wait
         # until it has read everything, then compare.
-        deadline = time.monotonic() + 5.0
-        while (
-            link.stats.frames_ok + link.stats.frames_bad < host_good + host_bad
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.01)
+        _wait(lambda: link.stats.frames_ok + link.stats.frames_bad >= host_good + host_bad, 30)
         assert link.stats.frames_bad == host_bad
         assert link.stats.frames_ok == host_good
         link.close()
@@ -275,7 +289,9 @@ def test_first_command_after_line_noise_is_applied(sim, noise):
     """Noise leaves an unfinished frame in the firmware's receiver; the host's leading
     0x00 ends it, so the very next frame is applied (before, it merged with the noise
     into one bad frame and was lost). No repeats: the keeper does not re-send it."""
-    cfg = LinkConfig(port=sim.port, command_repeat_hz=0.01, failsafe_timeout_ms=500)
+    cfg = LinkConfig(
+        port=sim.port, timeout_s=SIM_SILENCE_S, command_repeat_hz=0.01, failsafe_timeout_ms=500
+    )
     with Link(cfg) as link:
         link.arm(PulseCalibration(), timeout_ms=500)
         assert _wait(lambda: link.telemetry().state == "armed")
@@ -313,3 +329,101 @@ def test_every_frame_starts_with_a_delimiter():
     assert frame[0] == 0 and frame[-1] == 0 and 0 not in frame[1:-1]
     assert P.decode(frame[1:])[0] == P.MSG_COMMAND
     assert link.stats.bytes_sent == len(frame)
+
+
+def test_a_write_the_scheduler_holds_back_is_not_a_dead_port(sim, monkeypatch):
+    """A loaded machine can keep the writing thread off the CPU (or off the GIL) for longer
+    than the write timeout after the port took the bytes. pyserial's own write_timeout
+    then raised 'Write timeout' for a delivered frame and the link was dropped; a write
+    times out only when the port accepts nothing."""
+    import vehicle.link as link_module
+
+    real_write = os.write
+    held_back = []
+
+    def late_write(fd: int, data: bytes) -> int:
+        n = real_write(fd, data)
+        if not held_back:
+            held_back.append(n)
+            time.sleep(0.4)  # > write_timeout_s: the thread gets the CPU back late
+        return n
+
+    with Link(LinkConfig(port=sim.port, write_timeout_s=0.2, timeout_s=2.0)) as link:
+        link.arm(PulseCalibration())
+        # the link's writes only (the firmware's pty writes keep the real os.write)
+        monkeypatch.setattr(link_module, "os", types.SimpleNamespace(write=late_write))
+        link.command(1500, 1400)
+        monkeypatch.undo()
+        assert held_back
+        assert link.state == "up" and link.stats.errors == 0
+        assert _wait(lambda: 1400 in {us for _, w, us in sim.board.pulse_log if w == "throttle"})
+
+
+def test_a_port_that_accepts_nothing_is_lost_after_the_write_timeout():
+    """Nobody reads the other end (a device that stopped taking bytes): once the port's
+    buffer is full a write waits `write_timeout_s`, then the link is lost, loudly."""
+    master, slave = os.openpty()
+    try:
+        link = Link(LinkConfig(port=os.ttyname(slave), write_timeout_s=0.05, reconnect=False))
+        link._open_port()
+        link._opened = True
+        with pytest.raises(LinkError, match="accepted none"):
+            for _ in range(100_000):  # a pty holds a few kB
+                link._write_frame(lambda s: link._enc.command(s, 1500, 1400))
+        assert link.state == "lost"
+        with pytest.raises(LinkError, match="lost"):
+            link.command(1500, 1400)
+    finally:
+        link.close()
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_second_opener_of_the_port_is_refused(sim):
+    """Two links on one port would each read part of the other's frames (pyserial then
+    reports 'readiness to read but returned no data'); the port is locked instead."""
+    with Link(LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S)) as link:
+        with pytest.raises(LinkError, match="cannot open"):
+            Link(LinkConfig(port=sim.port, reconnect=False)).open()
+        link.arm(PulseCalibration())
+        assert link.state == "up" and link.stats.errors == 0
+
+
+def test_a_link_closed_while_reconnecting_closes_the_port_it_reopened():
+    """close() while the reader is reopening the port: the reopened port is closed, not
+    left behind holding the path (and its lock) for whoever opens it next."""
+    closed = []
+
+    class Port:
+        in_waiting = 0
+
+        def write(self, data: bytes) -> int:
+            return len(data)
+
+        def read(self, n: int) -> bytes:
+            time.sleep(0.01)
+            return b""
+
+        def close(self) -> None:
+            closed.append(self)
+
+    link = Link(LinkConfig(port="fake"), serial_factory=lambda cfg: Port())
+    link._closed = True  # what close() sets first
+    with pytest.raises(LinkError, match="closed"):
+        link._open_port()
+    assert len(closed) == 1 and link._ser is None
+
+
+def test_disarm_is_sent_after_a_quiet_moment(sim):
+    """The firmware was quiet for longer than the silence limit (a stalled machine) when
+    the drive ended: the DISARM still goes out, and the firmware's ACK ends the quiet."""
+    # one heartbeat at the start only: nothing arrives unasked, the quiet lasts
+    cfg = LinkConfig(port=sim.port, timeout_s=SIM_SILENCE_S, heartbeat_hz=0.001)
+    with Link(cfg) as link:
+        link.arm(PulseCalibration(), timeout_ms=2000)  # its ACK follows that telemetry
+        assert sim.controller.state == P.STATE_ARMED
+        link._last_rx = time.monotonic() - 2 * SIM_SILENCE_S  # quiet for too long
+        assert link.state == "timeout"
+        link.disarm()
+        assert sim.controller.state == P.STATE_DISARMED
+        assert link.state == "up"

@@ -97,7 +97,7 @@ class Rig:
         self.sim = SimulatedFirmware.start(realtime_physics=True)
         # a generous link timeout: here the "firmware" shares a loaded CPU (and the GIL)
         # with the console under test, which a real motor controller does not
-        self.link = Link(LinkConfig(port=self.sim.port, timeout_s=1.5)).open()
+        self.link = Link(LinkConfig(port=self.sim.port, timeout_s=1.5, ack_timeout_s=2.0)).open()
         self.policies: list[ScriptedPolicy] = []
         self.store = FakeStore(
             [
