@@ -513,16 +513,7 @@ def main(argv: list[str]) -> int:
     assert parser.good == n
 
     # the firmware in its own process, on a pty
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sim2real.hil.board"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        port = proc.stdout.readline().strip() if proc.stdout else ""
-        if not port.startswith("/dev/"):
-            raise RuntimeError(f"simulated firmware did not start (got {port!r})")
+    with _firmware() as port:
         cal = PulseCalibration()
         mapping = mapping_for(policy)
         with Link(LinkConfig(port=port)) as link:
@@ -554,10 +545,6 @@ def main(argv: list[str]) -> int:
                 ),
             )
             result = drive.run()
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        proc.wait(timeout=10)
     s = result.summary()
     out = {
         "model": policy.describe()["path"],
