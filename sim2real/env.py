@@ -47,7 +47,8 @@ Episode semantics (deepracer-compat 1.3-1.4): `reset` performs DeepRacer's prepa
 `step` is one frame. `terminated` on `lap_complete`, `off_track` (no wheel centre on the
 road), `reversed` (15 steps of falling progress) or `immobilized`; `truncated` at
 `max_steps`. `info["episode_status"]` carries DeepRacer's status string. `reward_fn.calls` and
-`reward_fn.seconds` count the reward calls and their wall time.
+`reward_fn.seconds` count the reward calls and their wall time. `info["state"]` is the
+privileged state an asymmetric critic may see (`sim2real.privileged`), never the policy.
 `reset(options={"pose": {"x": m, "y": m, "heading_deg": deg}})` places the car model's
 origin (params x, y lie 0.14 m ahead of it); `options={"start_progress": f}` spawns on
 the centre line at lap fraction f.
@@ -73,6 +74,7 @@ from sim2real.effects import FrameEffects, albumentations_pipeline
 from sim2real.errors import ActionError, SimConfigError
 from sim2real.laps import LapTracker
 from sim2real.lookup import TrackPosition
+from sim2real.privileged import privileged_state
 from sim2real.randomization import (
     RandomizationConfig,
     draw_battery,
@@ -339,7 +341,8 @@ class RaceEnv(gym.Env):
         params = self._params(0.0, 0.0, wheels, False, pos)
         self._episode_ready = True
         self._trace(params, "-1", 0.0, False, P.PREPARE)
-        return self._observe(), {"params": params, "episode_status": P.PREPARE}
+        info = {"params": params, "episode_status": P.PREPARE, "state": self._state(pos)}
+        return self._observe(), info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         if not self._episode_ready:
@@ -378,8 +381,12 @@ class RaceEnv(gym.Env):
         if terminated or truncated:
             self._episode_ready = False
         self._trace(params, label, reward, terminated or truncated, status)
-        info = {"params": params, "episode_status": status}
+        info = {"params": params, "episode_status": status, "state": self._state(pos)}
         return self._observe(), reward, terminated, truncated, info
+
+    def _state(self, pos: TrackPosition) -> np.ndarray:
+        """The privileged state for an asymmetric critic (`sim2real.privileged`)."""
+        return privileged_state(self.world, pos, self.progress)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":

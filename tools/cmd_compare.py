@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
-from tools.analysis.errors import AnalysisError
+from tools.analysis.errors import AnalysisError, AnalysisWarning
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,9 +76,13 @@ def compare(run_paths: list[Path], out: Path, track: str | None = None) -> dict:
         if r.evaluation is not None
     ]
     limit = None
-    outline, _ = find_outline(track, runs[0].track_hint, runs[0].track_length_m)
+    outline, how = find_outline(track, runs[0].track_hint, runs[0].track_length_m)
     if outline is not None:
         limit = with_racing_line(outline).limit_lap_s
+    else:
+        # As `racer analyze`: the comparison is still useful, without the limit lap time.
+        warnings.warn(f"{runs[0].root}: {how}", AnalysisWarning, stacklevel=1)
+        report.section("Track").note(how)
     if evals:
         report.section("Evaluation").figure(
             plots.compare_evaluations(evals, limit, out / "compare_evaluation.png"),

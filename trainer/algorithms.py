@@ -54,6 +54,7 @@ def check_algorithm(config: TrainConfig, hp: Hyperparameters, metadata: ModelMet
         "imitation_episodes": config.imitation_episodes,
         "value_warmup_iterations": config.value_warmup_iterations,
         "anchor_kl": config.anchor_kl,
+        "critic": config.critic != "camera",
     }
     given = [k for k, v in ppo_only.items() if v]
     if given:
@@ -86,4 +87,4 @@ def make_learner(
         )
     from trainer.ppo import Learner
 
-    return Learner(metadata, hp, seed=config.seed)
+    return Learner(metadata, hp, seed=config.seed, critic=config.critic)

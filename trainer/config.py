@@ -44,6 +44,7 @@ ADAM_EPSILON = 1e-5
 LOSS_TYPES = ("mean squared error", "huber")
 EXPLORATION_TYPES = ("categorical", "e-greedy", "additive_noise")
 RANDOMIZE_PRESETS = ("none", "light", "standard", "heavy")
+CRITICS = ("camera", "state")
 
 
 @dataclass(frozen=True)
@@ -224,6 +225,10 @@ class TrainConfig:
     value_warmup_iterations: int = 0
     """First iterations that fit only the value function, the policy held still (a warm
     start's policy is good and its value function knows nothing yet)."""
+    critic: str = "camera"
+    """What PPO's value function sees: "camera" (the frames, as DeepRacer's critic) or
+    "state" (the simulator's privileged state, `sim2real.privileged`: an asymmetric
+    actor-critic). The exported policy sees the camera either way."""
     anchor_kl: float = 0.0
     """Weight of a KL term that keeps the policy near its warm start (imitation or
     --clone), fading to 0 over `anchor_iterations` (0 = off)."""
@@ -271,6 +276,8 @@ def _check_config(c: TrainConfig) -> None:
         raise TrainConfigError(
             f"--expert-speed-fraction {c.expert_speed_fraction} must be from 0.1 to 1.2"
         )
+    if c.critic not in CRITICS:
+        raise TrainConfigError(f"--critic {c.critic!r} is not one of {list(CRITICS)}")
     if c.dagger_rounds and not c.imitation_episodes:
         raise TrainConfigError("--dagger-rounds needs --imitation-episodes N (episodes per round)")
     if not 0.0 < c.reward_time_limit_s <= 600.0:

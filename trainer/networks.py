@@ -6,9 +6,12 @@ Stable contract for export (trainer/export.py) and evaluation:
   0-255 scaled to [0, 1] inside the model (as DeepRacer's Coach does). Output: discrete
   action spaces -> action probabilities (None, n) from a softmax; continuous -> the
   Gaussian mean (None, 2) in DeepRacer's [-1, 1] action space (tanh), steering first.
-- `build_networks(metadata, seed)` -> `Networks(policy_logits, policy, value)`: what PPO
-  trains. `policy` shares its layers with `policy_logits` (it adds only the softmax for
-  discrete spaces), so weights saved from one load into the other.
+- `build_networks(metadata, seed, critic)` -> `Networks(policy_logits, policy, value)`:
+  what PPO trains. `policy` shares its layers with `policy_logits` (it adds only the
+  softmax for discrete spaces), so weights saved from one load into the other. The value
+  network sees the camera (`critic="camera"`, a tower like the policy's) or the
+  simulator's privileged state (`critic="state"`: float32 (None, STATE_SIZE) through two
+  dense layers of 256; `sim2real.privileged`).
 
 Topologies (compat reference section 4.2), each a separate tower for policy and value as
 DeepRacer's Clipped PPO has (`use_separate_networks_per_head`), ReLU after every layer,
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
+from sim2real.privileged import STATE_SIZE
 from trainer.errors import TrainConfigError
 from vehicle.metadata import ModelMetadata
 from vehicle.observation import OBS_SHAPE
@@ -134,10 +138,10 @@ def tower(
     return x
 
 
-def build_networks(metadata: ModelMetadata, seed: int = 0) -> Networks:
+def build_networks(metadata: ModelMetadata, seed: int = 0, critic: str = "camera") -> Networks:
     """Policy (logits and exported form) and value towers for `metadata`'s network and
-    action space. Weight initialisation is seeded by `seed` (orthogonal, as CleanRL; the
-    policy head starts near-uniform with gain 0.01)."""
+    action space, the value network on `critic`'s input. Weight initialisation is seeded by
+    `seed` (orthogonal, as CleanRL; the policy head starts near-uniform with gain 0.01)."""
     name = metadata.neural_network
     space = metadata.action_space
     obs = keras.Input(shape=OBS_SHAPE, dtype="uint8", name="observation")
@@ -154,8 +158,19 @@ def build_networks(metadata: ModelMetadata, seed: int = 0) -> Networks:
         )
         policy_logits = keras.Model(obs, mean, name="policy_logits")
         policy = keras.Model(obs, mean, name="policy")
-    vobs = keras.Input(shape=OBS_SHAPE, dtype="uint8", name="observation")
-    vfeat = tower(name, vobs, "v", seed + 1000)
+    if critic == "state":
+        vobs = keras.Input(shape=(STATE_SIZE,), dtype="float32", name="state")
+        vfeat = vobs
+        for i in range(2):
+            vfeat = layers.Dense(
+                256,
+                activation="relu",
+                kernel_initializer=keras.initializers.Orthogonal(gain=2**0.5, seed=seed + 300 + i),
+                name=f"v_state{i}",
+            )(vfeat)
+    else:
+        vobs = keras.Input(shape=OBS_SHAPE, dtype="uint8", name="observation")
+        vfeat = tower(name, vobs, "v", seed + 1000)
     v = layers.Dense(
         1, kernel_initializer=keras.initializers.Orthogonal(gain=1.0, seed=seed + 200), name="v"
     )(vfeat)

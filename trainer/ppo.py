@@ -49,12 +49,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from sim2real.privileged import STATE_SIZE
 from trainer.actor import LOG_STD_RANGE, ActorSpec
 from trainer.algorithms import check_algorithm, make_learner
 from trainer.checkpoint import RunDir
 from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
-from trainer.errors import CheckpointError
+from trainer.errors import CheckpointError, TrainConfigError
 from trainer.evaluate import env_kwargs_for, evaluate_in_training
 from trainer.logbook import Logbook
 from trainer.networks import TOPOLOGIES, build_networks
@@ -212,12 +213,16 @@ class Learner:
     resume_note: str | None = None
     """What `--resume` does not restore (SAC's replay buffer); PPO restores everything."""
 
-    def __init__(self, metadata: ModelMetadata, hp: Hyperparameters, seed: int = 0):
+    def __init__(
+        self, metadata: ModelMetadata, hp: Hyperparameters, seed: int = 0, critic: str = "camera"
+    ):
         self.metadata = metadata
         self.hp = hp
+        self.critic = critic
+        """What the value network sees: "camera" frames or the privileged "state"."""
         self.discrete = metadata.action_space.kind == "discrete"
         self.n_actions = metadata.action_space.n
-        self.nets = build_networks(metadata, seed)
+        self.nets = build_networks(metadata, seed, critic)
         self.log_std = keras.Variable(
             np.full((2,), INITIAL_LOG_STD, np.float32), name="log_std", trainable=True
         )
@@ -232,7 +237,11 @@ class Learner:
         self.value_variables = list(self.nets.value.trainable_variables)
         self.optimizer = keras.optimizers.Adam(learning_rate=hp.lr, epsilon=ADAM_EPSILON)
         self.optimizer.build(self.variables)
-        spec = [tf.TensorSpec((None, *OBS_SHAPE), tf.uint8)]
+        spec = [
+            tf.TensorSpec((None, STATE_SIZE), tf.float32)
+            if critic == "state"
+            else tf.TensorSpec((None, *OBS_SHAPE), tf.uint8)
+        ]
         self._value = tf.function(
             lambda obs: self.nets.value(obs, training=False), input_signature=spec
         )
@@ -242,7 +251,8 @@ class Learner:
 
     # -- inference -------------------------------------------------------------------
     def values(self, obs: np.ndarray, batch: int = 256) -> np.ndarray:
-        """State values for a uint8 batch of any size, computed in chunks."""
+        """State values for a batch of any size of what the critic sees (uint8 frames, or
+        float32 privileged states), computed in chunks."""
         if len(obs) == 0:
             return np.zeros((0,), np.float32)
         parts = [
@@ -290,13 +300,13 @@ class Learner:
         return np.asarray(logp)
 
     def _train_step_impl(
-        self, obs, actions, old_logp, advantages, returns, epsilon, policy, anchor_kl
+        self, obs, critic_in, actions, old_logp, advantages, returns, epsilon, policy, anchor_kl
     ):
         adv = (advantages - tf.reduce_mean(advantages)) / (tf.math.reduce_std(advantages) + 1e-8)
         with tf.GradientTape() as tape:
             out = self.nets.policy_logits(obs, training=True)
             new_logp, entropy = self._scored(out, actions, epsilon)
-            value_pred = self.nets.value(obs, training=True)
+            value_pred = self.nets.value(critic_in, training=True)
             loss, stats = ppo_loss(
                 new_logp,
                 old_logp,
@@ -377,6 +387,7 @@ class Learner:
                 idx = np.sort(order[start : start + size])
                 stats = self._train_step(
                     tf.constant(batch.obs[idx]),
+                    tf.constant(batch.critic_in[idx]),
                     tf.constant(actions[idx]),
                     tf.constant(batch.logp[idx]),
                     tf.constant(batch.advantages[idx]),
@@ -431,6 +442,8 @@ class Batch:
     """An iteration's experience, flattened in episode order, with advantages."""
 
     obs: np.ndarray
+    critic_in: np.ndarray
+    """What the value network saw for each step: `obs` itself, or the privileged states."""
     actions: np.ndarray
     logp: np.ndarray
     rewards: np.ndarray
@@ -482,11 +495,16 @@ def rollout(
 def make_batch(episodes: list[Episode], learner: Learner, gamma: float, epsilon: float) -> Batch:
     """Flatten episodes, compute values (one batched pass) and GAE advantages."""
     obs = np.concatenate([np.stack(e.obs) for e in episodes])
-    values = learner.values(obs)
+    critic_in = obs if learner.critic == "camera" else critic_states(episodes)
+    values = learner.values(critic_in)
     truncated = [e for e in episodes if e.truncated]
     final_value: dict[int, float] = {}
     if truncated:
-        finals = learner.values(np.stack([np.asarray(e.final_obs) for e in truncated]))
+        if learner.critic == "camera":
+            final_in = np.stack([np.asarray(e.final_obs) for e in truncated])
+        else:
+            final_in = np.stack([np.asarray(e.infos[-1]["state"], np.float32) for e in truncated])
+        finals = learner.values(final_in)
         final_value = {e.index: float(v) for e, v in zip(truncated, finals, strict=True)}
     next_values = np.zeros_like(values)
     terminated = np.zeros(len(values), bool)
@@ -503,7 +521,22 @@ def make_batch(episodes: list[Episode], learner: Learner, gamma: float, epsilon:
     adv, ret = gae(rewards, values, next_values, terminated, ends, gamma)
     actions = np.concatenate([np.asarray(e.actions) for e in episodes])
     logp = np.concatenate([np.asarray(e.logp, np.float32) for e in episodes])
-    return Batch(obs, actions, logp, rewards, values, adv, ret, epsilon)
+    return Batch(obs, critic_in, actions, logp, rewards, values, adv, ret, epsilon)
+
+
+def critic_states(episodes: list[Episode]) -> np.ndarray:
+    """The privileged state (`info["state"]`) of every step an action was chosen on, in
+    episode order: the reset's info goes with the first frame, each step's with the next."""
+    try:
+        rows = [
+            np.asarray(e.infos[t]["state"], np.float32) for e in episodes for t in range(len(e.obs))
+        ]
+    except KeyError as exc:
+        raise TrainConfigError(
+            "--critic state needs the simulator's privileged state in info['state'] "
+            "(openracer/Race-v0 gives it); this environment does not: use --critic camera"
+        ) from exc
+    return np.stack(rows)
 
 
 def epsilon_at(hp: Hyperparameters, env_steps: int) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -31,3 +32,19 @@ def test_compare_needs_two_runs(tmp_path, capsys):
     a = fixtures.write_drfc(tmp_path / "a", iterations=1, with_eval=False)
     assert racer(["compare", str(a), "--out", str(tmp_path / "o")]) == 2
     assert "at least two runs" in capsys.readouterr().err
+
+
+def test_compare_says_when_the_track_is_unknown(tmp_path, capsys):
+    """Logs that name no track: the comparison is still written (exit 0), and the same
+    one-line warning as `racer analyze` asks for --track instead of guessing."""
+    samples = Path(__file__).parents[1] / "analysis" / "data" / "deepracer-utils"
+    folder = samples / "sample-drfc-1-logs"
+    out = tmp_path / "cmp"
+    assert racer(["compare", str(folder), str(folder), "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"racer compare: warning: {folder}: track unknown")
+    assert err[0].endswith("pass --track NAME or FILE.npy")
+    assert "track unknown" in (out / "compare.html").read_text()
+    assert json.loads(captured.out)["runs"]

@@ -110,3 +110,45 @@ def test_the_anchor_keeps_the_policy_near_its_warm_start(track_file: str) -> Non
             anchor_divergence(learner.anchor(obs), learner.nets.policy_logits(obs))
         )
     assert drift[5.0] < 0.5 * drift[0.0], drift
+
+
+def test_a_state_critic_values_the_privileged_state(track_file: str) -> None:
+    """`--critic state`: the value network reads `info["state"]` of the frame each action
+    was chosen on (the reset's for the first), learns from it, and its weights round-trip;
+    the policy still reads frames only."""
+    from sim2real.privileged import STATE_SIZE
+
+    learner = Learner(LOWRES, Hyperparameters(batch_size=32, num_epochs=1), seed=1, critic="state")
+    env = make_env(
+        "openracer/Race-v0",
+        {"track": track_file, "action_space": LOWRES.to_json()},
+        max_episode_steps=20,
+    )
+    episodes = [
+        play_episode(env, learner.actor_spec(), EpisodeItem.training(0, k)) for k in range(2)
+    ]
+    batch = make_batch(episodes, learner, gamma=0.99, epsilon=0.0)
+    assert batch.critic_in.shape == (len(batch.rewards), STATE_SIZE)
+    np.testing.assert_array_equal(batch.critic_in[0], episodes[0].infos[0]["state"])
+    np.testing.assert_allclose(batch.values, learner.values(batch.critic_in), rtol=1e-5)
+    before = learner.values(batch.critic_in)
+    stats = learner.update(batch, np.random.default_rng(0))
+    assert np.isfinite(stats["value_loss"])
+    assert not np.allclose(before, learner.values(batch.critic_in))
+    twin = Learner(LOWRES, Hyperparameters(), seed=9, critic="state")
+    twin.set_weights(learner.weights())
+    np.testing.assert_allclose(
+        twin.values(batch.critic_in), learner.values(batch.critic_in), rtol=1e-5
+    )
+
+
+def test_a_state_critic_needs_an_environment_that_gives_the_state(track_file: str) -> None:
+    from trainer.errors import TrainConfigError
+
+    learner = Learner(LOWRES, Hyperparameters(), seed=1, critic="state")
+    env = make_env(
+        FAKE_ENV, {"track": track_file, "action_space": LOWRES.to_json()}, max_episode_steps=10
+    )
+    episode = play_episode(env, learner.actor_spec(), EpisodeItem.training(0, 0))
+    with pytest.raises(TrainConfigError, match="--critic camera"):
+        make_batch([episode], learner, gamma=0.99, epsilon=0.0)

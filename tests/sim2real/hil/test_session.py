@@ -95,7 +95,7 @@ def test_cable_cut_mid_lap_neutral_within_100ms_and_host_stops(expert, monkeypat
         summary = session.drive.run().summary()
         report = session.report(summary, session.failsafe_delay_ms())
         last_rx = session.sim.port_device.last_rx_s
-    assert report["cable_cut"] and not report["ok"], report
+    assert report["cable_cut"] and not report["ok"], json.dumps(report, default=str)
     assert report["stop_reason"].startswith("link lost"), report["stop_reason"]
     assert report["link_errors"] == 1
     assert report["laps_completed"] == 0
@@ -130,7 +130,9 @@ def test_one_percent_line_noise_laps_still_complete(expert):
         Policy.load(*expert),
         line_faults=faults,
     )
-    assert report["laps_completed"] == 1 and report["link_errors"] == 0, report
+    assert report["laps_completed"] == 1 and report["link_errors"] == 0, json.dumps(
+        report, default=str
+    )
     sent = set(bytes(faults.clean).split(b"\x00"))
     chunks = [c for c in bytes(faults.delivered).split(b"\x00")[:-1] if c]
     expected_bad = sum(1 for c in chunks if c not in sent)
