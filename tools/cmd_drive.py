@@ -318,6 +318,8 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         "inference_errors",
         "link_errors",
         "firmware_failsafes",
+        "rearms",
+        "rearm_failures",
     )
     for k in keys:
         if k in summary:

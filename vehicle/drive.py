@@ -40,6 +40,7 @@ from vehicle.errors import (
     CameraStalled,
     DriveError,
     LinkError,
+    LinkTimeout,
     PulseError,
 )
 from vehicle.inference import Policy
@@ -77,6 +78,9 @@ class DriveConfig:
     rearm_after_failsafe: bool = True
     """If the firmware reports FAILSAFE while the link is healthy (a burst of lost
     commands), arm it again explicitly and go on."""
+    max_rearm_failures: int = 5
+    """Re-arms in a row whose ACK never came (each already tried three times by the link)
+    before the drive stops; while they fail the firmware holds neutral in FAILSAFE."""
     max_frames: int | None = None
     """Stop after this many iterations (None: until stopped)."""
     duration_s: float | None = None
@@ -125,6 +129,8 @@ class DriveResult:
     firmware_failsafes: int = 0
     """FAILSAFE states reported by the firmware during the run."""
     rearms: int = 0
+    rearm_failures: int = 0
+    """Re-arms whose ACK was lost on the line (tried again on the next FAILSAFE report)."""
     stop_reason: str = ""
     """Why the loop ended: 'max_frames', 'duration', 'stopped', 'signal SIGINT',
     'emergency stop', 'link lost: ...', 'camera: ...', 'inference: ...'."""
@@ -432,7 +438,21 @@ class Drive:
         self._last_rearm_s = time.monotonic()  # count each failsafe once
         if self.config.rearm_after_failsafe and not self._estop:
             self.link.check()
-            self.link.arm(self.calibration)
+            try:
+                self.link.arm(self.calibration)
+            except LinkTimeout:
+                # No ACK for ARM in three attempts, yet the link is alive (check() raises
+                # if the firmware went silent): a noisy line lost the ARM frames or their
+                # ACKs. The firmware holds neutral in FAILSAFE and keeps reporting it, so
+                # the next report tries again, up to max_rearm_failures in a row.
+                self.link.check()
+                self.result.rearm_failures += 1
+                self._rearm_failures_in_row = getattr(self, "_rearm_failures_in_row", 0) + 1
+                if self._rearm_failures_in_row >= self.config.max_rearm_failures:
+                    raise
+                self._last_rearm_s = time.monotonic()
+                return
+            self._rearm_failures_in_row = 0
             self._last_rearm_s = time.monotonic()
             self.result.rearms += 1
         else:

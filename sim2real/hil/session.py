@@ -140,6 +140,8 @@ class HILSession:
             "link_frames_bad": self.link.stats.frames_bad,
             "firmware_frames_bad": sim.controller.parser.bad if sim.controller else None,
             "firmware_failsafes": summary["firmware_failsafes"],
+            "rearms": summary["rearms"],
+            "rearm_failures": summary["rearm_failures"],
             "stop_reason": summary["stop_reason"],
             "ok": bool(summary["ok"]) and completed >= config.laps,
             "battery_v_end": round(sim.physics.battery_v(), 3),

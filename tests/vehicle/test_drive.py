@@ -17,7 +17,7 @@ from sim2real.hil.board import SimulatedFirmware
 from tests.vehicle.tiny_models import write_model
 from vehicle.camera import Camera, Frame, ReplayCamera
 from vehicle.drive import Drive, DriveConfig, FrameStatus, mapping_for
-from vehicle.errors import CameraError, CameraStalled, DriveError
+from vehicle.errors import CameraError, CameraStalled, DriveError, LinkTimeout
 from vehicle.firmware import protocol as P
 from vehicle.inference import Policy
 from vehicle.link import Link, LinkConfig
@@ -425,4 +425,38 @@ def test_firmware_failsafe_rearms_or_stops(model, car, rearm):
         assert sim.controller.failsafes >= 1
     else:
         assert not res.ok and "re-arming disabled" in res.stop_reason and res.rearms == 0
+    assert sim.board.throttle_pin.duty_ns == 1446_000
+
+
+@pytest.mark.parametrize("lost_acks", [2, 99])
+def test_a_lost_rearm_ack_is_tried_again_until_the_limit(model, car, lost_acks):
+    """A noisy line can lose the ARM frames (or their ACKs) of a re-arm three times over
+    while the link is alive: the firmware holds neutral in FAILSAFE and keeps reporting
+    it, so the drive tries again on the next report, and stops only after
+    `max_rearm_failures` such re-arms in a row."""
+    sim, link = car
+    policy = Policy.load(*model)
+    real_arm, calls = link.arm, []
+
+    def lossy_arm(calibration):
+        calls.append(1)
+        if 1 < len(calls) <= 1 + lost_acks:  # the first arm (start) goes through
+            raise LinkTimeout("motor controller did not acknowledge message 0x02 (test)")
+        return real_arm(calibration)
+
+    link.arm = lossy_arm
+    cfg = DriveConfig(
+        handle_signals=False,
+        max_frames=40,
+        camera_timeout_s=1.0,
+        stale_periods=10.0,
+        max_rearm_failures=3,
+    )
+    res = Drive(_HiccupCamera(), policy, link, PulseCalibration(), mapping_for(policy), cfg).run()
+    assert res.firmware_failsafes >= 1
+    if lost_acks == 2:
+        assert res.ok and res.rearm_failures == 2 and res.rearms >= 1 and res.frames == 40
+    else:
+        assert not res.ok and res.rearm_failures == 3 and res.rearms == 0
+        assert res.stop_reason.startswith("link lost: ") and "0x02" in res.stop_reason
     assert sim.board.throttle_pin.duty_ns == 1446_000
