@@ -348,6 +348,8 @@ class _Control:
         self.drive: Any = None
         self.cancelled: str | None = None
         self.max_speed = max_speed
+        self.console_gone = threading.Event()
+        """Set when the control pipe ended: nobody reads the queue any more."""
 
     def handle(self, kind: str, value: Any) -> None:
         with self.lock:
@@ -372,6 +374,7 @@ def _listen(conn: Any, control: _Control) -> None:
         try:
             kind, value = conn.recv()
         except (EOFError, OSError):
+            control.console_gone.set()
             control.handle("estop", "the console ended: neutral, stopped")
             return
         control.handle(kind, value)
@@ -436,4 +439,18 @@ def _loop_main(
     finally:
         out.put(ended)
         out.close()
-        out.join_thread()
+        _flush_or_abandon(out, control)
+
+
+def _flush_or_abandon(out: Any, control: _Control) -> None:
+    """Hand the console what is still queued, unless the console is gone: a dead reader
+    never empties the pipe, and waiting for it (`join_thread`, also run at exit) would
+    keep this process alive for ever, most likely on a busy machine, where the queue has
+    fallen furthest behind."""
+    joiner = threading.Thread(target=out.join_thread, name="loop-flush", daemon=True)
+    joiner.start()
+    while joiner.is_alive():
+        if control.console_gone.is_set():
+            out.cancel_join_thread()
+            return
+        joiner.join(0.1)

@@ -125,6 +125,24 @@ def test_killing_the_console_sends_neutral_and_ends_the_loop(
     until(lambda: _ended(loop_pid), "the loop process ended")
 
 
+def test_a_console_killed_with_a_full_queue_still_ends_the_loop(
+    sim: SimulatedFirmware, console: Console
+) -> None:
+    """The console stops reading (frozen) long enough for the queue's pipe to fill with
+    rows and camera frames, then dies: the loop process must not wait for ever to hand
+    them over (multiprocessing's queue joins its feeder thread at exit)."""
+    loop_pid = _driving(sim, console)
+    console.proc.send_signal(signal.SIGSTOP)
+    good = sim.controller.parser.good
+    # 90 frames at 15 Hz: six camera pictures (one every 0.5 s, up to 77 kB each) and 90
+    # rows, far past a pipe's 64 kB
+    until(lambda: sim.controller.parser.good > good + 90, "90 frames at the firmware")
+    console.proc.send_signal(signal.SIGKILL)
+    console.proc.wait(timeout=WAIT_S)
+    until(lambda: sim.controller.state == P.STATE_DISARMED, "the firmware disarmed")
+    until(lambda: _ended(loop_pid), "the loop process ended")
+
+
 def test_the_loop_keeps_driving_while_the_console_is_frozen(
     sim: SimulatedFirmware, console: Console
 ) -> None:
