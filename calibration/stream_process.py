@@ -29,7 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 from calibration.actuator import Actuator, ActuatorConfig, ActuatorStatus
-from vehicle.console.loop_process import quiet_terminal, real_std_streams, start_process
+from vehicle.console.loop_process import (
+    flush_or_abandon,
+    quiet_terminal,
+    real_std_streams,
+    start_process,
+)
 from vehicle.link import LinkConfig
 from vehicle.pulses import PulseCalibration
 
@@ -139,12 +144,13 @@ def _lost(error: str) -> ActuatorStatus:
     return ActuatorStatus("lost", 0, 0, 0, error=error)
 
 
-def _listen(conn: Any, actuator: Actuator, stop: threading.Event) -> None:
+def _listen(conn: Any, actuator: Actuator, stop: threading.Event, gone: threading.Event) -> None:
     """Control thread: the calibrator's calls; end of file means it died."""
     while True:
         try:
             name, *args = conn.recv()
         except (EOFError, OSError):
+            gone.set()
             name, args = "shutdown", []
         if name == "shutdown":
             actuator.shutdown()
@@ -174,20 +180,21 @@ def _stream_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     quiet_terminal()
     stop = threading.Event()
+    gone = threading.Event()  # the calibrator died: nobody reads `out` any more
     try:
         link = open_link()
     except Exception as exc:  # shown by the calibrator as a lost link
         out.put(_lost(f"{type(exc).__name__}: {exc}"))
         out.close()
-        out.join_thread()
+        flush_or_abandon(out, gone)
         return
     actuator = Actuator(link, pulses, config=config)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda _s, _f: stop.set())
-    threading.Thread(target=_listen, args=(conn, actuator, stop), daemon=True).start()
+    threading.Thread(target=_listen, args=(conn, actuator, stop, gone), daemon=True).start()
     try:
         actuator.loop(out.put, stop)  # neutral and disarmed when it returns
     finally:
         link.close()
         out.close()
-        out.join_thread()
+        flush_or_abandon(out, gone)

@@ -439,18 +439,18 @@ def _loop_main(
     finally:
         out.put(ended)
         out.close()
-        _flush_or_abandon(out, control)
+        flush_or_abandon(out, control.console_gone)
 
 
-def _flush_or_abandon(out: Any, control: _Control) -> None:
-    """Hand the console what is still queued, unless the console is gone: a dead reader
-    never empties the pipe, and waiting for it (`join_thread`, also run at exit) would
-    keep this process alive for ever, most likely on a busy machine, where the queue has
-    fallen furthest behind."""
-    joiner = threading.Thread(target=out.join_thread, name="loop-flush", daemon=True)
+def flush_or_abandon(out: Any, reader_gone: threading.Event) -> None:
+    """Hand the reader what is still queued on `out` (a closed multiprocessing queue),
+    unless the reader is gone: a dead reader never empties the pipe, and waiting for it
+    (`join_thread`, also run at exit) would keep this process alive for ever, most likely
+    on a busy machine, where the queue has fallen furthest behind."""
+    joiner = threading.Thread(target=out.join_thread, name="queue-flush", daemon=True)
     joiner.start()
     while joiner.is_alive():
-        if control.console_gone.is_set():
+        if reader_gone.is_set():
             out.cancel_join_thread()
             return
         joiner.join(0.1)
