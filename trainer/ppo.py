@@ -799,7 +799,20 @@ def train(
     budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
     prior_elapsed = state.elapsed_s
     history: list[dict[str, Any]] = []
-    pool = make_pool(config.env_id, env_kwargs, config.workers, 1, config.max_episode_steps)
+    pool = make_pool(
+        config.env_id,
+        env_kwargs,
+        config.workers,
+        1,
+        config.max_episode_steps,
+        ray=config.ray,
+        on_event=display.message,
+    )
+    if config.ray is not None:
+        display.message(
+            f"Ray: {config.workers} simulator workers on {pool.cluster}; the learner runs "
+            f"here, on {learner_device()}"
+        )
     try:
         while not (reason := stop_reason(config, hp, state, history, budget_end)):
             # -- rollout ---------------------------------------------------------------
@@ -869,6 +882,8 @@ def train(
                 update_s=t2 - t1,
             )
             stats["cpu_pct"], stats["memory_mb"] = display.usage()
+            if config.ray is not None:
+                stats["replayed_episodes"] = pool.replayed
             if not slow:
                 slow = slow_reward_warning(config.reward or "(default)", *reward_cost(episodes))
                 if slow:
@@ -910,6 +925,12 @@ def train(
         best_eval=run.load_checkpoint(best)[1].get("evaluation") if best is not None else None,
         history=history,
     )
+
+
+def learner_device() -> str:
+    """Where TensorFlow runs the learner: its first GPU, or the CPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return f"{gpus[0].name} ({len(gpus)} GPUs seen)" if gpus else "the CPU (TensorFlow sees no GPU)"
 
 
 def set_tf_threads(threads: int) -> None:

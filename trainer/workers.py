@@ -18,6 +18,9 @@ seeded from its number, so the result does not depend on which process played it
 killed (a reward function hung where its time limit cannot reach must not outlive the
 budget) and the pool is closed; the episodes finished so far come back.
 
+`trainer.ray_workers.RayPool` offers the same `play_many` with the simulators as Ray
+actors across machines (`make_pool(..., ray=ADDRESS)`, imported only then).
+
 A reward function's error in a process comes back as the same `RewardFunctionError`
 (naming the user's file and line); any other failure as a `RolloutError`.
 
@@ -362,9 +365,22 @@ class EnvPool:
 
 
 def make_pool(
-    env_id: str, env_kwargs: dict[str, Any], workers: int, envs_per_worker: int, max_steps: int
-) -> EnvPool | LocalPool:
-    """Processes when `workers` > 1, otherwise environments in this process."""
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    workers: int,
+    envs_per_worker: int,
+    max_steps: int,
+    *,
+    ray: str | None = None,
+    on_event: Any = None,
+) -> Any:
+    """Ray actors on the cluster at `ray` when given (`trainer.ray_workers.RayPool`, one
+    environment each; `on_event` hears of lost workers); else processes when `workers` > 1,
+    otherwise environments in this process."""
+    if ray is not None:
+        from trainer.ray_workers import RayPool
+
+        return RayPool(env_id, env_kwargs, workers, max_steps, address=ray, on_event=on_event)
     if workers <= 1:
         return LocalPool(env_id, env_kwargs, envs_per_worker, max_steps)
     return EnvPool(env_id, env_kwargs, workers, envs_per_worker, max_steps)
