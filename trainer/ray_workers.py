@@ -81,12 +81,7 @@ def connect(address: str, workers: int) -> str:
             return _describe_cluster(ray, "the Ray cluster this machine joined")
         except ConnectionError:
             pass  # no cluster here: a local one
-        ray.init(
-            num_cpus=workers,
-            include_dashboard=False,
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            **quiet,  # type: ignore[arg-type]
-        )
+        start_local(workers)
         return _describe_cluster(ray, "a local single-machine Ray (no cluster found)")
     try:
         if not address.startswith("ray://"):
@@ -102,6 +97,21 @@ def connect(address: str, workers: int) -> str:
             "joined it"
         ) from exc
     return _describe_cluster(ray, f"the Ray cluster at {address}")
+
+
+def start_local(cpus: int) -> None:
+    """Start a single-machine Ray in this process with `cpus` CPUs (no dashboard, a small
+    object store)."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=cpus,
+        include_dashboard=False,
+        object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
 
 
 def _describe_cluster(ray: Any, what: str) -> str:
