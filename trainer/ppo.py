@@ -623,8 +623,14 @@ def warm_start(
     space = learner.metadata.action_space
     args = (config.env_id, env_kwargs, space, config.imitation_episodes)
     procs = config.workers
+    on_ray = config.ray is not None
     data = collect_expert(
-        *args, config.seed, config.max_episode_steps, expert=expert, processes=procs
+        *args,
+        config.seed,
+        config.max_episode_steps,
+        expert=expert,
+        processes=procs,
+        on_ray=on_ray,
     )
     obs, actions = data.obs, data.actions
     bc = behaviour_clone(learner, obs, actions, rng)
@@ -654,6 +660,7 @@ def warm_start(
             student=student,
             beta=beta,
             processes=procs,
+            on_ray=on_ray,
         )
         obs = np.concatenate([obs, data.obs])
         actions = np.concatenate([actions, data.actions])
@@ -788,6 +795,12 @@ def train(
     if slow:
         display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
+    joined_here = False
+    if config.ray is not None:
+        from trainer.ray_workers import connect, connected
+
+        joined_here = not connected()
+        cluster = connect(config.ray, config.workers)  # before the imitation: it runs there too
     ppo = learner if isinstance(learner, Learner) else None  # SAC: no warm start, no anchor
     if ppo and config.imitation_episodes and not config.resume:
         # The imitation may take at most half the budget: the rest is PPO's, and the
@@ -810,7 +823,7 @@ def train(
     )
     if config.ray is not None:
         display.message(
-            f"Ray: {config.workers} simulator workers on {pool.cluster}; the learner runs "
+            f"Ray: {config.workers} simulator workers on {cluster}; the learner runs "
             f"here, on {learner_device()}"
         )
     try:
@@ -914,6 +927,10 @@ def train(
     finally:
         pool.close()
         logbook.close()
+        if joined_here:
+            from trainer.ray_workers import disconnect
+
+            disconnect()
     best = state.index["best"]
     return TrainResult(
         iterations=state.iteration,

@@ -24,6 +24,8 @@ TensorFlow sees there.
   through `on_event` (the live display) and counted in `replayed`. An episode that kills
   its worker `MAX_REPLAYS` times is an error (something in it crashes the process).
 - **Deadline**: as `EnvPool`: workers still playing when it passes are killed (`killed`).
+- **Imitation**: the warm start's expert and DAgger episodes run as Ray tasks
+  (`collect_expert`), retried by Ray when a worker dies (they are seeded by number too).
 - **Reward file**: a run's `reward_function.py` is shipped by content; each worker writes
   it to a temporary file of its own (the driver's path need not exist on other machines),
   and messages still name the user's file (`reward_source`).
@@ -42,7 +44,7 @@ import logging
 import os
 import socket
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,8 @@ NO_WORKER_TIMEOUT_S = 180.0
 """With episodes left and no worker alive, how long to wait for a replacement to start."""
 CONNECT_TIMEOUT_S = 10.0
 """How long the head's address may take to answer a TCP connection."""
+QUEUE_DEPTH = 2
+"""Episodes handed to a worker at once (one playing, the next waiting in its queue)."""
 MAX_REPLAYS = 3
 """An episode whose worker dies this many times is an error, not bad luck."""
 
@@ -121,6 +125,13 @@ def _describe_cluster(ray: Any, what: str) -> str:
     return f"{what}: {len(nodes)} nodes, {total.get('CPU', 0):g} CPUs{gpus}"
 
 
+def connected() -> bool:
+    """This process is connected to a Ray cluster."""
+    import ray
+
+    return bool(ray.is_initialized())
+
+
 def disconnect() -> None:
     """Leave the Ray cluster (stops a local Ray this process started)."""
     import ray
@@ -132,6 +143,66 @@ def disconnect() -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def _portable(env_kwargs: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
+    """`env_kwargs` to send to another machine, and the reward file's bytes (None without
+    one): the driver's path to it need not exist there."""
+    kwargs = dict(env_kwargs)
+    if isinstance(kwargs.get("reward_function"), str | Path):
+        kwargs["reward_function"] = str(kwargs["reward_function"])
+        return kwargs, Path(kwargs["reward_function"]).read_bytes()
+    return kwargs, None
+
+
+def _with_local_reward(env_kwargs: dict[str, Any], reward_text: bytes | None) -> dict[str, Any]:
+    """`env_kwargs` on this machine: the reward file written to a temporary file of this
+    process (same name, so messages and the module's sys.modules name follow
+    `reward_source`, the user's file)."""
+    kwargs = dict(env_kwargs)
+    if reward_text is not None:
+        folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"openracer-ray-{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / Path(kwargs["reward_function"]).name
+        path.write_bytes(reward_text)
+        kwargs["reward_function"] = str(path)
+    return kwargs
+
+
+def collect_expert(calls: list[tuple[Any, ...]], env_kwargs: dict[str, Any]) -> list[Any]:
+    """`trainer.expert_data._collect(*call)` for every call as Ray tasks of one CPU each
+    (the imitation warm start's expert and DAgger episodes), results in call order. Each
+    call's arguments name its episodes, which are seeded from their numbers, so a task
+    whose worker or node dies is simply run again by Ray (`max_retries`), with the same
+    result."""
+    import ray
+
+    kwargs, reward_text = _portable(env_kwargs)
+    task = ray.remote(num_cpus=1, max_retries=MAX_REPLAYS)(_expert_task)
+    refs = [
+        task.options(scheduling_strategy="SPREAD").remote(kwargs, reward_text, call)
+        for call in calls
+    ]
+    try:
+        results = ray.get(refs)
+    except ray.exceptions.RayTaskError as exc:
+        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+        if getattr(cause, "exit_code", None) is not None:
+            raise cause from None  # a bad reward file or setting: the one-line error
+        raise RolloutError(f"Ray: an expert episode task failed: {cause}") from exc
+    except ray.exceptions.RayError as exc:
+        raise RolloutError(
+            f"Ray: expert episodes lost {MAX_REPLAYS} times ({_first_line(exc)}); check the "
+            "cluster's nodes (`ray status`)"
+        ) from exc
+    return list(results)
+
+
+def _expert_task(env_kwargs: dict[str, Any], reward_text: bytes | None, call: tuple) -> Any:
+    from trainer.expert_data import _collect
+
+    env_id, _, *rest = call
+    return _collect(env_id, _with_local_reward(env_kwargs, reward_text), *rest)
 
 
 class SimulatorActor:
@@ -155,16 +226,7 @@ class SimulatorActor:
         self.weights: list[Any] = []
         self.spec: ActorSpec | None = None
         try:
-            kwargs = dict(env_kwargs)
-            if reward_text is not None:
-                # This machine's own copy of the run's reward file (same name, so messages
-                # and the module's sys.modules name follow `reward_source`).
-                folder = Path(os.environ.get("TMPDIR", "/tmp")) / f"openracer-ray-{os.getpid()}"
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / Path(kwargs["reward_function"]).name
-                path.write_bytes(reward_text)
-                kwargs["reward_function"] = str(path)
-            self.slots = _Slots(env_id, kwargs, 1, max_steps)
+            self.slots = _Slots(env_id, _with_local_reward(env_kwargs, reward_text), 1, max_steps)
         except RewardFunctionError as exc:
             self.failure = ("reward_error", str(exc))
         except BaseException as exc:
@@ -254,11 +316,7 @@ class RayPool:
         """What happened to the workers (each line also goes to `on_event`)."""
         self._owns_connection = not ray.is_initialized()
         self.cluster = connect(address, workers)
-        kwargs = dict(env_kwargs)
-        reward_text = None
-        if isinstance(kwargs.get("reward_function"), str | Path):
-            reward_text = Path(kwargs["reward_function"]).read_bytes()
-            kwargs["reward_function"] = str(kwargs["reward_function"])
+        kwargs, reward_text = _portable(env_kwargs)
         self._actor_class: Any = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(
             SimulatorActor
         )
@@ -369,8 +427,8 @@ class RayPool:
         on_done: Callable[[Episode], Any] | None = None,
         deadline: float | None = None,
     ) -> list[Episode]:
-        """Play `items` across the workers, one episode each at a time, the next to
-        whichever finishes first; sorted by number (as `EnvPool.play_many`: `on_done`
+        """Play `items` across the workers, each holding up to `QUEUE_DEPTH` (the next
+        one waits in its queue while it plays one); sorted by number (as `EnvPool.play_many`: `on_done`
         returning False starts no further episode; at `deadline` the workers still playing
         are killed and the pool closed). An episode whose worker dies is played again."""
         ray = self._ray
@@ -384,14 +442,16 @@ class RayPool:
         idle_since = time.time()
         while True:
             if not stop:
-                working = {id(w) for w, _, _ in busy.values()}
-                for worker in self._workers:
-                    if not pending:
-                        break
-                    if worker.started is None and id(worker) not in working:
-                        item = pending.popleft()
-                        ref = worker.actor.play.remote(weights, light, self._version, item)
-                        busy[ref] = (worker, item, time.time())
+                # Each worker holds up to QUEUE_DEPTH episodes: the next one is already
+                # there when it finishes one, so no worker idles for a round trip.
+                queued = Counter(id(w) for w, _, _ in busy.values())
+                for depth in range(1, QUEUE_DEPTH + 1):
+                    for worker in self._workers:
+                        if pending and worker.started is None and queued[id(worker)] < depth:
+                            item = pending.popleft()
+                            ref = worker.actor.play.remote(weights, light, self._version, item)
+                            busy[ref] = (worker, item, time.time())
+                            queued[id(worker)] += 1
             if not busy and (stop or not pending):
                 break
             starting = [w.started for w in self._workers if w.started is not None]
@@ -412,7 +472,10 @@ class RayPool:
             if not ready:
                 if deadline is not None and time.time() >= deadline:
                     now = time.time()
-                    self.killed = [(w.number, it.index, now - t) for w, it, t in busy.values()]
+                    playing: dict[int, tuple[int, int, float]] = {}
+                    for w, it, t in busy.values():  # the oldest of each worker is playing
+                        playing.setdefault(w.number, (w.number, it.index, now - t))
+                    self.killed = sorted(playing.values())
                     self.close()
                     break
                 continue
@@ -460,6 +523,10 @@ class RayPool:
         return payload  # type: ignore[no-any-return]
 
     def _lose(self, worker: _Worker, item: EpisodeItem, exc: BaseException) -> None:
+        if worker not in self._workers:
+            # Queued on a worker already known lost: played elsewhere, nothing new to say.
+            self.replayed += 1
+            return
         self._lost[item.index] = self._lost.get(item.index, 0) + 1
         self._workers.remove(worker)
         try:

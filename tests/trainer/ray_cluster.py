@@ -1,6 +1,7 @@
 """A real two-node Ray cluster on this machine for tests: a head and a second node, each
 `ray start --block` in its own process (its own session and process group) with its own
-CPUs, a small object store, no dashboard and a private temp dir, on loopback addresses.
+CPUs, a small object store, no dashboard and a private temp dir, on loopback addresses
+(Ray announces them under the machine's own address).
 
 `stop_node` kills one node the way a machine dies (SIGKILL to its raylet and every process
 it started); `stop` stops what is left and removes the temp dir. Only processes this
@@ -49,7 +50,10 @@ class Cluster:
         self.address = f"127.0.0.1:{self.port}"
         self.nodes: dict[str, subprocess.Popen] = {}
         self._trees: dict[str, dict[int, psutil.Process]] = {}
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        # Ray's token authentication off, as this driver has it (Ray reads the mode when it
+        # is imported): a token file another Ray on the machine wrote (~/.ray/auth_token)
+        # must not switch the nodes to it. The cluster lives for one test module.
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
         common = [
             "--block",
             "--node-ip-address=127.0.0.1",

@@ -205,3 +205,19 @@ def test_training_across_two_nodes_survives_a_killed_node_and_resumes_to_the_loc
     for k in range(3):
         name = f"training-simtrace/{k}-iteration.csv"
         assert (tmp_path / "local" / name).read_text() == (tmp_path / "ray" / name).read_text()
+
+
+def test_expert_episodes_on_the_cluster_are_the_local_ones(cluster):
+    from trainer.evaluate import env_kwargs_for
+    from trainer.expert_data import collect_expert
+    from trainer.trackset import resolve_track
+    from vehicle.metadata import ModelMetadata
+
+    md = ModelMetadata()
+    kwargs = env_kwargs_for(resolve_track("beginner_oval"), md, "light")
+    args = ("openracer/Race-v0", kwargs, md.action_space, 2, 4, 40)
+    local = collect_expert(*args, processes=1)
+    on_ray = collect_expert(*args, processes=2, on_ray=True)
+    assert on_ray.episodes == local.episodes == 2
+    np.testing.assert_array_equal(on_ray.obs, local.obs)
+    np.testing.assert_array_equal(on_ray.actions, local.actions)
