@@ -97,7 +97,8 @@ def main(argv: list[str]) -> int:
     from trainer.episodes import EpisodeItem
     from trainer.evaluate import env_kwargs_for
     from trainer.ppo import Learner
-    from trainer.ray_workers import RayPool, disconnect, start_local
+    from trainer.ray_connection import disconnect, start_local
+    from trainer.ray_workers import RayPool
     from trainer.trackset import resolve_track
     from trainer.workers import make_pool
     from vehicle.metadata import ModelMetadata

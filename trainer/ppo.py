@@ -797,7 +797,7 @@ def train(
     logbook = Logbook(run, metadata, state.metrics)
     joined_here = False
     if config.ray is not None:
-        from trainer.ray_workers import connect, connected
+        from trainer.ray_connection import connect, connected
 
         joined_here = not connected()
         cluster = connect(config.ray, config.workers)  # before the imitation: it runs there too
@@ -928,7 +928,7 @@ def train(
         pool.close()
         logbook.close()
         if joined_here:
-            from trainer.ray_workers import disconnect
+            from trainer.ray_connection import disconnect
 
             disconnect()
     best = state.index["best"]

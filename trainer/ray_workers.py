@@ -7,19 +7,18 @@ TensorFlow in a worker, so a worker node needs the training extras without a GPU
 learner stays in the driver process (`trainer.ppo.train`), on whatever accelerator
 TensorFlow sees there.
 
-- **Connecting** (`connect`): `auto` joins the cluster this machine is part of (`ray start`
-  ran here), or starts a local single-machine Ray (no dashboard, a small object store,
-  `num_cpus` = the workers) when there is none; `HOST:PORT` joins the cluster whose head
-  listens there.
+- **Connecting**: `trainer.ray_connection.connect` (`auto` or `HOST:PORT`); a pool that
+  joined the cluster itself leaves it when closed.
 - **Weights**: put into Ray's object store once per policy (`ray.put`, reused while the
   weights are unchanged, so an iteration's rollout and its evaluation share one copy);
   each node fetches them once, each worker decodes them once per policy.
 - **Same episodes**: every episode is seeded from its number (`trainer.episodes.
   EpisodeItem`), so which worker or machine plays it does not change it: a Ray run plays
   the same episodes as the local pool with the same seed.
-- **Faults**: a worker process or a whole node that dies mid-episode loses only that
-  episode in flight; it goes back to the front of the queue and is played again
-  elsewhere, from its own seed, so it is the same episode, counted once. A replacement
+- **Faults**: a worker process or a whole node that dies loses only its episodes in
+  flight (the one playing and the one queued, `QUEUE_DEPTH`); they go back to the front
+  of the queue and are played again elsewhere, each from its own seed, so the same
+  episodes, counted once. A replacement
   worker is started and takes work once Ray has placed it. Each fault is reported
   through `on_event` (the live display) and counted in `replayed`. An episode that kills
   its worker `MAX_REPLAYS` times is an error (something in it crashes the process).
@@ -40,7 +39,6 @@ Ray is imported only here and only when a `RayPool` is made: nothing else needs 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import socket
 import time
@@ -54,95 +52,16 @@ from sim2real.errors import RewardFunctionError
 from trainer.actor import ActorSpec
 from trainer.episodes import Episode, EpisodeItem
 from trainer.errors import RolloutError
+from trainer.ray_connection import _first_line, connect, disconnect
 
-LOCAL_OBJECT_STORE_BYTES = 256 * 1024**2
-"""Object store of a local single-machine Ray started by `connect("auto")` (episodes pass
-through it on their way to the learner; Ray spills to disk beyond it)."""
 START_TIMEOUT_S = 180.0
 """How long to wait for the first simulator workers to be placed and started."""
 NO_WORKER_TIMEOUT_S = 180.0
 """With episodes left and no worker alive, how long to wait for a replacement to start."""
-CONNECT_TIMEOUT_S = 10.0
-"""How long the head's address may take to answer a TCP connection."""
 QUEUE_DEPTH = 2
 """Episodes handed to a worker at once (one playing, the next waiting in its queue)."""
 MAX_REPLAYS = 3
 """An episode whose worker dies this many times is an error, not bad luck."""
-
-
-def connect(address: str, workers: int) -> str:
-    """Join the Ray cluster at `address` (see the module docstring); a one-line description
-    of what was joined. Already connected (a test, a notebook): that connection is kept."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if ray.is_initialized():
-        return _describe_cluster(ray, "the Ray cluster this process is connected to")
-    if address == "auto":
-        try:
-            ray.init(address="auto", **quiet)  # type: ignore[arg-type]
-            return _describe_cluster(ray, "the Ray cluster this machine joined")
-        except ConnectionError:
-            pass  # no cluster here: a local one
-        start_local(workers)
-        return _describe_cluster(ray, "a local single-machine Ray (no cluster found)")
-    try:
-        if not address.startswith("ray://"):
-            host, port = address.rsplit(":", 1)
-            # Refused at once, rather than after Ray's own retries (a minute or more).
-            socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-        ray.init(address=address, **quiet)  # type: ignore[arg-type]
-    except Exception as exc:
-        raise RolloutError(
-            f"--ray {address}: could not join a Ray cluster there ({_first_line(exc)}); "
-            "start its head with `ray start --head --port 6379` (README, Training across "
-            "machines), give its address as HOST:PORT, or use --ray auto on a machine that "
-            "joined it"
-        ) from exc
-    return _describe_cluster(ray, f"the Ray cluster at {address}")
-
-
-def start_local(cpus: int) -> None:
-    """Start a single-machine Ray in this process with `cpus` CPUs (no dashboard, a small
-    object store)."""
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(
-        num_cpus=cpus,
-        include_dashboard=False,
-        object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-        logging_level=logging.WARNING,
-        log_to_driver=False,
-    )
-
-
-def _describe_cluster(ray: Any, what: str) -> str:
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    total = ray.cluster_resources()
-    gpus = f", {total['GPU']:g} GPUs" if total.get("GPU") else ""
-    return f"{what}: {len(nodes)} nodes, {total.get('CPU', 0):g} CPUs{gpus}"
-
-
-def connected() -> bool:
-    """This process is connected to a Ray cluster."""
-    import ray
-
-    return bool(ray.is_initialized())
-
-
-def disconnect() -> None:
-    """Leave the Ray cluster (stops a local Ray this process started)."""
-    import ray
-
-    if ray.is_initialized():
-        ray.shutdown()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def _portable(env_kwargs: dict[str, Any]) -> tuple[dict[str, Any], bytes | None]:
