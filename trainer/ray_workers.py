@@ -347,9 +347,10 @@ class RayPool:
         deadline: float | None = None,
     ) -> list[Episode]:
         """Play `items` across the workers, each holding up to `QUEUE_DEPTH` (the next
-        one waits in its queue while it plays one); sorted by number (as `EnvPool.play_many`: `on_done`
-        returning False starts no further episode; at `deadline` the workers still playing
-        are killed and the pool closed). An episode whose worker dies is played again."""
+        one waits in its queue while it plays one); sorted by number. As
+        `EnvPool.play_many`: `on_done` returning False starts no further episode; at
+        `deadline` the workers still playing are killed and the pool closed. An episode
+        whose worker dies is played again."""
         ray = self._ray
         weights = [self._weights_ref(spec.weights)]  # in a list: the worker resolves it
         light = dataclasses.replace(spec, weights=[])
