@@ -22,7 +22,14 @@ import types
 import typing
 
 # Options that may differ when resuming (how to run, not what to learn).
-RESUME_OVERRIDES = {"minutes", "max_iterations", "workers", "tf_threads", "reward_time_limit_s"}
+RESUME_OVERRIDES = {
+    "minutes",
+    "max_iterations",
+    "workers",
+    "ray",
+    "tf_threads",
+    "reward_time_limit_s",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         if f.name == "track":
             parser.add_argument(
                 flag, action="append", default=None, metavar="TRACK", help=help_ + " (repeatable)"
+            )
+        elif f.name == "ray":
+            parser.add_argument(
+                flag, nargs="?", const="auto", default=None, metavar="ADDRESS", help=help_
             )
         elif hint is bool:
             parser.add_argument(flag, action="store_true", default=None, help=help_)
@@ -156,7 +167,9 @@ def main(argv: list[str]) -> int:
         f"network {metadata.neural_network}, {metadata.action_space.kind} actions "
         f"({metadata.action_space.n}), {metadata.training_algorithm}, tracks {list(config.track)}"
         + (f" + {config.generated} generated" if config.generated else "")
-        + f", randomize {config.randomize}, {config.workers} simulator processes, "
+        + f", randomize {config.randomize}, {config.workers} simulator "
+        + ("workers on Ray" if config.ray else "processes")
+        + ", "
         f"gamma {hp.discount_factor}"
         + (
             f", imitation warm start {config.imitation_episodes} expert episodes"

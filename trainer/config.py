@@ -21,6 +21,7 @@ import dataclasses
 import inspect
 import json
 import math
+import re
 import textwrap
 import typing
 from dataclasses import dataclass, field
@@ -203,6 +204,11 @@ class TrainConfig:
     """Seed of every random choice (sampling, shuffling, start positions, randomization)."""
     workers: int = 2
     """Simulator processes, each playing whole episodes with a NumPy copy of the policy."""
+    ray: str | None = None
+    """Run the simulator workers as Ray actors on a cluster: HOST:PORT of its head, or auto
+    (the cluster this machine joined, else a local single-machine Ray); --ray alone means
+    auto. Each worker takes 1 CPU of the cluster; the learner stays here. Needs the ray
+    extra on this machine and every node."""
     max_episode_steps: int = 1500
     """Truncate an episode after this many steps (1500 = 100 s at 15 Hz)."""
     eval_episodes: int = 5
@@ -315,6 +321,15 @@ def _check_config(c: TrainConfig) -> None:
             )
     if not c.out:
         raise TrainConfigError("--out must name a run directory")
+    if c.ray is not None and not _RAY_ADDRESS.fullmatch(c.ray):
+        raise TrainConfigError(
+            f"--ray {c.ray!r} is not a Ray address: give auto, or HOST:PORT of the cluster's "
+            "head (e.g. 10.0.0.5:6379, the address `ray start --head` prints)"
+        )
+
+
+_RAY_ADDRESS = re.compile(r"auto|(ray://)?[A-Za-z0-9][A-Za-z0-9.\-]*:\d{1,5}")
+"""What --ray accepts: auto, HOST:PORT, or ray://HOST:PORT (Ray Client)."""
 
 
 RETIRED_CONFIG_KEYS = ("envs_per_worker",)

@@ -37,13 +37,19 @@ def collect_expert(
     student: ActorSpec | None = None,
     beta: float = 1.0,
     processes: int = 1,
+    on_ray: bool = False,
 ) -> ExpertData:
     """Observations and expert actions from `episodes` episodes (see `_collect`), played
-    in `processes` simulator processes: the same frames, in the same order, for any
-    number of processes."""
+    in `processes` simulator processes, or as that many Ray tasks on the cluster this
+    process joined (`on_ray`, `trainer.ray_workers.collect_expert`): the same frames, in
+    the same order, for any number of processes."""
     chunks = np.array_split(np.arange(episodes), max(1, min(processes, episodes)))
     parts = [[int(k) for k in chunk] for chunk in chunks]
     args = (env_id, env_kwargs, space, seed, max_steps, expert, student, beta)
+    if on_ray:
+        from trainer.ray_workers import collect_expert as on_cluster
+
+        return ExpertData.merge(on_cluster([(*args, part) for part in parts], env_kwargs))
     if len(parts) <= 1:
         return _collect(*args, list(range(episodes)))
     with ProcessPoolExecutor(len(parts), mp_context=mp.get_context("spawn")) as pool:

@@ -656,8 +656,14 @@ def warm_start(
     space = learner.metadata.action_space
     args = (config.env_id, env_kwargs, space, config.imitation_episodes)
     procs = config.workers
+    on_ray = config.ray is not None
     data = collect_expert(
-        *args, config.seed, config.max_episode_steps, expert=expert, processes=procs
+        *args,
+        config.seed,
+        config.max_episode_steps,
+        expert=expert,
+        processes=procs,
+        on_ray=on_ray,
     )
     obs, actions = data.obs, data.actions
     bc = behaviour_clone(learner, obs, actions, rng)
@@ -687,6 +693,7 @@ def warm_start(
             student=student,
             beta=beta,
             processes=procs,
+            on_ray=on_ray,
         )
         obs = np.concatenate([obs, data.obs])
         actions = np.concatenate([actions, data.actions])
@@ -821,6 +828,12 @@ def train(
     if slow:
         display.message(slow)
     logbook = Logbook(run, metadata, state.metrics)
+    joined_here = False
+    if config.ray is not None:
+        from trainer.ray_connection import connect, connected
+
+        joined_here = not connected()
+        cluster = connect(config.ray, config.workers)  # before the imitation: it runs there too
     ppo = learner if isinstance(learner, Learner) else None  # SAC: no warm start, no anchor
     if ppo and config.imitation_episodes and not config.resume:
         # The imitation may take at most half the budget: the rest is PPO's, and the
@@ -832,7 +845,20 @@ def train(
     budget_end = session_start + config.minutes * 60.0 - state.elapsed_s
     prior_elapsed = state.elapsed_s
     history: list[dict[str, Any]] = []
-    pool = make_pool(config.env_id, env_kwargs, config.workers, 1, config.max_episode_steps)
+    pool = make_pool(
+        config.env_id,
+        env_kwargs,
+        config.workers,
+        1,
+        config.max_episode_steps,
+        ray=config.ray,
+        on_event=display.message,
+    )
+    if config.ray is not None:
+        display.message(
+            f"Ray: {config.workers} simulator workers on {cluster}; the learner runs "
+            f"here, on {learner_device()}"
+        )
     try:
         while not (reason := stop_reason(config, hp, state, history, budget_end)):
             # -- rollout ---------------------------------------------------------------
@@ -902,6 +928,8 @@ def train(
                 update_s=t2 - t1,
             )
             stats["cpu_pct"], stats["memory_mb"] = display.usage()
+            if config.ray is not None:
+                stats["replayed_episodes"] = pool.replayed
             if not slow:
                 slow = slow_reward_warning(config.reward or "(default)", *reward_cost(episodes))
                 if slow:
@@ -932,6 +960,10 @@ def train(
     finally:
         pool.close()
         logbook.close()
+        if joined_here:
+            from trainer.ray_connection import disconnect
+
+            disconnect()
     best = state.index["best"]
     return TrainResult(
         iterations=state.iteration,
@@ -943,6 +975,12 @@ def train(
         best_eval=run.load_checkpoint(best)[1].get("evaluation") if best is not None else None,
         history=history,
     )
+
+
+def learner_device() -> str:
+    """Where TensorFlow runs the learner: its first GPU, or the CPU."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return f"{gpus[0].name} ({len(gpus)} GPUs seen)" if gpus else "the CPU (TensorFlow sees no GPU)"
 
 
 def set_tf_threads(threads: int) -> None:

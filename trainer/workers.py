@@ -18,6 +18,9 @@ seeded from its number, so the result does not depend on which process played it
 killed (a reward function hung where its time limit cannot reach must not outlive the
 budget) and the pool is closed; the episodes finished so far come back.
 
+`trainer.ray_workers.RayPool` offers the same `play_many` with the simulators as Ray
+actors across machines (`make_pool(..., ray=ADDRESS)`, imported only then).
+
 A reward function's error in a process comes back as the same `RewardFunctionError`
 (naming the user's file and line); any other failure as a `RolloutError`.
 
@@ -34,9 +37,12 @@ of `waypoints` and the object lists, which would dominate the pipe traffic.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import os
 import time
 import traceback
+from collections.abc import Iterator
 from multiprocessing.connection import wait
 from typing import Any
 
@@ -135,8 +141,6 @@ class _Slots:
 
 
 def _worker_main(conn: Any, env_id: str, env_kwargs: dict[str, Any], n: int, max_steps: int):
-    import os
-
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     spec: ActorSpec | None = None
     try:
@@ -175,6 +179,30 @@ def _describe(exc: BaseException) -> str:
     if getattr(exc, "exit_code", None) is not None:
         return str(exc)
     return "".join(traceback.format_exception(exc)).strip()
+
+
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+"""What NumPy's BLAS reads for its thread count when it loads."""
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """Processes spawned inside start NumPy's BLAS with one thread (unless the user set
+    a count): each simulator process is one core's work, and the policy's matrix products
+    with a thread per core in every process oversubscribe the machine, whose idle BLAS
+    threads then spin; measured 12x slower on a loaded 2-core machine (`racer bench
+    scale`). Ray gives its 1-CPU workers one thread too, so both pools compute alike."""
+    saved = {k: os.environ.get(k) for k in BLAS_THREAD_VARIABLES}
+    for key in BLAS_THREAD_VARIABLES:
+        os.environ.setdefault(key, "1")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 class LocalPool:
@@ -235,17 +263,18 @@ class EnvPool:
         deadline, for the stop reason."""
         self._conns = []
         self._procs = []
-        for _ in range(workers):
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(
-                target=_worker_main,
-                args=(child, env_id, env_kwargs, envs_per_worker, max_steps),
-                daemon=True,
-            )
-            proc.start()
-            child.close()
-            self._conns.append(parent)
-            self._procs.append(proc)
+        with _one_blas_thread():
+            for _ in range(workers):
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(
+                    target=_worker_main,
+                    args=(child, env_id, env_kwargs, envs_per_worker, max_steps),
+                    daemon=True,
+                )
+                proc.start()
+                child.close()
+                self._conns.append(parent)
+                self._procs.append(proc)
         for w in range(workers):
             self._receive(w, "starting the simulator")
 
@@ -362,9 +391,22 @@ class EnvPool:
 
 
 def make_pool(
-    env_id: str, env_kwargs: dict[str, Any], workers: int, envs_per_worker: int, max_steps: int
-) -> EnvPool | LocalPool:
-    """Processes when `workers` > 1, otherwise environments in this process."""
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    workers: int,
+    envs_per_worker: int,
+    max_steps: int,
+    *,
+    ray: str | None = None,
+    on_event: Any = None,
+) -> Any:
+    """Ray actors on the cluster at `ray` when given (`trainer.ray_workers.RayPool`, one
+    environment each; `on_event` hears of lost workers); else processes when `workers` > 1,
+    otherwise environments in this process."""
+    if ray is not None:
+        from trainer.ray_workers import RayPool
+
+        return RayPool(env_id, env_kwargs, workers, max_steps, address=ray, on_event=on_event)
     if workers <= 1:
         return LocalPool(env_id, env_kwargs, envs_per_worker, max_steps)
     return EnvPool(env_id, env_kwargs, workers, envs_per_worker, max_steps)
