@@ -1,4 +1,4 @@
-"""`racer bench sim|train|race|car`: the benchmarks behind every speed and learning figure.
+"""`racer bench sim|train|race|car|export`: the benchmarks behind every speed and learning figure.
 
 Each benchmark lives in its own module (`tools/bench_<name>.py`, `main(argv) -> int`) and
 reports ratios against a reference measured in the same run, because this machine is
@@ -15,6 +15,7 @@ BENCHMARKS = {
     "train": ("tools.bench_train", "PPO wall-clock time to a model that laps"),
     "race": ("tools.bench_race", "lap time vs the racing-line limit after <= 30 min training"),
     "car": ("tools.bench_car", "car loop latency, inference time, protocol rates"),
+    "export": ("tools.bench_export", "int8 vs float: on-policy agreement, lap parity, size, speed"),
 }
 
 

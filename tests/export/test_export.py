@@ -120,6 +120,15 @@ def test_int8_export_end_to_end(run_dir, tmp_path, capsys):
     store = ModelStore(tmp_path / "store")
     store.install(out, activate=True)
     assert store.active().name == data["name"]
+    # The car shows both figures.
+    capsys.readouterr()
+    assert racer(["models", "--store", str(store.root), "list"]) == 0
+    listed = capsys.readouterr().out
+    assert f"agreement {100 * data['agreement']:.2f}% on-policy" in listed
+    assert f"laps {lp['tflite_laps']}/{lp['float_laps']} of float's" in listed
+    assert racer(["models", "--store", str(store.root), "info", data["name"]]) == 0
+    info = capsys.readouterr().out
+    assert "on-policy frames" in info and "lap parity   ok" in info and "laps control" in info
 
 
 @pytest.mark.slow
@@ -237,3 +246,45 @@ def test_bad_options_are_one_line_errors(run_dir, tmp_path, capsys):
     assert "too few to calibrate" in capsys.readouterr().err
     assert racer(["export", str(tmp_path / "nope"), "--int8"]) == 2
     assert "run directory not found" in capsys.readouterr().err
+
+
+def _importable(name: str) -> bool:
+    import importlib
+
+    try:
+        importlib.import_module(name)
+    except Exception:  # tflite_runtime 2.14 imports but breaks under numpy 2
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "backend",
+    [
+        "ai_edge_litert",
+        pytest.param(
+            "tflite_runtime",
+            marks=pytest.mark.skipif(
+                not _importable("tflite_runtime.interpreter"),
+                reason="tflite-runtime 2.14 (newest; cp311 wheels only) needs numpy<2, the "
+                "lock has numpy 2: install it on a car venv with numpy<2 to run this",
+            ),
+        ),
+    ],
+)
+def test_every_format_runs_in_each_car_runtime(run_dir, backend):
+    """The bytes export writes, in each format, load and agree with Keras in the car's
+    interpreter, through ai-edge-litert and (where installable) tflite-runtime."""
+    from trainer.checkpoint import load_keras_policy
+    from trainer.export import convert
+    from trainer.parity import keras_outputs
+    from vehicle.inference import Policy
+
+    model, meta, _ = load_keras_policy(run_dir, "best")
+    frames = np.random.default_rng(0).integers(0, 256, (32, 120, 160, 1), dtype=np.uint8)
+    ref = keras_outputs(model, frames)
+    for fmt, tol in (("float32", 1e-4), ("float16", 0.02), ("int8", 0.1)):
+        policy = Policy.from_bytes(convert(model, fmt, frames), meta, backend=backend)
+        assert policy.backend == backend
+        out = np.stack([policy.infer(f) for f in frames])
+        assert np.abs(out - ref).max() < tol, (fmt, np.abs(out - ref).max())
