@@ -115,7 +115,7 @@ def activation_ranges(
     return list(zip(lo, hi, strict=True))
 
 
-def _rounded_forward(chain: list[Any], ranges: list[tuple[float, float]]) -> Callable[[Any], Any]:
+def _rounded_forward(chain: list[Any], ranges: list[tuple[Any, Any]]) -> Callable[[Any], Any]:
     """The chain's forward pass with TFLite's int8 rounding simulated (see the module
     docstring); returns the pre-softmax logits for a softmax head."""
     import tensorflow as tf
@@ -173,23 +173,34 @@ def distill(
 ) -> tuple[Any, dict[str, Any]]:
     """A copy of the float policy `model` fine-tuned so that its int8-rounded forward pass
     reproduces `model`'s outputs on `frames` (see the module docstring); and the figures
-    (steps, loss before and after)."""
+    (steps, loss before and after). Every 100 steps and at the end the simulated ranges
+    follow the student's own and the weights with the lowest loss so far are kept, so the
+    result is never worse than the float model on `frames`."""
     import keras
     import tensorflow as tf
 
     student = keras.models.clone_model(model)
     student.set_weights(model.get_weights())
     chain = _chain(student)
-    ranges = activation_ranges(model, frames)
+    # The converter calibrates the distilled model's own ranges: follow them as it trains.
+    ranges = [(tf.Variable(lo), tf.Variable(hi)) for lo, hi in activation_ranges(model, frames)]
     rounded = _rounded_forward(chain, ranges)
+
+    def refresh_ranges() -> None:
+        sample = frames[:: max(1, len(frames) // 500)]
+        for (lo_var, hi_var), (lo, hi) in zip(
+            ranges, activation_ranges(student, sample), strict=True
+        ):
+            lo_var.assign(lo)
+            hi_var.assign(hi)
+
     reference = model.predict(frames, batch_size=128, verbose=0)
     variables = [v for layer in chain for v in layer.trainable_variables]
     optimizer = keras.optimizers.Adam(learning_rate=learning_rate)
     optimizer.build(variables)
 
     # Discrete: the rounded logits' grid step; the float model's choice must win by one.
-    lo, hi = ranges[-2] if type(chain[-1]).__name__ == "Softmax" else ranges[-1]
-    step = (hi - lo) / 255.0
+    logit_range = ranges[-2] if type(chain[-1]).__name__ == "Softmax" else ranges[-1]
 
     def loss_fn(x: Any, y: Any) -> Any:
         out = rounded(x)
@@ -199,6 +210,7 @@ def distill(
             chosen = tf.one_hot(tf.argmax(y, axis=1), tf.shape(y)[1])
             top = tf.reduce_sum(out * chosen, axis=1)
             other = tf.reduce_max(out - 1e9 * chosen, axis=1)
+            step = (logit_range[1] - logit_range[0]) / 255.0
             return kl + tf.reduce_mean(tf.nn.relu(step + other - top))
         return tf.reduce_mean(tf.square(out - y))
 
@@ -221,13 +233,20 @@ def distill(
         )
 
     before = full_loss()
+    best = (before, student.get_weights())
     rng = np.random.default_rng(seed)
-    for _ in range(steps):
+    for k in range(1, steps + 1):
         idx = rng.choice(len(frames), size=min(batch, len(frames)), replace=False)
         train_step(tf.convert_to_tensor(frames[idx]), tf.convert_to_tensor(reference[idx]))
         if on_progress is not None:
             on_progress(1)
-    after = full_loss()
+        if k % 100 == 0 or k == steps:  # follow the ranges; keep the best weights seen
+            refresh_ranges()
+            loss = full_loss()
+            if loss < best[0]:
+                best = (loss, student.get_weights())
+    after = best[0]
+    student.set_weights(best[1])
     return student, {
         "method": "distillation",
         "steps": steps,

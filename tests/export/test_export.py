@@ -288,3 +288,32 @@ def test_every_format_runs_in_each_car_runtime(run_dir, backend):
         assert policy.backend == backend
         out = np.stack([policy.infer(f) for f in frames])
         assert np.abs(out - ref).max() < tol, (fmt, np.abs(out - ref).max())
+
+
+def test_rounded_forward_is_what_tflite_computes_and_distillation_lowers_its_loss(run_dir):
+    """The distillation's simulated int8 forward pass matches the converter's real int8
+    model (so training it means something), and a few steps lower its loss."""
+    import tensorflow as tf
+
+    from trainer.checkpoint import load_keras_policy
+    from trainer.export import convert
+    from trainer.parity import keras_outputs
+    from trainer.quantize import _chain, _rounded_forward, activation_ranges, distill
+    from vehicle.inference import Policy
+
+    model, meta, _ = load_keras_policy(run_dir, "best")
+    rng = np.random.default_rng(1)
+    # smooth frames (a random walk along each row), closer to camera images than noise
+    frames = np.clip(
+        128 + np.cumsum(rng.integers(-12, 13, (96, 120, 160, 1)), axis=2), 0, 255
+    ).astype(np.uint8)
+    ranges = [(tf.constant(lo), tf.constant(hi)) for lo, hi in activation_ranges(model, frames)]
+    simulated = tf.nn.softmax(_rounded_forward(_chain(model), ranges)(frames)).numpy()
+    int8 = Policy.from_bytes(convert(model, "int8", frames), meta)
+    real = np.stack([int8.infer(f) for f in frames])
+    assert np.abs(simulated - real).mean() < 0.01
+    assert np.mean(simulated.argmax(1) == real.argmax(1)) >= 0.9
+    assert np.mean(keras_outputs(model, frames).argmax(1) == real.argmax(1)) >= 0.9
+    student, figures = distill(model, frames, "discrete", steps=20)
+    assert figures["rounded_loss_after"] <= figures["rounded_loss_before"]
+    assert len(student.get_weights()) == len(model.get_weights())
