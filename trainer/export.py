@@ -147,6 +147,13 @@ def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> b
         if representative is None or len(representative) == 0:
             raise ExportError("int8 export needs representative simulator frames")
         frames = np.asarray(representative, dtype=np.uint8)
+        # One black and one white pixel in a copy of a frame pin the input's calibrated
+        # range to the whole 0-255, so the scaled pixels sit exactly on the int8 grid
+        # (scale 1/255) whatever the darkest and brightest on-policy pixels
+        # (`quantization_info` checks it); single pixels barely move the later ranges.
+        pinned = frames[:1].copy()
+        pinned[0, 0, 0, 0], pinned[0, 0, 1, 0] = 0, 255
+        frames = np.concatenate([pinned, frames])
 
         def dataset():
             for f in frames:
