@@ -1,4 +1,4 @@
-"""`racer bench sim|train|race|car|scale`: the benchmarks behind every speed and learning figure.
+"""`racer bench sim|train|race|car|scale|export`: the benchmarks behind every speed and learning figure.
 
 Each benchmark lives in its own module (`tools/bench_<name>.py`, `main(argv) -> int`) and
 reports ratios against a reference measured in the same run, because this machine is
@@ -16,6 +16,7 @@ BENCHMARKS = {
     "race": ("tools.bench_race", "lap time vs the racing-line limit after <= 30 min training"),
     "car": ("tools.bench_car", "car loop latency, inference time, protocol rates"),
     "scale": ("tools.bench_scale", "simulator workers: local pool vs Ray, 1/2/4 workers"),
+    "export": ("tools.bench_export", "int8 vs float: on-policy agreement, lap parity, size, speed"),
 }
 
 

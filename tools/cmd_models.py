@@ -1,4 +1,6 @@
-"""`racer models`: the car's model store: list, install, activate, rollback, remove, verify.
+"""`racer models`: the car's model store: list, info, install, activate, rollback, remove,
+verify. `list` and `info` show each model's parity with its float original as export
+measured it (int8: agreement on the frames both models visit, and lap parity).
 
 Runs on the car: no TensorFlow. The store folder is `--store DIR`, else `$OPENRACER_STORE`,
 else `~/.local/share/openracer/models` (see `vehicle/models/store.py` for its layout and crash
@@ -12,6 +14,7 @@ import json
 import sys
 from typing import Any
 
+from vehicle.errors import StoreError
 from vehicle.models.store import STORE_ENV, InstalledModel, ModelStore, default_store_dir
 
 
@@ -31,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     p = sub.add_parser("list", parents=[store], help="installed models, active first")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("info", parents=[store], help="one model: provenance and parity figures")
+    p.add_argument("name", help="an installed model's name")
+    p.add_argument("--json", action="store_true", help="print JSON (the whole manifest)")
     p = sub.add_parser(
         "install",
         parents=[store],
@@ -79,21 +85,114 @@ def _line(model: InstalledModel) -> str:
     flag = "*" if model.is_active else ("<" if model.is_previous else " ")
     if model.problem:
         return f"{flag} {model.name:<28} DAMAGED: {model.problem}"
-    parity = d["parity"] or {}
-    agree = parity.get("agreement")
     bits = [
         f"{d['quantization'] or '?':<7}",
         f"{_size(d['size_bytes']):>9}",
         f"{d['action_space']}({d['n_actions']})",
         f"{d['control_rate_hz']:g} Hz",
     ]
-    if agree is not None:
-        bits.append(f"agreement {100 * agree:.2f}%")
+    figures = parity_figures(d["parity"] or {})
+    if figures:
+        bits.append(figures)
     src = d["source"] or {}
     if src.get("run"):
         bits.append(f"from {src.get('run')}:{src.get('checkpoint', '?')}")
     bits.append("signed " + d["signed_key_id"] if d["signed_key_id"] else "unsigned")
     return f"{flag} {model.name:<28} " + "  ".join(bits)
+
+
+def parity_figures(parity: dict[str, Any]) -> str:
+    """One line: the agreement (on-policy or held-out) and, for int8, the lap parity."""
+    agree = parity.get("agreement")
+    if agree is None:
+        return ""
+    where = "on-policy" if parity.get("frames_source") else "held-out"
+    text = f"agreement {100 * agree:.2f}% {where}"
+    lp = parity.get("lap_parity")
+    if lp:
+        text += (
+            f", laps {lp['tflite_laps']}/{lp['float_laps']} of float's"
+            + (
+                f" (mean lap {100 * lp['lap_time_diff']:+.1f}%)"
+                if lp["lap_time_diff"] is not None
+                else ""
+            )
+            + (" ok" if lp["passed"] else " FAILED")
+        )
+    if parity.get("passed") is False:
+        text += " (written with --allow-parity-loss)"
+    return text
+
+
+def _info(model: InstalledModel) -> str:
+    """Every figure worth reading about one model."""
+    d = model.describe()
+    if model.problem:
+        return f"{model.name}: DAMAGED: {model.problem}"
+    par = d["parity"] or {}
+    src = d["source"] or {}
+    lines = [
+        f"{model.name}" + ("  (active)" if model.is_active else ""),
+        f"  format       {d['quantization'] or '?'}, {_size(d['size_bytes'])}, "
+        f"{d['action_space']}({d['n_actions']}), {d['control_rate_hz']:g} Hz",
+        f"  from         {src.get('run', '?')} checkpoint {src.get('iteration', '?')} "
+        f"({src.get('network', '?')}; tracks {', '.join(map(str, src.get('tracks', [])))})",
+        f"  created      {d['created_utc']}, "
+        + ("signed " + d["signed_key_id"] if d["signed_key_id"] else "unsigned"),
+    ]
+    if par.get("agreement") is not None:
+        where = "on-policy" if par.get("frames_source") else "held-out"
+        rule = "argmax"
+        if par.get("steer_tolerance_deg") is not None:
+            rule = (
+                f"steering within {par['steer_tolerance_deg']} deg, speed within "
+                f"{par['speed_tolerance_mps']:.3f} m/s"
+            )
+        elif par.get("kind") == "continuous":
+            rule = f"means within {par.get('continuous_tolerance')}"
+        need = par.get("min_agreement")
+        lines.append(
+            f"  agreement    {100 * par['agreement']:.2f}% of {par.get('frames')} {where} "
+            f"frames ({rule}" + (f"; needs {100 * need:.1f}%)" if need is not None else ")")
+        )
+    held = par.get("held_out")
+    if held:
+        lines.append(f"  random poses {100 * held['agreement']:.2f}% of {held['frames']} frames")
+    laps = par.get("laps") or {}
+    for label in ("float", "control", "tflite"):
+        lap = laps.get(label)
+        if lap:
+            mean = lap.get("mean_lap_s")
+            lines.append(
+                f"  laps {label:<8}{lap.get('laps_completed')}/{lap.get('trials')}"
+                + (f", mean {mean:.2f} s" if mean is not None else "")
+                + (
+                    f"  ({laps.get('track')}, {laps.get('randomize')}, seed {laps.get('seed')})"
+                    if label == "float"
+                    else ""
+                )
+            )
+    lp = par.get("lap_parity")
+    if lp:
+        diff = lp["lap_time_diff"]
+        lines.append(
+            f"  lap parity   {'ok' if lp['passed'] else 'FAILED'}: {lp['tflite_laps']} laps vs "
+            f"float's {lp['float_laps']} of {lp['laps'] - len(lp['undetermined'])} determined"
+            + (f" (undetermined: {lp['undetermined']})" if lp["undetermined"] else "")
+            + (
+                f", mean lap {100 * diff:+.2f}% (within {100 * lp['lap_time_tolerance']:.0f}%)"
+                if diff is not None
+                else ""
+            )
+        )
+    if par.get("method"):
+        lines.append(
+            f"  quantization {par['method']}, calibrated on {par.get('representative_frames')} "
+            "on-policy frames"
+        )
+    if par.get("passed") is False:
+        lines.append("  written with --allow-parity-loss: it failed the parity check")
+    return "\n".join(lines)
 
 
 def _emit(as_json: bool, data: Any, text: str) -> None:
@@ -115,6 +214,17 @@ def main(argv: list[str]) -> int:
                 + [_line(m) for m in models]
             )
         _emit(as_json, data, text)
+        return 0
+    if args.action == "info":
+        found = [m for m in store.list() if m.name == args.name]
+        if not found:
+            names = ", ".join(m.name for m in store.list()) or "none"
+            raise StoreError(
+                f"no model named {args.name!r} in {store.root} (installed: {names}); "
+                "see `racer models list`"
+            )
+        model = found[0]
+        _emit(as_json, {**model.describe(), "manifest": model.manifest}, _info(model))
         return 0
     if args.action == "install":
         model = store.install(

@@ -2,18 +2,29 @@
 
 `export_run(ExportConfig(run=..., format="int8"))`:
 1. loads the checkpoint as the float Keras policy (`trainer.checkpoint.load_keras_policy`);
-2. plays the simulator under the run's tracks and randomization for the representative
-   frames (int8 calibration) and, with other seeds, the held-out parity frames
-   (`trainer.parity.simulator_frames`);
-3. converts with `tf.lite.TFLiteConverter.from_keras_model` (Keras 3 concrete functions
+2. converts with `tf.lite.TFLiteConverter.from_keras_model` (Keras 3 concrete functions
    lose their weights): float32; float16 weights; or full-integer int8 whose input is
    uint8 taking raw 0-255 pixels (the model's own Rescaling layer is quantized with the
-   rest) and whose output is float32 (dequantized inside the model);
-4. measures parity on the held-out frames with the car's interpreter
-   (`vehicle.inference.Policy`), and drives a few laps with both models through
-   `trainer.evaluate.evaluate` (the `racer eval` path) on the same seeds;
-5. refuses an agreement below `min_agreement` (99 %) unless `allow_parity_loss`, and
-   otherwise writes the bundle (`vehicle.models.bundle.write_bundle`), signed if a key is given.
+   rest; `quantization_info` checks the pixels stay exact and every kernel is quantized
+   per output channel) and whose output is float32 (dequantized inside the model);
+3. float16/float32: measures agreement on held-out simulator frames
+   (`trainer.parity.simulator_frames`) with the car's interpreter
+   (`vehicle.inference.Policy`) and drives a few laps with both models through
+   `trainer.evaluate.evaluate` (the `racer eval` path) on the same seeds; refuses an
+   agreement below `min_agreement` (99 %);
+4. int8: judges parity by driving. It calibrates on the float policy's own frames from
+   greedy laps under the training randomization (`trainer.quantize.on_policy_frames`,
+   seeds disjoint from the judging laps); then the float model, the int8 model and a
+   float32 TFLite control drive the same `laps` (>= 10) seeded laps from the start line.
+   The int8 model must agree on `min_agreement` (99.5 %) of the frames both models visit
+   and keep lap parity (`trainer.parity.judge_laps`: as many laps, mean lap time within
+   2 %). When post-training quantization misses either, a short distillation of the
+   rounded network toward the float policy (`trainer.quantize.distill`) is tried once;
+   every attempt's figures go into the manifest. Random-pose agreement on the held-out
+   frames is measured too, for information;
+5. refuses a model that fails (the message names both figures) unless `allow_parity_loss`,
+   and otherwise writes the bundle (`vehicle.models.bundle.write_bundle`), signed if a key
+   is given. A refusal writes nothing.
 """
 
 from __future__ import annotations
@@ -30,10 +41,15 @@ from typing import Any
 import numpy as np
 
 from trainer.errors import ExportError, ParityError
+from trainer.parity import SPEED_TOLERANCE_FRACTION as SPEED_TOL_FRACTION
+from trainer.parity import STEER_TOLERANCE_DEG as STEER_TOL_DEG
 from vehicle.metadata import ModelMetadata
 
 FORMATS = ("int8", "float16", "float32")
 """TFLite formats `racer export` writes."""
+CALIBRATION_SEED_OFFSET = 1000
+"""int8 calibration laps use seeds from `seed + CALIBRATION_SEED_OFFSET`, the judging laps
+`seed`: disjoint episodes."""
 
 
 @dataclass(frozen=True)
@@ -52,16 +68,22 @@ class ExportConfig:
     """Model name in the bundle (default <run>-<iteration>-<format>)."""
     sign: str | None = None
     """Private key (.key from `racer keys new`) to sign the bundle with."""
-    representative_frames: int = 500
-    """Simulator frames used to calibrate int8 quantization (a few hundred at least)."""
+    representative_frames: int = 1000
+    """On-policy frames used to calibrate int8 quantization (a few hundred at least)."""
     parity_frames: int = 2000
-    """Held-out simulator frames the parity is measured on."""
-    min_agreement: float = 0.99
-    """Export fails below this action agreement unless allow_parity_loss."""
+    """Held-out simulator frames (random poses) the agreement is also measured on."""
+    min_agreement: float | None = None
+    """Export fails below this action agreement unless allow_parity_loss (default: 0.995 on
+    the on-policy frames for int8, 0.99 on the held-out frames for float16/float32)."""
     allow_parity_loss: bool = False
-    """Write the bundle even when the agreement is below min_agreement."""
-    laps: int = 3
-    """Evaluation laps per model (0: skip the lap check)."""
+    """Write the bundle even when a parity figure fails."""
+    laps: int | None = None
+    """Evaluation laps per model (default 10 for int8, at least 10; 3 for float16/float32,
+    0 skips them)."""
+    distill: bool = True
+    """int8: when post-training quantization fails parity, try a short distillation."""
+    distill_steps: int = 300
+    """int8: distillation steps (batches of 64 on-policy frames)."""
     seed: int = 0
     """Seed of the simulator episodes (frames and laps)."""
     randomize: str | None = None
@@ -83,6 +105,11 @@ class ExportResult:
     source: dict[str, Any]
     passed: bool
     timings_s: dict[str, float] = field(default_factory=dict)
+
+    float32_bytes: bytes | None = None
+    """The float32 conversion (int8: the lap control; for benchmarks), not in the JSON."""
+    model_bytes: bytes | None = None
+    """The exported model, not in the JSON."""
 
     @property
     def agreement(self) -> float:
@@ -120,6 +147,13 @@ def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> b
         if representative is None or len(representative) == 0:
             raise ExportError("int8 export needs representative simulator frames")
         frames = np.asarray(representative, dtype=np.uint8)
+        # One black and one white pixel in a copy of a frame pin the input's calibrated
+        # range to the whole 0-255, so the scaled pixels sit exactly on the int8 grid
+        # (scale 1/255) whatever the darkest and brightest on-policy pixels
+        # (`quantization_info` checks it); single pixels barely move the later ranges.
+        pinned = frames[:1].copy()
+        pinned[0, 0, 0, 0], pinned[0, 0, 1, 0] = 0, 255
+        frames = np.concatenate([pinned, frames])
 
         def dataset():
             for f in frames:
@@ -139,7 +173,11 @@ def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> b
 
 
 def quantization_info(model_bytes: bytes, fmt: str) -> dict[str, Any]:
-    """The input/output tensor types and quantization parameters of a TFLite model."""
+    """The input/output tensor types and quantization parameters of a TFLite model, and for
+    int8 the checks export relies on: every weight kernel quantized per output channel
+    (`per_channel_kernels` of `kernels`), and the pixels exact on the int8 grid
+    (`pixels_exact`: every int8 tensor of the input's shape has zero point -128 and scale 1
+    or 1/255, so each 0-255 value and its /255 scaling are represented without rounding)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_content=model_bytes)
@@ -156,7 +194,31 @@ def quantization_info(model_bytes: bytes, fmt: str) -> dict[str, Any]:
         }
 
     ops = sorted({op["op_name"] for op in interp._get_ops_details()})
-    return {"format": fmt, "input": q(inp), "output": q(out), "ops": ops}
+    info: dict[str, Any] = {"format": fmt, "input": q(inp), "output": q(out), "ops": ops}
+    if fmt == "int8":
+        kernels = per_channel = 0
+        pixels_exact = True
+        in_shape = [int(d) for d in inp["shape"]]
+        for t in interp.get_tensor_details():
+            params = t.get("quantization_parameters") or {}
+            scales = np.asarray(params.get("scales", []))
+            shape = [int(d) for d in t["shape"]]
+            if np.dtype(t["dtype"]) != np.int8 or len(scales) == 0:
+                continue
+            if len(shape) >= 2 and shape[0] > 1:  # a kernel: (out, ...); activations are (1, ...)
+                kernels += 1
+                per_channel += int(len(scales) == shape[0])
+            elif shape == in_shape:
+                zero = np.asarray(params.get("zero_points", []))
+                pixels_exact &= bool(
+                    len(scales) == 1
+                    and int(zero[0]) == -128
+                    and min(abs(scales[0] - 1.0), abs(scales[0] * 255.0 - 1.0)) < 1e-6
+                )
+        info.update(
+            {"kernels": kernels, "per_channel_kernels": per_channel, "pixels_exact": pixels_exact}
+        )
+    return info
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -173,31 +235,47 @@ def export_run(
     each step and returns a callback advancing that step's progress (for progress bars)."""
     from trainer.checkpoint import RunDir, load_keras_policy
     from trainer.config import config_from_json
-    from trainer.evaluate import env_kwargs_for, evaluate
+    from trainer.evaluate import env_kwargs_for
     from trainer.parity import (
+        MIN_ON_POLICY_AGREEMENT,
         compare,
+        continuous_tolerance,
         keras_outputs,
-        keras_policy_fn,
         simulator_frames,
         tflite_outputs,
-        tflite_policy_fn,
     )
     from vehicle.inference import Policy
-    from vehicle.models.bundle import check_name, write_bundle
+    from vehicle.models.bundle import check_name
 
     def noop(_n: int) -> None:
         pass
 
     stage = stage or (lambda _d, _t: noop)
+    int8 = config.format == "int8"
     if config.format not in FORMATS:
         raise ExportError(f"--format {config.format!r} is not one of {list(FORMATS)}")
-    if config.format == "int8" and config.representative_frames < 200:
+    if int8 and config.representative_frames < 200:
         raise ExportError(
             f"--representative-frames {config.representative_frames} is too few to calibrate "
-            "int8; use at least 200 (default 500)"
+            "int8; use at least 200 (default 1000)"
         )
     if config.parity_frames < 100:
         raise ExportError(f"--parity-frames {config.parity_frames} must be at least 100")
+    laps = config.laps if config.laps is not None else (10 if int8 else 3)
+    if int8 and laps < 10:
+        raise ExportError(
+            f"--laps {laps} is too few to judge int8 parity by driving; use at least 10 "
+            "(the default)"
+        )
+    if laps < 0:
+        raise ExportError(f"--laps {laps} must be 0 or more")
+    min_agreement = config.min_agreement
+    if min_agreement is None:
+        min_agreement = MIN_ON_POLICY_AGREEMENT if int8 else 0.99
+    if not 0.0 <= min_agreement <= 1.0:
+        raise ExportError(f"--min-agreement {min_agreement} must be between 0 and 1")
+    if int8 and config.distill_steps < 1:
+        raise ExportError(f"--distill-steps {config.distill_steps} must be at least 1")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     run = RunDir(config.run)
@@ -211,22 +289,37 @@ def export_run(
     name = check_name(config.name or f"{run.path.resolve().name}-{iteration}-{config.format}")
     out = Path(config.out) if config.out else run.path / "export" / f"{name}.tar.gz"
     kind = metadata.action_space.kind
+    tolerance = continuous_tolerance(metadata.action_space) if kind == "continuous" else (0.0, 0.0)
     frame_kwargs = env_kwargs_for(tracks if len(tracks) > 1 else tracks[0], metadata, randomize)
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    representative = None
-    if config.format == "int8":
-        advance = stage("simulator frames for int8 calibration", config.representative_frames)
-        representative = simulator_frames(
+    stage("converting to TFLite float32", None)
+    float32_bytes = convert(model, "float32")
+    timings["convert"] = time.perf_counter() - t0
+    if int8:
+        judged = _judge_int8(
+            config,
             model,
             metadata,
-            frame_kwargs,
-            config.representative_frames,
-            seed=config.seed * 2 + 1,
-            on_progress=advance,
+            tracks[0],
+            randomize,
+            laps,
+            float32_bytes,
+            min_agreement,
+            tolerance,
+            stage,
+            timings,
         )
-    advance = stage("held-out simulator frames for parity", config.parity_frames)
+        model_bytes, parity, lap_figures, passed, failure = judged
+    else:
+        t0 = time.perf_counter()
+        stage(f"converting to TFLite {config.format}", None)
+        model_bytes = float32_bytes if config.format == "float32" else convert(model, config.format)
+        timings["convert"] += time.perf_counter() - t0
+        parity, lap_figures = {}, {}
+    t0 = time.perf_counter()
+    advance = stage("held-out simulator frames (random poses)", config.parity_frames)
     held_out = simulator_frames(
         model,
         metadata,
@@ -235,49 +328,42 @@ def export_run(
         seed=config.seed * 2 + 2,
         on_progress=advance,
     )
-    timings["frames"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    stage(f"converting to TFLite {config.format}", None)
-    model_bytes = convert(model, config.format, representative)
-    float32_size = (
-        len(model_bytes) if config.format == "float32" else len(convert(model, "float32"))
-    )
-    timings["convert"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    stage("parity on held-out frames", None)
+    stage("agreement on held-out frames", None)
     tflite = Policy.from_bytes(model_bytes, metadata)
-    report = compare(keras_outputs(model, held_out), tflite_outputs(tflite, held_out), kind)
-    parity = report.to_json()
-    parity["representative_frames"] = 0 if representative is None else len(representative)
-    parity["randomize"] = randomize
-    timings["parity"] = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    laps: dict[str, Any] = {}
-    if config.laps > 0:
-        for label, fn in (
-            ("float", keras_policy_fn(model, kind)),
-            ("tflite", tflite_policy_fn(tflite, kind)),
-        ):
-            stage(f"{config.laps} evaluation laps, {label} model", None)
-            lap_report = evaluate(
-                fn,
-                tracks[0],
-                config.laps,
-                randomize,
-                metadata=metadata,
-                seed=config.seed,
-                parallel=min(config.laps, 3),
+    # float16/float32 keep their [-1, 1]-unit tolerance; int8 uses the car's units
+    tol = {"tolerance": tolerance} if int8 and kind == "continuous" else {}
+    held = compare(
+        keras_outputs(model, held_out), tflite_outputs(tflite, held_out), kind, **tol
+    ).to_json()
+    timings["held_out"] = time.perf_counter() - t0
+    if int8:
+        parity["held_out"] = held
+    else:
+        parity = {**held, "representative_frames": 0, "randomize": randomize}
+        passed = held["agreement"] >= min_agreement
+        failure = (
+            f"{config.format} model agrees with the float model on "
+            f"{100 * held['agreement']:.2f}% of {held['frames']} held-out frames, below the "
+            f"{100 * min_agreement:.0f}% required (max error {held['max_abs_error']:.4f}, "
+            f"{held['disagreements']} frames differ); nothing written. Try --format float16, "
+            "or pass --allow-parity-loss to write it anyway"
+        )
+        t0 = time.perf_counter()
+        if laps > 0:
+            lap_figures = _float_laps(
+                model, tflite, metadata, tracks[0], randomize, laps, config.seed, stage
             )
-            laps[label] = _lap_summary(lap_report)
-        laps["track"] = str(tracks[0])
-        laps["randomize"] = randomize
-    parity["laps"] = laps
-    timings["laps"] = time.perf_counter() - t0
+        parity["laps"] = lap_figures
+        timings["laps"] = time.perf_counter() - t0
 
     quant = quantization_info(model_bytes, config.format)
+    if int8 and not (quant["pixels_exact"] and quant["per_channel_kernels"] == quant["kernels"]):
+        raise ExportError(
+            f"the int8 conversion of {config.run} is malformed: pixels exact on the int8 grid "
+            f"{quant['pixels_exact']}, {quant['per_channel_kernels']} of {quant['kernels']} "
+            "kernels quantized per channel; the TensorFlow converter changed (report it), "
+            "use --format float16 meanwhile"
+        )
     source = {
         "run": str(run.path.resolve()),
         "checkpoint": config.checkpoint,
@@ -288,29 +374,250 @@ def export_run(
         "reward_file": run.reward_file.name if run.reward_file.exists() else None,
         "network": metadata.neural_network,
     }
-    passed = report.agreement >= config.min_agreement
     result = ExportResult(
         bundle_path=None,
         name=name,
         format=config.format,
         size_bytes=len(model_bytes),
-        float32_size_bytes=float32_size,
+        float32_size_bytes=len(float32_bytes),
         parity=parity,
-        laps=laps,
+        laps=lap_figures,
         quantization=quant,
         source=source,
         passed=passed,
         timings_s=timings,
+        float32_bytes=float32_bytes,
+        model_bytes=model_bytes,
     )
     if not passed and not config.allow_parity_loss:
-        raise ParityError(
-            result,
-            f"{config.format} model agrees with the float model on "
-            f"{100 * report.agreement:.2f}% of {report.frames} held-out frames, below the "
-            f"{100 * config.min_agreement:.0f}% required (max error {report.max_abs_error:.4f}, "
-            f"{report.disagreements} frames differ); nothing written. Try --format float16, "
-            "or pass --allow-parity-loss to write it anyway",
+        raise ParityError(result, failure)
+    _write(
+        config,
+        out,
+        name,
+        model_bytes,
+        metadata,
+        source,
+        {**parity, "passed": passed, "min_agreement": min_agreement},
+        quant,
+    )
+    result.bundle_path = out
+    return result
+
+
+def _float_laps(
+    model: Any,
+    tflite: Any,
+    metadata: ModelMetadata,
+    track: Any,
+    randomize: str,
+    laps: int,
+    seed: int,
+    stage: Callable[[str, int | None], Callable[[int], None]],
+) -> dict[str, Any]:
+    """float16/float32: both models' lap figures, for information."""
+    from trainer.evaluate import evaluate
+    from trainer.parity import keras_policy_fn, tflite_policy_fn
+
+    kind = metadata.action_space.kind
+    figures: dict[str, Any] = {}
+    for label, fn in (
+        ("float", keras_policy_fn(model, kind)),
+        ("tflite", tflite_policy_fn(tflite, kind)),
+    ):
+        stage(f"{laps} evaluation laps, {label} model", None)
+        report = evaluate(
+            fn, track, laps, randomize, metadata=metadata, seed=seed, parallel=min(laps, 3)
         )
+        figures[label] = _lap_summary(report)
+    figures["track"] = str(track)
+    figures["randomize"] = randomize
+    return figures
+
+
+def _judge_int8(
+    config: ExportConfig,
+    model: Any,
+    metadata: ModelMetadata,
+    track: Any,
+    randomize: str,
+    laps: int,
+    float32_bytes: bytes,
+    min_agreement: float,
+    tolerance: tuple[float, float],
+    stage: Callable[[str, int | None], Callable[[int], None]],
+    timings: dict[str, float],
+) -> tuple[bytes, dict[str, Any], dict[str, Any], bool, str]:
+    """Calibrate, convert and judge int8 by driving (module docstring, step 4): the chosen
+    model bytes, the parity and lap figures, whether it passed, and the refusal message."""
+    from trainer.evaluate import evaluate
+    from trainer.parity import (
+        compare,
+        judge_laps,
+        keras_outputs,
+        keras_policy_fn,
+        tflite_outputs,
+        tflite_policy_fn,
+    )
+    from trainer.quantize import distill, on_policy_frames, recording
+    from vehicle.inference import Policy
+
+    kind = metadata.action_space.kind
+    float_fn = keras_policy_fn(model, kind)
+    t0 = time.perf_counter()
+    stage("on-policy frames for int8 calibration (float model's laps)", None)
+    representative = on_policy_frames(
+        float_fn,
+        track,
+        randomize,
+        metadata,
+        config.representative_frames,
+        seed=config.seed + CALIBRATION_SEED_OFFSET,
+    )
+    timings["calibration_frames"] = time.perf_counter() - t0
+
+    def drive(
+        fn: Callable[[np.ndarray], np.ndarray], label: str, seen: list[np.ndarray] | None = None
+    ) -> Any:
+        stage(f"{laps} laps from the start line, {label}", None)
+        return evaluate(
+            recording(fn, seen) if seen is not None else fn,
+            track,
+            laps,
+            randomize,
+            metadata=metadata,
+            seed=config.seed,
+            parallel=3,
+        )
+
+    t0 = time.perf_counter()
+    float_seen: list[np.ndarray] = []
+    float_report = drive(float_fn, "float model", float_seen)
+    control = Policy.from_bytes(float32_bytes, metadata)
+    control_report = drive(tflite_policy_fn(control, kind), "float32 TFLite control")
+    timings["float_laps"] = time.perf_counter() - t0
+
+    attempts: list[dict[str, Any]] = []
+    best: tuple[bytes, dict[str, Any], Any] | None = None
+    methods = ["post-training"] + (["distillation"] if config.distill else [])
+    for method in methods:
+        t0 = time.perf_counter()
+        source_model, how = model, {"method": method}
+        if method == "distillation":
+            advance = stage(
+                "distilling the rounded network toward the float policy", config.distill_steps
+            )
+            source_model, how = distill(
+                model,
+                representative,
+                kind,
+                steps=config.distill_steps,
+                seed=config.seed,
+                on_progress=advance,
+            )
+        stage(f"converting to TFLite int8 ({method})", None)
+        model_bytes = convert(source_model, "int8", representative)
+        tflite = Policy.from_bytes(model_bytes, metadata)
+        seen: list[np.ndarray] = []
+        report = drive(tflite_policy_fn(tflite, kind), f"int8 model ({method})", seen)
+        stage("agreement on the frames both models visited", None)
+        frames = np.concatenate(float_seen + seen)
+        kwargs = {"tolerance": tolerance} if kind == "continuous" else {}
+        on_policy = compare(
+            keras_outputs(model, frames), tflite_outputs(tflite, frames), kind, **kwargs
+        )
+        lap_parity = judge_laps(float_report, report, control_report)
+        ok_agree = on_policy.agreement >= min_agreement
+        attempt = {
+            **how,
+            "agreement": on_policy.agreement,
+            "frames": on_policy.frames,
+            "agreement_passed": ok_agree,
+            "lap_parity": lap_parity,
+            "tflite_laps": _lap_summary(report),
+            "passed": ok_agree and lap_parity["passed"],
+        }
+        attempts.append(attempt)
+        timings[f"int8_{method}"] = time.perf_counter() - t0
+        best = (model_bytes, on_policy.to_json(), report)
+        if attempt["passed"]:
+            break
+    assert best is not None
+    model_bytes, on_policy_json, report = best
+    last = attempts[-1]
+    lap_figures = {
+        "float": _lap_summary(float_report),
+        "tflite": _lap_summary(report),
+        "control": _lap_summary(control_report),
+        "track": str(track),
+        "randomize": randomize,
+        "seed": config.seed,
+    }
+    parity = {
+        **on_policy_json,
+        "frames_source": "on-policy: the frames the float and int8 models visit in their laps",
+        "min_agreement": min_agreement,
+        "steer_tolerance_deg": STEER_TOL_DEG if kind == "continuous" else None,
+        "speed_tolerance_mps": (
+            SPEED_TOL_FRACTION * metadata.action_space.max_speed_mps
+            if kind == "continuous"
+            else None
+        ),
+        "lap_parity": last["lap_parity"],
+        "method": last["method"],
+        "attempts": attempts,
+        "representative_frames": len(representative),
+        "calibration": "on-policy: greedy laps of the float model from the start line, "
+        f"seeds from {config.seed + CALIBRATION_SEED_OFFSET}",
+        "randomize": randomize,
+        "laps": lap_figures,
+    }
+    failure = ""
+    if not last["passed"]:
+        failure = refusal_message(attempts, min_agreement)
+    return model_bytes, parity, lap_figures, bool(last["passed"]), failure
+
+
+def refusal_message(attempts: list[dict[str, Any]], min_agreement: float) -> str:
+    """The one-line refusal of an int8 model: both figures of the last attempt, each marked
+    ok or FAILED, and what was tried."""
+    a = attempts[-1]
+    lp = a["lap_parity"]
+    diff = lp["lap_time_diff"]
+    agree = (
+        f"on-policy agreement {100 * a['agreement']:.2f}% of {a['frames']} frames "
+        f"(needs {100 * min_agreement:.1f}%: {'ok' if a['agreement_passed'] else 'FAILED'})"
+    )
+    laps = (
+        f"lap parity {lp['tflite_laps']} laps vs the float model's {lp['float_laps']} of "
+        f"{lp['laps'] - len(lp['undetermined'])} determined"
+        + (f" ({len(lp['undetermined'])} undetermined left out)" if lp["undetermined"] else "")
+        + (f", mean lap {100 * diff:+.2f}%" if diff is not None else "")
+        + f" (needs as many laps, mean lap within {100 * lp['lap_time_tolerance']:.0f}%: "
+        + ("ok" if lp["passed"] else "FAILED")
+        + ")"
+    )
+    tried = " and ".join(t["method"] for t in attempts)
+    return (
+        f"int8 model refused after {tried}: {agree}; {laps}; nothing written. Try more "
+        "--representative-frames or --distill-steps, --format float16, or pass "
+        "--allow-parity-loss to write it anyway"
+    )
+
+
+def _write(
+    config: ExportConfig,
+    out: Path,
+    name: str,
+    model_bytes: bytes,
+    metadata: ModelMetadata,
+    source: dict[str, Any],
+    parity: dict[str, Any],
+    quant: dict[str, Any],
+) -> None:
+    """The bundle (atomically, through `write_bundle`), signed when a key is given."""
+    from vehicle.models.bundle import write_bundle
+
     signing_key = None
     if config.sign:
         from vehicle.models.signing import load_signing_key
@@ -333,12 +640,10 @@ def export_run(
         model_bytes=model_bytes,
         metadata=bundle_meta,
         source=source,
-        parity={**parity, "passed": passed, "min_agreement": config.min_agreement},
+        parity=parity,
         quantization=quant,
         signing_key=signing_key,
     )
-    result.bundle_path = out
-    return result
 
 
 def _lap_summary(report: Any) -> dict[str, Any]:

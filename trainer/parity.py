@@ -10,7 +10,11 @@ frames under the run's domain randomization (never random noise).
 - `compare` scores TFLite outputs against Keras outputs: discrete spaces by argmax
   agreement and the probability error; continuous spaces by the largest absolute
   difference of the [-1, 1] action means, a frame agreeing when both differences are
-  within `CONTINUOUS_TOLERANCE`.
+  within a tolerance: `CONTINUOUS_TOLERANCE` in [-1, 1] units, or, with the action space
+  (`continuous_tolerance`), what the car would do: steering within `STEER_TOLERANCE_DEG`
+  and speed within `SPEED_TOLERANCE_FRACTION` of the top speed after the action mapping.
+- `judge_laps` is parity judged by driving: the float model, the quantized one and a
+  float32 TFLite control drive the same seeded laps (see its docstring for the rule).
 - `keras_policy_fn` / `tflite_policy_fn` turn either model into the greedy batch
   `policy_fn` that `trainer.evaluate.evaluate` (the `racer eval` path) drives laps with.
 """
@@ -31,8 +35,29 @@ DECISIVE_MARGIN = 0.01
 least this much; agreement on decisive frames tells a broken conversion (disagrees on
 clear choices) from an undecided policy (near-ties that any rounding flips)."""
 CONTINUOUS_TOLERANCE = 0.05
-"""Continuous spaces: a frame agrees when both action means differ by at most this much
-(in DeepRacer's [-1, 1] units: 0.05 is 2.5 % of the steering or speed range)."""
+"""Continuous spaces without an action space: a frame agrees when both action means differ
+by at most this much (in DeepRacer's [-1, 1] units: 0.05 is 2.5 % of the steering or speed
+range)."""
+STEER_TOLERANCE_DEG = 1.5
+"""Continuous spaces, on-policy agreement: steering commands agree within this many degrees
+(2.5 % of a +-30 degree range)."""
+SPEED_TOLERANCE_FRACTION = 0.02
+"""Continuous spaces, on-policy agreement: speed commands agree within this fraction of the
+space's top speed (0.08 m/s at 4 m/s; the same 2 % the lap times are held to)."""
+MIN_ON_POLICY_AGREEMENT = 0.995
+"""int8 export: the least agreement on the frames the two models visit in their laps."""
+LAP_TIME_TOLERANCE = 0.02
+"""int8 export: the largest relative difference of the mean lap time from the float model's."""
+
+
+def continuous_tolerance(space: Any) -> tuple[float, float]:
+    """[-1, 1]-unit tolerances (steering, speed) that map to `STEER_TOLERANCE_DEG` and
+    `SPEED_TOLERANCE_FRACTION` of the top speed through `space.decode`."""
+    lo, hi = space.steer_range_deg
+    steer = 2.0 * STEER_TOLERANCE_DEG / (hi - lo) if hi > lo else float("inf")
+    lo, hi = space.speed_range_mps
+    speed = 2.0 * SPEED_TOLERANCE_FRACTION * hi / (hi - lo) if hi > lo else float("inf")
+    return steer, speed
 
 
 @dataclass(frozen=True)
@@ -61,6 +86,8 @@ class ParityReport:
     """Discrete: fraction of frames whose float top-2 gap is at least DECISIVE_MARGIN."""
     decisive_agreement: float | None = None
     """Discrete: agreement on those decisive frames only."""
+    tolerance: tuple[float, float] | None = None
+    """Continuous: the (steering, speed) tolerances in [-1, 1] units a frame agreed within."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,12 +102,18 @@ class ParityReport:
             "decisive_margin": DECISIVE_MARGIN if self.kind == "discrete" else None,
             "decisive_fraction": self.decisive_fraction,
             "decisive_agreement": self.decisive_agreement,
-            "continuous_tolerance": CONTINUOUS_TOLERANCE if self.kind == "continuous" else None,
+            "continuous_tolerance": None if self.tolerance is None else list(self.tolerance),
         }
 
 
-def compare(reference: np.ndarray, candidate: np.ndarray, kind: str) -> ParityReport:
-    """Score `candidate` outputs (N, k) against `reference` outputs (N, k)."""
+def compare(
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    kind: str,
+    tolerance: tuple[float, float] = (CONTINUOUS_TOLERANCE, CONTINUOUS_TOLERANCE),
+) -> ParityReport:
+    """Score `candidate` outputs (N, k) against `reference` outputs (N, k); continuous
+    frames agree when steering and speed differ by at most `tolerance` ([-1, 1] units)."""
     ref = np.asarray(reference, dtype=np.float64)
     cand = np.asarray(candidate, dtype=np.float64)
     if ref.shape != cand.shape or ref.ndim != 2 or len(ref) == 0:
@@ -99,7 +132,7 @@ def compare(reference: np.ndarray, candidate: np.ndarray, kind: str) -> ParityRe
         decisive_frac = float(np.mean(decisive))
         decisive_agree = float(np.mean(same[decisive])) if decisive.any() else None
     else:
-        same = np.all(diff[:, :2] <= CONTINUOUS_TOLERANCE, axis=1)
+        same = (diff[:, 0] <= tolerance[0]) & (diff[:, 1] <= tolerance[1])
     return ParityReport(
         frames=len(ref),
         kind=kind,
@@ -111,7 +144,63 @@ def compare(reference: np.ndarray, candidate: np.ndarray, kind: str) -> ParityRe
         float_margin_at_disagreement=margin,
         decisive_fraction=decisive_frac,
         decisive_agreement=decisive_agree,
+        tolerance=None if kind == "discrete" else (float(tolerance[0]), float(tolerance[1])),
     )
+
+
+def judge_laps(
+    reference: Any, candidate: Any, control: Any, tolerance: float = LAP_TIME_TOLERANCE
+) -> dict[str, Any]:
+    """Lap parity of `candidate` (the quantized model) with `reference` (the float model),
+    three `trainer.evaluate.EvalReport`s of the same seeded laps; `control` is the float32
+    TFLite conversion of the same network, which computes what the float model computes to
+    about 1e-7.
+
+    A lap whose outcome the float model and its control do not share (one finishes, the
+    other does not) is decided by rounding noise at a knife edge, not by the model: such
+    laps are `undetermined` and left out. On the others the candidate must complete at
+    least as many laps as the float model, and over the laps both complete, its mean lap
+    time must be within `tolerance` of the float model's. The counts over all laps are
+    kept beside (`strict_passed` applies the same rule to every lap)."""
+    ref, cand, ctl = (tuple(r.laps) for r in (reference, candidate, control))
+    if not len(ref) == len(cand) == len(ctl) or not ref:
+        raise ValueError(
+            f"lap reports of {len(ref)}, {len(cand)}, {len(ctl)} laps cannot be judged"
+        )
+    undetermined = [i for i in range(len(ref)) if ref[i].completed != ctl[i].completed]
+    kept = [i for i in range(len(ref)) if i not in undetermined]
+
+    def rule(
+        idx: list[int],
+    ) -> tuple[int, int, int, float | None, float | None, float | None, bool]:
+        ref_laps = sum(ref[i].completed for i in idx)
+        cand_laps = sum(cand[i].completed for i in idx)
+        both = [i for i in idx if ref[i].completed and cand[i].completed]
+        ref_mean = float(np.mean([ref[i].lap_time_s for i in both])) if both else None
+        cand_mean = float(np.mean([cand[i].lap_time_s for i in both])) if both else None
+        diff = None if ref_mean is None or cand_mean is None else cand_mean / ref_mean - 1.0
+        ok = cand_laps >= ref_laps and (diff is None or abs(diff) <= tolerance)
+        return ref_laps, cand_laps, len(both), ref_mean, cand_mean, diff, ok
+
+    ref_laps, cand_laps, paired, ref_mean, cand_mean, diff, passed = rule(kept)
+    all_ref, all_cand, _, _, _, all_diff, strict = rule(list(range(len(ref))))
+    return {
+        "laps": len(ref),
+        "undetermined": undetermined,
+        "float_laps": ref_laps,
+        "tflite_laps": cand_laps,
+        "paired_laps": paired,
+        "float_mean_lap_s": ref_mean,
+        "tflite_mean_lap_s": cand_mean,
+        "lap_time_diff": diff,
+        "lap_time_tolerance": tolerance,
+        "passed": passed,
+        "float_laps_all": all_ref,
+        "tflite_laps_all": all_cand,
+        "control_laps_all": sum(lap.completed for lap in ctl),
+        "lap_time_diff_all": all_diff,
+        "strict_passed": strict,
+    }
 
 
 def keras_forward(model: Any) -> Callable[[np.ndarray], np.ndarray]:

@@ -225,6 +225,20 @@ def test_list_and_verify_json(tmp_path, bundles, capsys):
     assert store.active().name == "model-b"
 
 
+def test_info_shows_one_model_and_names_the_installed_ones(tmp_path, bundles, capsys):
+    root = tmp_path / "store"
+    ModelStore(root).install(bundles["a"], activate=True)
+    capsys.readouterr()
+    assert racer(["models", "--store", str(root), "info", "model-a"]) == 0
+    out = capsys.readouterr().out
+    assert "model-a  (active)" in out and "agreement    100.00% of 16 held-out frames" in out
+    assert racer(["models", "--store", str(root), "info", "model-a", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["manifest"]["parity"]["frames"] == 16
+    assert racer(["models", "--store", str(root), "info", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "no model named 'nope'" in err and "installed: model-a" in err
+
+
 def test_store_dir_from_environment(tmp_path, bundles, monkeypatch):
     monkeypatch.setenv("OPENRACER_STORE", str(tmp_path / "envstore"))
     assert racer(["models", "install", str(bundles["a"]), "--activate"]) == 0
