@@ -86,6 +86,7 @@ THIRD_PARTY: dict[str, tuple[str, tuple[str, ...]]] = {
     "shapely": ("shapely", ("train",)),
     "cryptography": ("cryptography", ("car", "train")),
     "ai_edge_litert": ("ai-edge-litert", ("car",)),
+    "openvino": ("openvino", ("deepracer",)),  # racer export --deepracer-car's proof
     "Box2D": ("gymnasium", ("bench",)),  # gymnasium[box2d]
 }
 """The third-party packages `racer` may find missing, by import name."""
@@ -99,7 +100,12 @@ def _missing_package_message(command: str, module: str) -> str | None:
         return None
     dist, extras = THIRD_PARTY[top]
     if extras:
-        where = {"train": " (training side)", "car": " (on the car)", "bench": ""}
+        where = {
+            "train": " (training side)",
+            "car": " (on the car)",
+            "bench": "",
+            "deepracer": " (training side)",
+        }
         fix = " or ".join(f"`pip install 'openracer[{e}]'`{where[e]}" for e in extras)
     else:
         fix = "`pip install --force-reinstall openracer` (it is a base dependency)"

@@ -48,3 +48,8 @@ class ParityError(ExportError):
     def __init__(self, result: ExportResult, message: str) -> None:
         super().__init__(message)
         self.result = result
+
+
+class DeepRacerModelError(TrainerError):
+    """A DeepRacer model archive or frozen graph cannot be imported, or a run cannot be
+    written as one for the AWS DeepRacer car (names the file, the value and the fix)."""
