@@ -148,10 +148,24 @@ def _import(args: argparse.Namespace) -> int:
         print(f"racer models import: {description}", file=sys.stderr)
         return lambda _n: None
 
-    data = import_model(config, stage=stage).to_json()
+    from trainer.errors import ImportParityError
+
+    try:
+        data = import_model(config, stage=stage).to_json()
+    except ImportParityError as exc:
+        if args.json:
+            print(json.dumps(exc.result.to_json(), indent=2, default=str))
+        else:
+            _print_import(exc.result.to_json())
+        raise
     if args.json:
         print(json.dumps(data, indent=2, default=str))
-        return 0
+    else:
+        _print_import(data)
+    return 0
+
+
+def _print_import(data: dict[str, Any]) -> None:
     a = data["archive"]
     print(f"imported {a['deepracer_archive']} ({a['graph']}, sha256 {a['graph_sha256'][:12]})")
     print(f"  input  {a['graph_input']}\n  output {a['graph_output']}")
@@ -162,7 +176,7 @@ def _import(args: argparse.Namespace) -> int:
             f"{100 * par['agreement']:.2f}% of {par['frames']} frames on {par['track']} "
             f"({par['randomize']}), max error {par['max_abs_error']:.5f}"
         )
-        print(line + f"\n           bundle {f['bundle']}")
+        print(line + f"\n           bundle {f.get('bundle') or 'not written'}")
     laps = data["laps"]
     for label in ("graph", "int8"):
         if label in laps:
@@ -173,7 +187,6 @@ def _import(args: argparse.Namespace) -> int:
                 f"{lap['completion_pct']:.1f}% completion"
                 + (f", mean {mean:.2f} s" if mean is not None else "")
             )
-    return 0
 
 
 def _size(n: int | None) -> str:

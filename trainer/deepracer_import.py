@@ -12,9 +12,10 @@ model bundles, int8 and float16, with parity measured against the original graph
 5. each format is converted by `trainer.export.convert` (the export's own settings) and
    compared with the original graph by `trainer.parity.compare` on the held-out frames,
    run by the car's interpreter; both then drive the same seeded laps;
-6. an int8 model below `min_agreement` is refused (nothing written) unless
-   `allow_parity_loss`; otherwise each bundle is written (`vehicle.models.bundle`), with the
-   archive, graph hash, tensor names and parity in its manifest.
+6. each bundle whose agreement reaches `min_agreement` (or every one, with
+   `allow_parity_loss`) is written (`vehicle.models.bundle`), with the archive, graph hash,
+   tensor names and parity in its manifest; a format below it is not written, and the
+   import then ends in `ImportParityError` naming the figure and what was written.
 
 The bundles run wherever an openracer model runs: `racer eval`, `race`, `eval --sweep`,
 `drive` (on the car and `--sim`). DeepRacer's Gazebo camera images and openracer's raster
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer.errors import DeepRacerModelError
+from trainer.errors import DeepRacerModelError, ImportParityError
 
 IMPORT_FORMATS = ("int8", "float16")
 """The bundles an import writes: int8 for the car, float16 as the near-exact reference."""
@@ -238,26 +239,22 @@ def import_model(
         laps["randomize"] = config.randomize
     timings["laps"] = time.perf_counter() - t0
 
-    agreement = formats["int8"]["parity"]["agreement"]
-    passed = agreement >= config.min_agreement
+    for fmt in IMPORT_FORMATS:
+        formats[fmt]["parity"]["passed"] = (
+            formats[fmt]["parity"]["agreement"] >= config.min_agreement
+        )
+    passed = all(f["parity"]["passed"] for f in formats.values())
     result = ImportResult(
         name=name, archive=source_info, formats=formats, laps=laps, passed=passed, timings_s=timings
     )
-    if not passed and not config.allow_parity_loss:
-        par = formats["int8"]["parity"]
-        raise DeepRacerModelError(
-            f"{config.archive}: the int8 model agrees with the original graph on "
-            f"{100 * agreement:.2f}% of {par['frames']} held-out frames, below the "
-            f"{100 * config.min_agreement:.1f}% required ({par['disagreements']} differ, max "
-            f"error {par['max_abs_error']:.4f}); nothing written. Use the float16 bundle "
-            "(--allow-parity-loss writes both)"
-        )
     signing_key = None
     if config.sign:
         from vehicle.models.signing import load_signing_key
 
         signing_key = load_signing_key(config.sign)
-    for fmt in IMPORT_FORMATS:
+    for fmt in IMPORT_FORMATS:  # a format below min_agreement only with allow_parity_loss
+        if not formats[fmt]["parity"]["passed"] and not config.allow_parity_loss:
+            continue
         quant = formats[fmt]["quantization"]
         bundle_meta = ModelMetadata(
             action_space=metadata.action_space,
@@ -273,7 +270,6 @@ def import_model(
         parity = {
             **formats[fmt]["parity"],
             "laps": laps if fmt == "int8" else {},
-            "passed": formats[fmt]["parity"]["agreement"] >= config.min_agreement,
             "min_agreement": config.min_agreement,
         }
         path = out_dir / f"{name}-{fmt}.tar.gz"
@@ -288,4 +284,17 @@ def import_model(
             signing_key=signing_key,
         )
         formats[fmt]["bundle"] = str(path)
+    refused = [fmt for fmt in IMPORT_FORMATS if "bundle" not in formats[fmt]]
+    if refused:
+        par = formats[refused[0]]["parity"]
+        written = [formats[f]["bundle"] for f in IMPORT_FORMATS if "bundle" in formats[f]]
+        raise ImportParityError(
+            result,
+            f"{config.archive}: the {refused[0]} model agrees with the original graph on "
+            f"{100 * par['agreement']:.2f}% of {par['frames']} held-out frames, below the "
+            f"{100 * config.min_agreement:.1f}% required ({par['disagreements']} differ, max "
+            f"error {par['max_abs_error']:.4f}), so it was not written"
+            + (f"; written: {', '.join(written)}" if written else "; nothing written")
+            + ". Pass --allow-parity-loss to write it anyway",
+        )
     return result

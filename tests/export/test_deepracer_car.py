@@ -99,3 +99,40 @@ def test_a_converter_that_disagrees_is_refused_and_nothing_written(
         code == 2 and "OpenVINO-converted graph agrees" in err and "below the 99.5% required" in err
     )
     assert not archive.exists() and not list(tmp_path.iterdir())
+
+
+def test_import_writes_what_passes_and_refuses_a_broken_int8(
+    run_dir, tmp_path, monkeypatch, capsys
+):
+    import trainer.parity as parity
+    from trainer.checkpoint import load_keras_policy
+    from trainer.deepracer_archive import write_car_archive
+    from trainer.deepracer_graph import graph_from_keras
+
+    model, metadata, _ = load_keras_policy(run_dir)
+    archive = write_car_archive(
+        tmp_path / "car.tar.gz", metadata.to_json(), graph_from_keras(model)
+    )
+    real = parity.simulator_frames
+
+    def black_calibration(model, metadata, env_kwargs, n, *, seed, **kw):
+        frames = real(model, metadata, env_kwargs, n, seed=seed, **kw)
+        return frames * 0 if seed % 2 else frames  # int8 calibrated on black frames only
+
+    monkeypatch.setattr(parity, "simulator_frames", black_calibration)
+    out = tmp_path / "out"
+    argv = ["models", "import", str(archive), "--out-dir", str(out), "--name", "b", "--laps", "0",
+            "--representative-frames", "200", "--parity-frames", "200", "--json"]  # fmt: skip
+    code = racer(argv)
+    captured = capsys.readouterr()
+    data = json.loads(captured.out)
+    err = captured.err.strip().splitlines()[-1]
+    assert code == 2 and not data["passed"]
+    assert (
+        data["formats"]["int8"]["parity"]["agreement"]
+        < 0.995
+        <= data["formats"]["float16"]["parity"]["agreement"]
+    )
+    assert "the int8 model agrees with the original graph on" in err and "not written" in err
+    assert sorted(p.name for p in out.iterdir()) == ["b-float16.tar.gz"]
+    assert read_bundle(out / "b-float16.tar.gz").manifest["parity"]["passed"] is True
