@@ -1,4 +1,6 @@
-"""`racer models`: the car's model store: list, install, activate, rollback, remove, verify; and `import`, a DeepRacer model as openracer bundles.
+"""`racer models`: the car's model store (list, install, activate, rollback), DeepRacer imports.
+
+`racer models import` turns a DeepRacer model into openracer bundles.
 
 Runs on the car: no TensorFlow (except `racer models import`, which converts on the training
 side: `trainer/deepracer_import.py`, imported only for it). The store folder is `--store DIR`, else `$OPENRACER_STORE`,
