@@ -215,6 +215,8 @@ def _line(model: InstalledModel) -> str:
     src = d["source"] or {}
     if src.get("run"):
         bits.append(f"from {src.get('run')}:{src.get('checkpoint', '?')}")
+    elif src.get("imported_from") == "deepracer":
+        bits.append(f"from DeepRacer {src.get('deepracer_archive')}:{src.get('graph')}")
     bits.append("signed " + d["signed_key_id"] if d["signed_key_id"] else "unsigned")
     return f"{flag} {model.name:<28} " + "  ".join(bits)
 

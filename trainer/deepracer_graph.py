@@ -85,7 +85,7 @@ class GraphInterface:
     output: str
     """Policy output op name."""
     n_outputs: int
-    """Values the output holds per frame."""
+    """Values the output holds per frame (-1 until `GraphPolicy` has run the graph once)."""
 
 
 def parse_graph(data: bytes, where: str) -> Any:
@@ -215,6 +215,7 @@ def graph_from_keras(model: Any, sensor: str = "FRONT_FACING_CAMERA") -> bytes:
 
     net = f"{PPO_AGENT}/network_1"
     weights = {layer.name: layer.get_weights() for layer in model.layers}  # eagerly, first
+    last_dense = next((la for la in reversed(model.layers) if isinstance(la, layers.Dense)), None)
     graph = tf.Graph()
     with graph.as_default():
         x = tf.compat.v1.placeholder(tf.float32, (None, *OBS_SHAPE), name=input_name(sensor))
@@ -255,7 +256,7 @@ def graph_from_keras(model: Any, sensor: str = "FRONT_FACING_CAMERA") -> bytes:
                     x = tf.reshape(x, tf.constant([-1, size], tf.int32), name="Reshape")
             elif isinstance(layer, layers.Dense):
                 kernel, bias = weights[layer.name]
-                head = layer is model.layers[-1] or isinstance(model.layers[-1], layers.Softmax)
+                head = layer is last_dense
                 scope = (
                     f"{net}/ppo_head_0/policy_fc/"
                     if head

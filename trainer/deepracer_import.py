@@ -181,7 +181,7 @@ def import_model(
             "sensor": sensor,
         }
     name = config.name or model_name(archive, config.graph is not None)
-    check_name(name, "--name")
+    check_name(f"{name}-float16", "--name (with the format added)")
     kind = space.kind
     timings["load"] = time.perf_counter() - t0
 

@@ -122,7 +122,7 @@ def test_import_writes_what_passes_and_refuses_a_broken_int8(
     monkeypatch.setattr(parity, "simulator_frames", black_calibration)
     out = tmp_path / "out"
     argv = ["models", "import", str(archive), "--out-dir", str(out), "--name", "b", "--laps", "0",
-            "--representative-frames", "200", "--parity-frames", "200", "--json"]  # fmt: skip
+            "--representative-frames", "200", "--parity-frames", "100", "--json"]  # fmt: skip
     code = racer(argv)
     captured = capsys.readouterr()
     data = json.loads(captured.out)

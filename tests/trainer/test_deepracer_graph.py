@@ -66,6 +66,16 @@ def test_written_graph_has_deepracer_names_and_only_car_ops(shallow):
     assert nodes[PPO_OUTPUT].op == "Softmax"
     assert [n.name for n in graph_def.node if n.op == "Placeholder"] == [input_name(CAMERA)]
     assert {n.op for n in graph_def.node} <= CAR_OPS
+    net = "main_level/agent/main/online/network_1"
+    for name in (
+        f"{net}/{CAMERA}/Conv2d_2/Conv2D",
+        f"{net}/middleware_fc_embedder/Dense_0/MatMul",
+        f"{net}/ppo_head_0/policy_fc/MatMul",
+    ):
+        assert name in nodes, name  # named as Coach names them
+    assert sorted(n for n, node in nodes.items() if node.op in ("MatMul", "Conv2D")) == [
+        f"{net}/{CAMERA}/Conv2d_{i}/Conv2D" for i in range(3)
+    ] + [f"{net}/middleware_fc_embedder/Dense_0/MatMul", f"{net}/ppo_head_0/policy_fc/MatMul"]
     assert not any(n.op == "VarHandleOp" or n.op.startswith("Variable") for n in graph_def.node)
 
 
@@ -235,3 +245,8 @@ def test_a_corrupt_tarball_is_one_line(tmp_path, capsys):
 def test_read_graph_names_an_empty_file():
     with pytest.raises(DeepRacerModelError, match="holds no operations"):
         read_graph(b"", CAMERA, "clipped_ppo", "empty.pb")
+
+
+def test_import_refuses_a_name_too_long_for_a_bundle(tmp_path, capsys):
+    line = import_error(capsys, model_folder(tmp_path / "m", GOOD), "--name", "n" * 60)
+    assert "--name (with the format added)" in line and "not a valid model name" in line

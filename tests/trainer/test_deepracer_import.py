@@ -101,3 +101,13 @@ def test_imported_bundle_runs_in_eval_and_drive_sim(imported, capsys):
     )
     drive = json.loads(capsys.readouterr().out)
     assert code == 0 and drive["model"] == bundle and drive["frames"] > 0
+
+
+def test_imported_bundle_installs_in_the_cars_store(imported, tmp_path, capsys):
+    _, out, _ = imported
+    store = str(tmp_path / "store")
+    bundle = str(out / "sample48-int8.tar.gz")
+    assert racer(["models", "install", bundle, "--store", store, "--activate"]) == 0
+    assert "from DeepRacer" in capsys.readouterr().out
+    policy = Policy.from_store(store)
+    assert policy.metadata.action_space.n == 12 and policy.metadata.control_rate_hz == 15.0
