@@ -186,7 +186,14 @@ def main(argv: list[str]) -> int:
 
 def _deepracer_car(args: argparse.Namespace) -> int:
     from trainer.deepracer_car import CarExportConfig, export_car
+    from trainer.errors import DeepRacerModelError
 
+    unused = [f for f, given in (("--sign", args.sign), ("--name", args.name)) if given]
+    if unused:
+        raise DeepRacerModelError(
+            f"{' and '.join(unused)} cannot go with --deepracer-car: the AWS car's archive holds "
+            "no signature and takes its name from the file; drop them (or name it with --out)"
+        )
     config = CarExportConfig(
         run=args.run,
         checkpoint=args.checkpoint,

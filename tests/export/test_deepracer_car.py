@@ -136,3 +136,19 @@ def test_import_writes_what_passes_and_refuses_a_broken_int8(
     assert "the int8 model agrees with the original graph on" in err and "not written" in err
     assert sorted(p.name for p in out.iterdir()) == ["b-float16.tar.gz"]
     assert read_bundle(out / "b-float16.tar.gz").manifest["parity"]["passed"] is True
+
+
+def test_bundle_only_options_are_refused_with_deepracer_car(run_dir, tmp_path, capsys):
+    code = racer(
+        [
+            "export",
+            str(run_dir),
+            "--deepracer-car",
+            "--sign",
+            "k.key",
+            "--out",
+            str(tmp_path / "a.tar.gz"),
+        ]
+    )
+    assert code == 2 and "--sign cannot go with --deepracer-car" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
