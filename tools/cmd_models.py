@@ -1,9 +1,8 @@
-"""`racer models`: the car's model store (list, install, activate, rollback), DeepRacer imports.
+"""`racer models`: the car's model store: list, install, activate, rollback, remove, verify.
 
-`racer models import` turns a DeepRacer model into openracer bundles.
-
-Runs on the car: no TensorFlow (except `racer models import`, which converts on the training
-side: `trainer/deepracer_import.py`, imported only for it). The store folder is `--store DIR`, else `$OPENRACER_STORE`,
+Runs on the car: no TensorFlow. `racer models import` (a DeepRacer model as openracer bundles)
+is the exception: it converts on the training side (`trainer/deepracer_import.py`, imported
+only for it). The store folder is `--store DIR`, else `$OPENRACER_STORE`,
 else `~/.local/share/openracer/models` (see `vehicle/models/store.py` for its layout and crash
 safety). Every refusal is one line on stderr and exit code 2, with the store unchanged.
 """
@@ -215,8 +214,6 @@ def _line(model: InstalledModel) -> str:
     src = d["source"] or {}
     if src.get("run"):
         bits.append(f"from {src.get('run')}:{src.get('checkpoint', '?')}")
-    elif src.get("imported_from") == "deepracer":
-        bits.append(f"from DeepRacer {src.get('deepracer_archive')}:{src.get('graph')}")
     bits.append("signed " + d["signed_key_id"] if d["signed_key_id"] else "unsigned")
     return f"{flag} {model.name:<28} " + "  ".join(bits)
 

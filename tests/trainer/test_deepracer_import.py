@@ -108,6 +108,6 @@ def test_imported_bundle_installs_in_the_cars_store(imported, tmp_path, capsys):
     store = str(tmp_path / "store")
     bundle = str(out / "sample48-int8.tar.gz")
     assert racer(["models", "install", bundle, "--store", store, "--activate"]) == 0
-    assert "from DeepRacer" in capsys.readouterr().out
+    assert "installed and activated: * sample48-int8" in capsys.readouterr().out
     policy = Policy.from_store(store)
     assert policy.metadata.action_space.n == 12 and policy.metadata.control_rate_hz == 15.0
