@@ -86,6 +86,7 @@ THIRD_PARTY: dict[str, tuple[str, tuple[str, ...]]] = {
     "shapely": ("shapely", ("train",)),
     "cryptography": ("cryptography", ("car", "train")),
     "ai_edge_litert": ("ai-edge-litert", ("car",)),
+    "openvino": ("openvino", ("deepracer",)),  # racer export --deepracer-car's proof
     "Box2D": ("gymnasium", ("bench",)),  # gymnasium[box2d]
     "ray": ("ray", ("ray",)),
 }
@@ -105,6 +106,7 @@ def _missing_package_message(command: str, module: str) -> str | None:
             "car": " (on the car)",
             "bench": "",
             "ray": " (the training machine and every Ray node)",
+            "deepracer": " (training side)",
         }
         fix = " or ".join(f"`pip install 'openracer[{e}]'`{where[e]}" for e in extras)
     else:

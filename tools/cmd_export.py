@@ -34,6 +34,13 @@ def _parser() -> argparse.ArgumentParser:
         fmt.add_argument(
             f"--{f}", dest="format", action="store_const", const=f, help=f"= --format {f}"
         )
+    p.add_argument(
+        "--deepracer-car",
+        action="store_true",
+        help="instead of a bundle, write the archive a stock AWS DeepRacer car loads "
+        "(model_metadata.json + agent/model.pb), proven with OpenVINO as the car converts it "
+        "(>= 99.5%% agreement; --allow-parity-loss overrides)",
+    )
     p.add_argument("--out", help="bundle path (default RUN/export/NAME.tar.gz)")
     p.add_argument("--name", help="model name in the bundle (default RUN-ITERATION-FORMAT)")
     p.add_argument("--sign", metavar="KEY", help="sign with this private key (`racer keys new`)")
@@ -169,6 +176,8 @@ def _print_report(data: dict[str, Any]) -> None:
 def main(argv: list[str]) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = _parser().parse_args(argv)
+    if args.deepracer_car:
+        return _deepracer_car(args)
     from rich.console import Console
 
     from tools.progress import count_bar
@@ -227,4 +236,46 @@ def main(argv: list[str]) -> int:
         print(json.dumps(data, indent=2, default=str))
     else:
         _print_report(data)
+    return 0
+
+
+def _deepracer_car(args: argparse.Namespace) -> int:
+    from trainer.deepracer_car import CarExportConfig, export_car
+    from trainer.errors import DeepRacerModelError
+
+    unused = [f for f, given in (("--sign", args.sign), ("--name", args.name)) if given]
+    if unused:
+        raise DeepRacerModelError(
+            f"{' and '.join(unused)} cannot go with --deepracer-car: the AWS car's archive holds "
+            "no signature and takes its name from the file; drop them (or name it with --out)"
+        )
+    config = CarExportConfig(
+        run=args.run,
+        checkpoint=args.checkpoint,
+        out=args.out,
+        parity_frames=args.parity_frames,
+        allow_parity_loss=args.allow_parity_loss,
+        seed=args.seed,
+        randomize=args.randomize,
+    )
+
+    def stage(description: str, _total: int | None):
+        print(f"racer export: {description}", file=sys.stderr)
+        return lambda _n: None
+
+    data = export_car(config, stage=stage).to_json()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    ov, v1 = data["openvino"], data["tf_compat_v1"]
+    print(f"DeepRacer car archive {data['archive']} (graph {data['graph_size_bytes']:,} bytes)")
+    print(
+        f"  OpenVINO {ov['openvino_version'].split('-')[0]} (FP16, as the car converts it): "
+        f"agreement {100 * ov['agreement']:.2f}% of {ov['frames']} held-out frames, "
+        f"max error {ov['max_abs_error']:.5f}"
+    )
+    print(
+        f"  tf.compat.v1 by tensor names: agreement {100 * v1['agreement']:.2f}%, "
+        f"max error {v1['max_abs_error']:.2e}"
+    )
     return 0

@@ -2,7 +2,9 @@
 verify. `list` and `info` show each model's parity with its float original as export
 measured it (int8: agreement on the frames both models visit, and lap parity).
 
-Runs on the car: no TensorFlow. The store folder is `--store DIR`, else `$OPENRACER_STORE`,
+Runs on the car: no TensorFlow. `racer models import` (a DeepRacer model as openracer bundles)
+is the exception: it converts on the training side (`trainer/deepracer_import.py`, imported
+only for it). The store folder is `--store DIR`, else `$OPENRACER_STORE`,
 else `~/.local/share/openracer/models` (see `vehicle/models/store.py` for its layout and crash
 safety). Every refusal is one line on stderr and exit code 2, with the store unchanged.
 """
@@ -71,7 +73,127 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the trusted keys")
     p.add_argument("--remove", metavar="KEY_ID", help="stop trusting this key id")
     p.add_argument("--json", action="store_true", help="print JSON")
+    _import_parser(sub)
     return parser
+
+
+def _import_parser(sub: Any) -> None:
+    from trainer.deepracer_import import ImportConfig
+
+    d = ImportConfig(archive="")
+    p = sub.add_parser(
+        "import",
+        help="a DeepRacer model (console or deepracer-for-cloud .tar.gz, or a folder) as "
+        "int8 and float16 bundles, with parity against its original graph (training side)",
+    )
+    p.add_argument("archive", help="the model's .tar.gz/.tgz/.tar, or a folder")
+    p.add_argument(
+        "--graph", metavar="PB", help="which .pb when it holds several (e.g. model/model_48.pb)"
+    )
+    p.add_argument(
+        "--out-dir", default=d.out_dir, metavar="DIR", help="where the bundles go (default .)"
+    )
+    p.add_argument("--name", help="model name (default: the archive's name)")
+    p.add_argument("--sign", metavar="KEY", help="sign the bundles with this private key")
+    p.add_argument(
+        "--track", default=d.track, help=f"track of the frames and laps (default {d.track})"
+    )
+    p.add_argument(
+        "--randomize", default=d.randomize, help=f"randomization (default {d.randomize})"
+    )
+    p.add_argument(
+        "--representative-frames",
+        type=int,
+        default=d.representative_frames,
+        metavar="N",
+        help=f"simulator frames for int8 calibration (default {d.representative_frames})",
+    )
+    p.add_argument(
+        "--parity-frames",
+        type=int,
+        default=d.parity_frames,
+        metavar="N",
+        help=f"held-out simulator frames for parity (default {d.parity_frames})",
+    )
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=d.min_agreement,
+        metavar="F",
+        help=f"refuse int8 below this agreement with the graph (default {d.min_agreement})",
+    )
+    p.add_argument(
+        "--allow-parity-loss", action="store_true", help="write the bundles even below it"
+    )
+    p.add_argument(
+        "--laps", type=int, default=d.laps, help=f"laps of graph and int8 (default {d.laps})"
+    )
+    p.add_argument("--seed", type=int, default=d.seed, help="simulator seed")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")  # fmt: skip
+
+
+def _import(args: argparse.Namespace) -> int:
+    from trainer.deepracer_import import ImportConfig, import_model
+
+    config = ImportConfig(
+        archive=args.archive,
+        graph=args.graph,
+        out_dir=args.out_dir,
+        name=args.name,
+        sign=args.sign,
+        track=args.track,
+        randomize=args.randomize,
+        representative_frames=args.representative_frames,
+        parity_frames=args.parity_frames,
+        min_agreement=args.min_agreement,
+        allow_parity_loss=args.allow_parity_loss,
+        laps=args.laps,
+        seed=args.seed,
+    )
+
+    def stage(description: str, _total: int | None):
+        print(f"racer models import: {description}", file=sys.stderr)
+        return lambda _n: None
+
+    from trainer.errors import ImportParityError
+
+    try:
+        data = import_model(config, stage=stage).to_json()
+    except ImportParityError as exc:
+        if args.json:
+            print(json.dumps(exc.result.to_json(), indent=2, default=str))
+        else:
+            _print_import(exc.result.to_json())
+        raise
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        _print_import(data)
+    return 0
+
+
+def _print_import(data: dict[str, Any]) -> None:
+    a = data["archive"]
+    print(f"imported {a['deepracer_archive']} ({a['graph']}, sha256 {a['graph_sha256'][:12]})")
+    print(f"  input  {a['graph_input']}\n  output {a['graph_output']}")
+    for fmt, f in data["formats"].items():
+        par = f["parity"]
+        line = (
+            f"  {fmt:<8} {f['size_bytes']:>11,} bytes  agreement with the graph "
+            f"{100 * par['agreement']:.2f}% of {par['frames']} frames on {par['track']} "
+            f"({par['randomize']}), max error {par['max_abs_error']:.5f}"
+        )
+        print(line + f"\n           bundle {f.get('bundle') or 'not written'}")
+    laps = data["laps"]
+    for label in ("graph", "int8"):
+        if label in laps:
+            lap = laps[label]
+            mean = lap.get("mean_lap_s")
+            print(
+                f"  laps {label:<6} {lap['laps_completed']}/{lap['trials']} on {laps['track']}, "
+                f"{lap['completion_pct']:.1f}% completion"
+                + (f", mean {mean:.2f} s" if mean is not None else "")
+            )
 
 
 def _size(n: int | None) -> str:
@@ -201,6 +323,8 @@ def _emit(as_json: bool, data: Any, text: str) -> None:
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
+    if args.action == "import":
+        return _import(args)
     store = ModelStore(getattr(args, "store", None))
     as_json = bool(getattr(args, "json", False))
     if args.action == "list":

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from trainer.deepracer_import import ImportResult
     from trainer.export import ExportResult
 
 
@@ -46,5 +47,19 @@ class ParityError(ExportError):
     the measured figures (`result`) so `--json` can still print them."""
 
     def __init__(self, result: ExportResult, message: str) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class DeepRacerModelError(TrainerError):
+    """A DeepRacer model archive or frozen graph cannot be imported, or a run cannot be
+    written as one for the AWS DeepRacer car (names the file, the value and the fix)."""
+
+
+class ImportParityError(DeepRacerModelError):
+    """An imported model's conversion agrees with the original graph less often than
+    required; carries the measured figures (`result`) so `--json` can still print them."""
+
+    def __init__(self, result: ImportResult, message: str) -> None:
         super().__init__(message)
         self.result = result

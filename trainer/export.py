@@ -134,12 +134,16 @@ class ExportResult:
 
 
 def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> bytes:
-    """Keras policy -> TFLite bytes in `fmt` (see the module docstring)."""
+    """Keras policy (or an imported DeepRacer graph's `GraphPolicy`) -> TFLite bytes in
+    `fmt` (see the module docstring)."""
     import tensorflow as tf
 
     if fmt not in FORMATS:
         raise ExportError(f"--format {fmt!r} is not one of {list(FORMATS)}")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if hasattr(model, "serving"):  # a DeepRacer graph (trainer.deepracer_graph.GraphPolicy)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([model.serving], model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]

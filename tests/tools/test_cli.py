@@ -131,14 +131,14 @@ def test_a_typo_or_an_openracer_module_is_a_real_error(
 
 def test_third_party_table_matches_pyproject() -> None:
     """Every dependency pyproject.toml declares for running openracer (base, train, car,
-    bench, ray) has an entry, and every entry names a dependency of the extras it claims."""
+    bench, ray, deepracer) has an entry, and every entry names a dependency of the extras it claims."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
     def names(requirements: list[str]) -> set[str]:
         return {re.match(r"[A-Za-z0-9_.-]+", r).group(0).lower() for r in requirements}  # type: ignore[union-attr]
 
     declared = {"": names(project["dependencies"])}
-    for extra in ("train", "car", "bench", "ray"):
+    for extra in ("train", "car", "bench", "ray", "deepracer"):
         declared[extra] = names(project["optional-dependencies"][extra])
     for module, (dist, extras) in cli.THIRD_PARTY.items():
         for extra in extras or ("",):
