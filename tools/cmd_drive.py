@@ -129,9 +129,23 @@ def main(argv: list[str]) -> int:
                 "openracer (`pip install --force-reinstall openracer`) or drive without "
                 "the console: --headless"
             ) from exc
+        _refuse_before_the_console(args)
         args.drive_recipe = DriveRecipe(functools.partial(open_car_drive, _plain(args)))
         return int(run_console(args) or 0)
     return _run_headless(args)
+
+
+def _refuse_before_the_console(args: argparse.Namespace) -> None:
+    """What would refuse the drive (a calibration that cannot be loaded, a `--model` that
+    cannot be) refuses here, as the one-line exit-2 error headless gives, before the
+    console takes the screen; the loop process opens both again when the drive starts.
+    The "no calibration, factory pulse widths" notice is printed here too, so it is on
+    the terminal when the console closes."""
+    from vehicle.inference import load_tflite_policy
+
+    if args.model is not None:  # without one the console's picker chooses
+        load_tflite_policy(args.model, metadata=args.metadata, store_dir=args.store)
+    _load_calibration(args.calibration)
 
 
 def _plain(args: argparse.Namespace) -> argparse.Namespace:

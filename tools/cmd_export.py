@@ -20,6 +20,8 @@ import os
 import sys
 from typing import Any
 
+from tools.export_options import add_parity_options, print_stages, report
+
 
 def _parser() -> argparse.ArgumentParser:
     from trainer.export import FORMATS, ExportConfig
@@ -44,30 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="bundle path (default RUN/export/NAME.tar.gz)")
     p.add_argument("--name", help="model name in the bundle (default RUN-ITERATION-FORMAT)")
     p.add_argument("--sign", metavar="KEY", help="sign with this private key (`racer keys new`)")
-    p.add_argument(
-        "--representative-frames",
-        type=int,
-        default=d.representative_frames,
-        metavar="N",
-        help=f"simulator frames for int8 calibration (default {d.representative_frames})",
-    )
-    p.add_argument(
-        "--parity-frames",
-        type=int,
-        default=d.parity_frames,
-        metavar="N",
-        help=f"held-out simulator frames for parity (default {d.parity_frames})",
-    )
-    p.add_argument(
-        "--min-agreement",
-        type=float,
-        default=d.min_agreement,
-        metavar="F",
-        help="fail below this action agreement (default 0.995 on-policy for int8, 0.99 on "
-        "held-out frames for float16/float32)",
-    )
-    p.add_argument(
-        "--allow-parity-loss", action="store_true", help="write the bundle even when it fails"
+    add_parity_options(
+        p,
+        d,
+        min_agreement_help="fail below this action agreement (default 0.995 on-policy for "
+        "int8, 0.99 on held-out frames for float16/float32)",
     )
     p.add_argument(
         "--laps",
@@ -221,22 +204,13 @@ def main(argv: list[str]) -> int:
                 print(f"racer export: {description}", file=sys.stderr)
             return lambda n: progress.advance(task, n)
 
-        try:
+        def run() -> Any:
             result = export_run(config, stage=stage)
-        except ParityError as exc:
-            if args.json:
-                print(json.dumps(exc.result.to_json(), indent=2, default=str))
-            else:
-                _print_report(exc.result.to_json())
-            raise
-        if current:
-            progress.update(current[-1], completed=progress.tasks[-1].total or 1)
-    data = result.to_json()
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        _print_report(data)
-    return 0
+            if current:
+                progress.update(current[-1], completed=progress.tasks[-1].total or 1)
+            return result
+
+        return report(run, ParityError, as_json=args.json, print_text=_print_report)
 
 
 def _deepracer_car(args: argparse.Namespace) -> int:
@@ -259,11 +233,7 @@ def _deepracer_car(args: argparse.Namespace) -> int:
         randomize=args.randomize,
     )
 
-    def stage(description: str, _total: int | None):
-        print(f"racer export: {description}", file=sys.stderr)
-        return lambda _n: None
-
-    data = export_car(config, stage=stage).to_json()
+    data = export_car(config, stage=print_stages("racer export")).to_json()
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0

@@ -16,6 +16,7 @@ import json
 import sys
 from typing import Any
 
+from tools.export_options import add_parity_options, print_stages, report
 from vehicle.errors import StoreError
 from vehicle.models.store import STORE_ENV, InstalledModel, ModelStore, default_store_dir
 
@@ -101,29 +102,11 @@ def _import_parser(sub: Any) -> None:
     p.add_argument(
         "--randomize", default=d.randomize, help=f"randomization (default {d.randomize})"
     )
-    p.add_argument(
-        "--representative-frames",
-        type=int,
-        default=d.representative_frames,
-        metavar="N",
-        help=f"simulator frames for int8 calibration (default {d.representative_frames})",
-    )
-    p.add_argument(
-        "--parity-frames",
-        type=int,
-        default=d.parity_frames,
-        metavar="N",
-        help=f"held-out simulator frames for parity (default {d.parity_frames})",
-    )
-    p.add_argument(
-        "--min-agreement",
-        type=float,
-        default=d.min_agreement,
-        metavar="F",
-        help=f"refuse int8 below this agreement with the graph (default {d.min_agreement})",
-    )
-    p.add_argument(
-        "--allow-parity-loss", action="store_true", help="write the bundles even below it"
+    add_parity_options(
+        p,
+        d,
+        min_agreement_help="refuse a format below this agreement with the graph "
+        f"(default {d.min_agreement})",
     )
     p.add_argument(
         "--laps", type=int, default=d.laps, help=f"laps of graph and int8 (default {d.laps})"
@@ -151,25 +134,14 @@ def _import(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
 
-    def stage(description: str, _total: int | None):
-        print(f"racer models import: {description}", file=sys.stderr)
-        return lambda _n: None
-
     from trainer.errors import ImportParityError
 
-    try:
-        data = import_model(config, stage=stage).to_json()
-    except ImportParityError as exc:
-        if args.json:
-            print(json.dumps(exc.result.to_json(), indent=2, default=str))
-        else:
-            _print_import(exc.result.to_json())
-        raise
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        _print_import(data)
-    return 0
+    return report(
+        lambda: import_model(config, stage=print_stages("racer models import")),
+        ImportParityError,
+        as_json=args.json,
+        print_text=_print_import,
+    )
 
 
 def _print_import(data: dict[str, Any]) -> None:

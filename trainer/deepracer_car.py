@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import DeepRacerModelError
+from trainer.export import Stage, silent_stage
 
 CAR_MIN_AGREEMENT = 0.995
 """OpenVINO-converted graph vs the Keras policy: the least action agreement accepted."""
@@ -79,7 +79,7 @@ class CarExportResult:
 def export_car(
     config: CarExportConfig,
     *,
-    stage: Callable[[str, int | None], Callable[[int], None]] | None = None,
+    stage: Stage = silent_stage,
 ) -> CarExportResult:
     """Export a run for the AWS DeepRacer car (see the module docstring)."""
     import json
@@ -91,10 +91,6 @@ def export_car(
     from trainer.evaluate import env_kwargs_for
     from trainer.parity import compare, keras_outputs, simulator_frames
 
-    def noop(_n: int) -> None:
-        pass
-
-    stage = stage or (lambda _d, _t: noop)
     if config.parity_frames < 100:
         raise DeepRacerModelError(f"--parity-frames {config.parity_frames} must be at least 100")
     timings: dict[str, float] = {}

@@ -29,12 +29,12 @@ import re
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trainer.errors import DeepRacerModelError, ImportParityError
+from trainer.export import Stage, silent_stage
 
 IMPORT_FORMATS = ("int8", "float16")
 """The bundles an import writes: int8 for the car, float16 as the near-exact reference."""
@@ -111,7 +111,7 @@ def model_name(archive: Any, chosen: bool) -> str:
 def import_model(
     config: ImportConfig,
     *,
-    stage: Callable[[str, int | None], Callable[[int], None]] | None = None,
+    stage: Stage = silent_stage,
 ) -> ImportResult:
     """Import a DeepRacer model (see the module docstring)."""
     from trainer.deepracer_archive import open_archive
@@ -131,10 +131,6 @@ def import_model(
     from vehicle.metadata import ModelMetadata, parse_metadata
     from vehicle.models.bundle import check_name, write_bundle
 
-    def noop(_n: int) -> None:
-        pass
-
-    stage = stage or (lambda _d, _t: noop)
     if config.representative_frames < 200:
         raise DeepRacerModelError(
             f"--representative-frames {config.representative_frames} is too few to calibrate "

@@ -46,6 +46,21 @@ from trainer.parity import STEER_TOLERANCE_DEG as STEER_TOL_DEG
 from vehicle.metadata import ModelMetadata
 
 FORMATS = ("int8", "float16", "float32")
+
+Stage = Callable[[str, int | None], Callable[[int], None]]
+"""`stage(description, total)`, called as each step starts; returns a callback that
+advances that step's progress (a progress bar's, or nothing)."""
+
+
+def silent_stage(_description: str, _total: int | None) -> Callable[[int], None]:
+    """The stage callback of a caller that shows no progress."""
+    return _ignore_progress
+
+
+def _ignore_progress(_n: int) -> None:
+    pass
+
+
 """TFLite formats `racer export` writes."""
 CALIBRATION_SEED_OFFSET = 1000
 """int8 calibration laps use seeds from `seed + CALIBRATION_SEED_OFFSET`, the judging laps
@@ -232,9 +247,7 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def export_run(
-    config: ExportConfig, *, stage: Callable[[str, int | None], Callable[[int], None]] | None = None
-) -> ExportResult:
+def export_run(config: ExportConfig, *, stage: Stage = silent_stage) -> ExportResult:
     """Export a run (see the module docstring). `stage(description, total)` is called at
     each step and returns a callback advancing that step's progress (for progress bars)."""
     from trainer.checkpoint import RunDir, load_keras_policy
@@ -251,10 +264,6 @@ def export_run(
     from vehicle.inference import Policy
     from vehicle.models.bundle import check_name
 
-    def noop(_n: int) -> None:
-        pass
-
-    stage = stage or (lambda _d, _t: noop)
     int8 = config.format == "int8"
     if config.format not in FORMATS:
         raise ExportError(f"--format {config.format!r} is not one of {list(FORMATS)}")
@@ -417,7 +426,7 @@ def _float_laps(
     randomize: str,
     laps: int,
     seed: int,
-    stage: Callable[[str, int | None], Callable[[int], None]],
+    stage: Stage,
 ) -> dict[str, Any]:
     """float16/float32: both models' lap figures, for information."""
     from trainer.evaluate import evaluate
@@ -449,7 +458,7 @@ def _judge_int8(
     float32_bytes: bytes,
     min_agreement: float,
     tolerance: tuple[float, float],
-    stage: Callable[[str, int | None], Callable[[int], None]],
+    stage: Stage,
     timings: dict[str, float],
 ) -> tuple[bytes, dict[str, Any], dict[str, Any], bool, str]:
     """Calibrate, convert and judge int8 by driving (module docstring, step 4): the chosen

@@ -142,6 +142,31 @@ def test_console_that_fails_to_import_is_a_real_error(monkeypatch):
     assert info.value.name == "vehicle.console.figures"
 
 
+def test_the_console_refuses_a_bad_model_or_calibration_before_it_opens(
+    model, tmp_path, monkeypatch
+):
+    """In a terminal `racer drive` opens the console, whose drive runs in another process;
+    a refusal must still be the one-line exit-2 error, not a line in the console's log."""
+    import vehicle.console.app
+
+    monkeypatch.setattr(vehicle.console.app, "run", lambda args: pytest.fail("the console opened"))
+    monkeypatch.setenv("OPENRACER_CALIBRATION", str(tmp_path / "none.json"))
+
+    def drive(*argv):
+        err = io.StringIO()
+        with contextlib.redirect_stdout(_Terminal()), contextlib.redirect_stderr(err):
+            code = racer(["drive", "--port", "/dev/null", *argv])
+        return code, err.getvalue()
+
+    code, err = drive("--model", str(tmp_path / "nope.tflite"))
+    assert code == 2 and "model file not found" in err, err
+    assert len(err.strip().splitlines()) == 1
+    cal = tmp_path / "calibration.json"
+    cal.write_text('{"schema_version": 1, "steering": ')
+    code, err = drive("--model", str(model[0]), "--calibration", str(cal))
+    assert code == 2 and f"{cal}: not valid JSON" in err and "factory" not in err, err
+
+
 def test_corrupt_model_refuses_to_start(tmp_path):
     bad = tmp_path / "model.tflite"
     bad.write_bytes(b"not a model")

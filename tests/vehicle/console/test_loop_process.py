@@ -64,17 +64,33 @@ class Console:
     def rows(self) -> list[list[Any]]:
         return [r for m in self.messages if m["kind"] == "rows" for r in m["rows"]]
 
+    def report(self) -> str:
+        """What the loop process told the console, for a failure message."""
+        said = [m for m in self.messages if m["kind"] != "rows"]
+        return f"console messages: {said[-20:]}; {len(self.rows())} figure rows"
+
+    def raise_if_ended(self) -> None:
+        """The loop ended before the test expected it to: say why, at once."""
+        if any(m["kind"] == "end" for m in self.messages):
+            raise AssertionError(f"the loop process ended early; {self.report()}")
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait(timeout=WAIT_S)
 
 
-def until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
+def until(
+    condition: Callable[[], bool],
+    what: str,
+    timeout_s: float = WAIT_S,
+    report: Callable[[], str] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout_s} s: {what}")
+            detail = f"; {report()}" if report else ""
+            raise AssertionError(f"not within {timeout_s} s: {what}{detail}")
         time.sleep(0.02)
 
 
@@ -103,11 +119,13 @@ def console(sim: SimulatedFirmware) -> Iterator[Console]:
 def _driving(sim: SimulatedFirmware, console: Console) -> int:
     """Wait until the loop process drives the car; its pid."""
     loop_pid = int(console.first("started")["loop_pid"])
-    until(
-        lambda: sim.controller is not None and sim.controller.state == P.STATE_ARMED,
-        "the firmware armed by the loop process",
-    )
-    until(lambda: sim.physics.speed_mps > 0.2, "the car moving")
+
+    def armed() -> bool:
+        console.raise_if_ended()
+        return sim.controller is not None and sim.controller.state == P.STATE_ARMED
+
+    until(armed, "the firmware armed by the loop process", report=console.report)
+    until(lambda: sim.physics.speed_mps > 0.2, "the car moving", report=console.report)
     return loop_pid
 
 
