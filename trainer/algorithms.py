@@ -55,6 +55,7 @@ def check_algorithm(config: TrainConfig, hp: Hyperparameters, metadata: ModelMet
         "value_warmup_iterations": config.value_warmup_iterations,
         "anchor_kl": config.anchor_kl,
         "critic": config.critic != "camera",
+        "lr_anneal_steps": config.lr_anneal_steps,
     }
     given = [k for k, v in ppo_only.items() if v]
     if given:

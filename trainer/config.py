@@ -41,6 +41,8 @@ GAE_LAMBDA = 0.95
 """GAE lambda, fixed as in DeepRacer."""
 ADAM_EPSILON = 1e-5
 """Adam epsilon, as DeepRacer's Coach configuration."""
+LR_ANNEAL_FLOOR = 0.1
+"""With `lr_anneal_steps`, the share of `lr` the anneal ends at and holds."""
 
 LOSS_TYPES = ("mean squared error", "huber")
 EXPLORATION_TYPES = ("categorical", "e-greedy", "additive_noise")
@@ -240,6 +242,9 @@ class TrainConfig:
     --clone), fading to 0 over `anchor_iterations` (0 = off)."""
     anchor_iterations: int = 30
     """Iterations over which the `anchor_kl` weight fades to 0, after the value warm-up."""
+    lr_anneal_steps: int = 0
+    """PPO: anneal the learning rate linearly from `lr` to `LR_ANNEAL_FLOOR` x `lr` over
+    this many env steps, then hold it (0 = a constant `lr`, DeepRacer's behaviour)."""
     replay_frames: int = 50000
     """SAC: replay buffer size in camera frames, about one per transition (19.2 kB each:
     50000 = 0.96 GB); not saved with checkpoints, so --resume refills it."""
@@ -311,6 +316,7 @@ def _check_config(c: TrainConfig) -> None:
         ("dagger_rounds", 0, 1000),
         ("value_warmup_iterations", 0, 1000),
         ("anchor_iterations", 0, 100000),
+        ("lr_anneal_steps", 0, 10**10),
         ("tf_threads", 1, 256),
         ("replay_frames", 1000, 10_000_000),
     ):
@@ -428,6 +434,7 @@ __all__ = [
     "ADAM_EPSILON",
     "CLIP_EPSILON",
     "GAE_LAMBDA",
+    "LR_ANNEAL_FLOOR",
     "Hyperparameters",
     "TrainConfig",
     "config_from_json",

@@ -53,7 +53,14 @@ from sim2real.privileged import STATE_SIZE
 from trainer.actor import LOG_STD_RANGE, ActorSpec
 from trainer.algorithms import check_algorithm, make_learner
 from trainer.checkpoint import RunDir
-from trainer.config import ADAM_EPSILON, CLIP_EPSILON, GAE_LAMBDA, Hyperparameters, TrainConfig
+from trainer.config import (
+    ADAM_EPSILON,
+    CLIP_EPSILON,
+    GAE_LAMBDA,
+    LR_ANNEAL_FLOOR,
+    Hyperparameters,
+    TrainConfig,
+)
 from trainer.episodes import ROUND_ROBIN_ADVANCE, Episode, EpisodeItem
 from trainer.errors import CheckpointError, TrainConfigError
 from trainer.evaluate import env_kwargs_for, evaluate_in_training
@@ -718,6 +725,15 @@ def warm_start(
     state.index["imitation"] = summary
 
 
+def learning_rate(config: TrainConfig, hp: Hyperparameters, env_steps: int) -> float:
+    """PPO's learning rate after `env_steps` steps: `hp.lr`, or with `lr_anneal_steps`
+    linearly down to `LR_ANNEAL_FLOOR` x `hp.lr` over that many steps, then held."""
+    if config.lr_anneal_steps <= 0:
+        return hp.lr
+    done = min(env_steps / config.lr_anneal_steps, 1.0)
+    return hp.lr * (1.0 - (1.0 - LR_ANNEAL_FLOOR) * done)
+
+
 def anchor_weight(config: TrainConfig, state: RunState) -> float:
     """The KL weight toward the warm start this iteration: `config.anchor_kl`, fading
     linearly to 0 over `config.anchor_iterations` (counted after the value warm-up)."""
@@ -890,6 +906,8 @@ def train(
 
             # -- learn: GAE and num_epochs passes (SAC: replay buffer, gradient steps) ------
             warming_up = state.iteration < config.value_warmup_iterations
+            if config.lr_anneal_steps and isinstance(learner, Learner):  # SAC: refused
+                learner.optimizer.learning_rate.assign(learning_rate(config, hp, state.env_steps))
             losses = learner.learn(
                 episodes,
                 rng,
@@ -928,6 +946,8 @@ def train(
                 update_s=t2 - t1,
             )
             stats["cpu_pct"], stats["memory_mb"] = display.usage()
+            if config.lr_anneal_steps and isinstance(learner, Learner):
+                stats["learning_rate"] = float(learner.optimizer.learning_rate)
             if config.ray is not None:
                 stats["replayed_episodes"] = pool.replayed
             if not slow:

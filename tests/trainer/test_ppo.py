@@ -13,7 +13,7 @@ import pytest
 from tests.trainer.conftest import FAKE_ENV, continuous_metadata
 from trainer.config import Hyperparameters, TrainConfig
 from trainer.episodes import EpisodeItem, play_episode
-from trainer.ppo import Learner, make_batch, train
+from trainer.ppo import Learner, learning_rate, make_batch, train
 from trainer.workers import make_env
 from vehicle.metadata import ModelMetadata
 
@@ -152,3 +152,14 @@ def test_a_state_critic_needs_an_environment_that_gives_the_state(track_file: st
     episode = play_episode(env, learner.actor_spec(), EpisodeItem.training(0, 0))
     with pytest.raises(TrainConfigError, match="--critic camera"):
         make_batch([episode], learner, gamma=0.99, epsilon=0.0)
+
+
+def test_the_learning_rate_anneals_over_env_steps_then_holds(tmp_path) -> None:
+    hp = Hyperparameters(lr=1e-3)
+    constant = TrainConfig(out=str(tmp_path))
+    assert learning_rate(constant, hp, 0) == learning_rate(constant, hp, 10**9) == 1e-3
+    anneal = dataclasses.replace(constant, lr_anneal_steps=1000)
+    assert learning_rate(anneal, hp, 0) == pytest.approx(1e-3)
+    assert learning_rate(anneal, hp, 500) == pytest.approx(0.55e-3)
+    assert learning_rate(anneal, hp, 1000) == pytest.approx(1e-4)
+    assert learning_rate(anneal, hp, 5000) == pytest.approx(1e-4)

@@ -240,6 +240,8 @@ def test_algorithm_checks_name_the_file_and_the_fix(tmp_path):
         check_algorithm(ppo, Hyperparameters(), discrete_sac)
     with pytest.raises(TrainConfigError, match="--imitation-episodes: PPO options"):
         check_algorithm(dataclasses.replace(ppo, imitation_episodes=5), hp, sac_metadata())
+    with pytest.raises(TrainConfigError, match="--lr-anneal-steps: PPO options"):
+        check_algorithm(dataclasses.replace(ppo, lr_anneal_steps=1000), hp, sac_metadata())
     check_algorithm(ppo, hp, sac_metadata())
 
 
