@@ -60,6 +60,10 @@ def draw_track(ax, outline: Outline | None, racing_line: bool = True) -> None:
     ax.set_ylabel("y (m)")
 
 
+TREND_ITERATIONS = 20
+"""Window of the moving mean drawn over the per-iteration lap completion."""
+
+
 def training_curves(iters: pd.DataFrame, path: Path, title: str = "") -> Path:
     """Reward, progress and completion rate per iteration, stacked."""
     fig, axes = plt.subplots(3, 1, figsize=(9, 8.5), sharex=True)
@@ -82,7 +86,13 @@ def training_curves(iters: pd.DataFrame, path: Path, title: str = "") -> Path:
     ax.set_ylim(0, 105)
     ax.legend(loc="lower right")
     ax = axes[2]
-    ax.bar(x, 100 * iters["completion_rate"], color="#2ca02c")
+    completion = 100 * iters["completion_rate"]
+    ax.bar(x, completion, color="#2ca02c", alpha=0.45, width=1.0, label="per iteration")
+    if len(iters) >= 2 * TREND_ITERATIONS:
+        # one iteration is 16-odd episodes: the trend is what says whether it learns
+        trend = completion.rolling(TREND_ITERATIONS, min_periods=TREND_ITERATIONS).mean()
+        ax.plot(x, trend, color="#145a14", lw=2, label=f"mean of {TREND_ITERATIONS} iterations")
+        ax.legend(loc="lower right")
     ax.set_ylabel("laps completed (%)")
     ax.set_ylim(0, 105)
     ax.set_xlabel("iteration")
