@@ -79,10 +79,13 @@ async def goto(pilot, key: str, screen_type: type) -> None:  # type: ignore[no-u
     await until(pilot, lambda: isinstance(pilot.app.screen, screen_type))
 
 
-async def hold_key(pilot, key: str, seconds: float, interval_s: float = 0.04) -> None:  # type: ignore[no-untyped-def]
+async def hold_key(pilot, key: str, seconds: float, interval_s: float = 0.04, until=None) -> None:  # type: ignore[no-untyped-def]
     """A key held down: the terminal's auto-repeat sends it every `interval_s`, whether or
     not the app is idle (Pilot's `press` waits for idle between keys, which a busy app
-    with a simulated board in the same process may never be)."""
+    with a simulated board in the same process may never be). With `until`, held until
+    that condition holds (released then), failing if it has not after `seconds`: what a
+    key does takes longer on a loaded machine, so the test waits on the effect, not a
+    fixed time."""
     import asyncio
     import time
 
@@ -90,5 +93,9 @@ async def hold_key(pilot, key: str, seconds: float, interval_s: float = 0.04) ->
 
     end = time.monotonic() + seconds
     while time.monotonic() < end:
+        if until is not None and until():
+            return
         pilot.app.post_message(events.Key(key, key if len(key) == 1 else None))
         await asyncio.sleep(interval_s)
+    if until is not None and not until():
+        raise AssertionError(f"{key!r} held {seconds} s and still not: {until}")

@@ -46,8 +46,8 @@ async def test_keys_move_the_simulated_car(tmp_path: Path, car) -> None:  # type
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
         await until(pilot, lambda: isinstance(app.screen, ThrottleScreen))
-        await hold_key(pilot, "w", 1.0)
-        assert sim.physics.speed_mps > 0.3
+        # held until the car is moving (1 s on an idle machine), at most 15 s
+        await hold_key(pilot, "w", 15.0, until=lambda: sim.physics.speed_mps > 0.3)
         # released: the firmware outputs neutral again and the car slows to a stop
         await until(pilot, lambda: link.telemetry().throttle_us == 1446, timeout_s=2.0)
         await until(pilot, lambda: sim.physics.speed_mps < 0.05, timeout_s=5.0)
