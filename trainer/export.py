@@ -24,8 +24,10 @@
    The int8 model must agree on `min_agreement` (99.5 %) of the frames both models visit
    and keep lap parity (`trainer.parity.judge_laps`: as many laps, mean lap time within
    2 %). When post-training quantization misses either, a short distillation of the
-   rounded network toward the float policy (`trainer.quantize.distill`) is tried once;
-   every attempt's figures go into the manifest. Random-pose agreement on the held-out
+   rounded network toward the float policy (`trainer.quantize.distill`) is tried once,
+   then, for a discrete policy, the last hidden dense layer kept in float32 too ("int8
+   with float first and dense layers", about 3x the bytes); every attempt's figures go
+   into the manifest. Random-pose agreement on the held-out
    frames is measured too, for information;
 5. refuses a model that fails (the message names both figures) unless `allow_parity_loss`,
    and otherwise writes the bundle (`vehicle.models.bundle.write_bundle`), signed if a key
@@ -155,12 +157,17 @@ class ExportResult:
 
 
 def convert(
-    model: Any, fmt: str, representative: np.ndarray | None = None, *, float_ends: bool = False
+    model: Any,
+    fmt: str,
+    representative: np.ndarray | None = None,
+    *,
+    float_ends: bool = False,
+    float_tail: int = 1,
 ) -> bytes:
     """Keras policy (or an imported DeepRacer graph's `GraphPolicy`) -> TFLite bytes in
     `fmt` (see the module docstring). int8 with `float_ends` (`trainer.quantize.float_ends`
-    says when): the ops up to the first layer with weights and from the last one on stay
-    float32, the rest is int8 as usual (`int8_float_ends`)."""
+    says when): the ops up to the first layer with weights and from the last `float_tail`
+    ones on stay float32, the rest is int8 as usual (`int8_float_ends`)."""
     import tensorflow as tf
 
     if fmt not in FORMATS:
@@ -191,7 +198,7 @@ def convert(
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
         if float_ends:
-            return int8_float_ends(converter, dataset)
+            return int8_float_ends(converter, dataset, float_tail)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
@@ -206,11 +213,11 @@ def convert(
 _WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")
 
 
-def float_end_ops(model_bytes: bytes) -> list[tuple[str, str]]:
+def float_end_ops(model_bytes: bytes, tail: int = 1) -> list[tuple[str, str]]:
     """(op name, output tensor name) of a TFLite model's two ends: from the input, every op
     up to and including the first one with weights (`_WEIGHTED_OPS`; the input's CAST
-    aside); and walking back from the output, every op up to and including the last one
-    with weights (the head)."""
+    aside); and walking back from the output, every op up to and including the `tail`-th
+    one with weights (1: the head)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_content=model_bytes)
@@ -228,7 +235,8 @@ def float_end_ops(model_bytes: bytes) -> list[tuple[str, str]]:
     while tensor in producer:
         op = producer[tensor]
         head.append((op["op_name"], names[tensor]))
-        if op["op_name"] in _WEIGHTED_OPS:
+        tail -= op["op_name"] in _WEIGHTED_OPS
+        if tail == 0:
             return first + head[::-1]
         tensor = next(i for i in op["inputs"] if i >= 0)
     raise ExportError(
@@ -237,7 +245,7 @@ def float_end_ops(model_bytes: bytes) -> list[tuple[str, str]]:
     )
 
 
-def int8_float_ends(converter: Any, dataset: Callable[[], Any]) -> bytes:
+def int8_float_ends(converter: Any, dataset: Callable[[], Any], tail: int = 1) -> bytes:
     """int8 whose two ends (`float_end_ops`) stay float32: TFLite's selective quantization
     (`tf.lite.experimental.QuantizationDebugger`, the ends' output tensors denylisted). The
     uint8 input stays uint8 (the model's own input type), the output is float32."""
@@ -250,7 +258,7 @@ def int8_float_ends(converter: Any, dataset: Callable[[], Any]) -> bytes:
             debugger = tf.lite.experimental.QuantizationDebugger(
                 converter=converter, debug_dataset=dataset
             )
-            denied = [tensor for _, tensor in float_end_ops(debugger.calibrated_model)]
+            denied = [tensor for _, tensor in float_end_ops(debugger.calibrated_model, tail)]
             debugger.options = tf.lite.experimental.QuantizationDebugOptions(
                 denylisted_nodes=denied
             )
@@ -309,7 +317,8 @@ def quantization_info(model_bytes: bytes, fmt: str) -> dict[str, Any]:
         info["recipe"] = {
             0: "full-integer int8",
             1: "int8 with a float head",
-        }.get(len(weighted), "int8 with a float head and first layer")
+            2: "int8 with a float head and first layer",
+        }.get(len(weighted), "int8 with float first and dense layers")
         kernels = per_channel = 0
         pixels_exact = True
         in_shape = [int(d) for d in inp["shape"]]
@@ -613,8 +622,10 @@ def _judge_int8(
 
     attempts: list[dict[str, Any]] = []
     best: tuple[bytes, dict[str, Any], Any] | None = None
-    methods = ["post-training"] + (["distillation"] if config.distill else [])
     ends = float_ends(kind)
+    # smallest first: the hidden dense layer in float (its weights too) comes last
+    methods = ["post-training"] + (["distillation"] if config.distill else [])
+    methods += ["float dense layers"] if ends else []
     base, equalized = model, None
     if ends:  # the same function, its last hidden layer's units spread over the int8 grid
         base, equalized = equalize_head(model, representative)
@@ -635,9 +646,18 @@ def _judge_int8(
                 float_ends=ends,
                 on_progress=advance,
             )
-        how = {**how, "float_ends": ends, "equalized": equalized}
+        tail = 2 if method == "float dense layers" else 1  # the hidden dense layer too
+        if method == "float dense layers":
+            source_model = model  # nothing to equalize: the hidden layer is float
+        how = {
+            **how,
+            "float_ends": ends,
+            "equalized": equalized if source_model is not model else None,
+        }
         stage(f"converting to TFLite int8 ({method})", None)
-        model_bytes = convert(source_model, "int8", representative, float_ends=ends)
+        model_bytes = convert(
+            source_model, "int8", representative, float_ends=ends, float_tail=tail
+        )
         tflite = Policy.from_bytes(model_bytes, metadata)
         seen: list[np.ndarray] = []
         report = drive(tflite_policy_fn(tflite, kind), f"int8 model ({method})", seen)
@@ -718,7 +738,7 @@ def refusal_message(attempts: list[dict[str, Any]], min_agreement: float) -> str
         + ("ok" if lp["passed"] else "FAILED")
         + ")"
     )
-    tried = " and ".join(t["method"] for t in attempts)
+    tried = ", ".join(t["method"] for t in attempts)
     return (
         f"int8 model refused after {tried}: {agree}; {laps}; nothing written. Try more "
         "--representative-frames or --distill-steps, --format float16, or pass "

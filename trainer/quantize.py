@@ -37,10 +37,11 @@ from vehicle.metadata import ModelMetadata
 def float_ends(kind: str) -> bool:
     """Whether int8 keeps the network's two ends in float32 ("int8 with a float head and
     first layer"): for a discrete action space. Measured on two trained `first_lap` runs
-    (10 judging laps, `racer bench export`): on-policy agreement 96.8-97.0 % full-integer,
-    99.0-99.7 % with the head alone in float, 99.7 % with both ends and `equalize_head`;
-    1 % more bytes, and faster than full-integer (its int8 pixel scaling and pooling were
-    the slow ops). Continuous policies pass full-integer and stay so."""
+    (10 judging laps, `racer bench export`, best checkpoints): on-policy agreement
+    96.8-97.0 % full-integer, 99.0-99.7 % with the head alone in float, 99.7 % with both
+    ends and `equalize_head`; 1 % more bytes, and faster than full-integer (its int8 pixel
+    scaling and pooling were the slow ops). Continuous policies pass full-integer and stay
+    so."""
     return kind == "discrete"
 
 

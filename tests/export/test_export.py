@@ -190,14 +190,19 @@ def test_broken_int8_is_refused_with_both_figures_and_writes_nothing(
     assert len(err) == 1, captured.err
     assert "on-policy agreement" in err[0] and "(needs 99.5%: FAILED)" in err[0]
     assert "lap parity" in err[0] and "nothing written" in err[0]
-    assert "post-training and distillation" in err[0]
+    assert "post-training, distillation, float dense layers" in err[0]
     assert "agreement" in captured.out  # the figures are printed
     assert not out.exists() and not list(tmp_path.iterdir())
     # --allow-parity-loss writes it, flagged as not passed, with every attempt's figures.
     assert racer([*args, "--allow-parity-loss"]) == 0
     manifest = read_bundle(out).manifest["parity"]
     assert manifest["passed"] is False
-    assert [a["method"] for a in manifest["attempts"]] == ["post-training", "distillation"]
+    methods = [a["method"] for a in manifest["attempts"]]
+    assert methods == ["post-training", "distillation", "float dense layers"]
+    assert manifest["attempts"][2]["equalized"] is None
+    assert read_bundle(out).manifest["quantization"]["recipe"] == (
+        "int8 with float first and dense layers"
+    )
 
 
 def test_judge_laps_leaves_out_laps_the_float_control_does_not_share():
