@@ -180,8 +180,12 @@ def _line(model: InstalledModel) -> str:
     if model.problem:
         return f"{flag} {model.name:<28} DAMAGED: {model.problem}"
     fmt = d["quantization"] or "?"
-    if d.get("float_ops"):  # an int8 model with float layers: say so
-        fmt += " (float ends)" if "first layer" in (d.get("recipe") or "") else " (float head)"
+    short = {  # an int8 model with float layers says so (`racer models info`: which)
+        "int8 with a float head": " (float head)",
+        "int8 with a float head and first layer": " (float ends)",
+        "int8 with float first and dense layers": " (float dense)",
+    }
+    fmt += short.get(d.get("recipe") or "", "")
     bits = [
         f"{fmt:<7}",
         f"{_size(d['size_bytes']):>9}",
