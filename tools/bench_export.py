@@ -103,6 +103,8 @@ def bench_run(run: str, args: argparse.Namespace, out_dir: Path) -> dict[str, An
         "checkpoint": result.source["iteration"],
         "passed": result.passed,
         "method": par["method"],
+        "quantization_recipe": result.quantization.get("recipe"),
+        "float_ops": result.quantization.get("float_ops"),
         "on_policy_agreement": par["agreement"],
         "on_policy_frames": par["frames"],
         "held_out_agreement": par["held_out"]["agreement"],
@@ -167,7 +169,8 @@ def main(argv: list[str]) -> int:
             f"laps {lp['tflite_laps']} vs float {lp['float_laps']} of "
             f"{lp['laps'] - len(lp['undetermined'])} determined"
             + (f", mean lap {100 * diff:+.2f}%" if diff is not None else "")
-            + f"; {r['method']}; size {100 * r['size_ratio']:.1f}% of float32; p50 "
+            + f"; {r['method']}, {r['quantization_recipe']}; size "
+            f"{100 * r['size_ratio']:.1f}% of float32; p50 "
             f"{lat['int8_p50_us']} us int8 vs {lat['float32_p50_us']} us float32"
         )
     print(

@@ -1,12 +1,15 @@
 """`racer export RUN --format int8|float16|float32 --out FILE`: convert a run to a TFLite model bundle.
 
-Int8 is full-integer quantization with a uint8 input taking raw 0-255 pixels, calibrated
+Int8 is integer quantization with a uint8 input taking raw 0-255 pixels (full-integer for
+continuous actions; for discrete ones the pixel scaling, pooling, first layer and the head
+stay float32: "int8 with a float head and first layer"), calibrated
 on the float policy's own frames in greedy laps under the run's randomization, and judged
 by driving: float, int8 and a float32 control drive the same 10 seeded laps; int8 must
 agree on 99.5 % of the frames both models visit and keep lap parity (as many laps, mean
 lap time within 2 %; laps that the float model and its exact float32 conversion do not
 share are left out as undetermined). When post-training quantization misses, a short
-distillation of the rounded network toward the float policy is tried. Every figure is
+distillation of the rounded network toward the float policy is tried, then (discrete)
+the hidden dense layer kept in float too. Every figure is
 printed and stored in the bundle; a model that fails is refused (both figures named,
 nothing written) unless --allow-parity-loss. float16/float32 are checked on held-out
 random-pose frames (99 % agreement) and a few laps.

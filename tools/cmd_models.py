@@ -179,8 +179,15 @@ def _line(model: InstalledModel) -> str:
     flag = "*" if model.is_active else ("<" if model.is_previous else " ")
     if model.problem:
         return f"{flag} {model.name:<28} DAMAGED: {model.problem}"
+    fmt = d["quantization"] or "?"
+    short = {  # an int8 model with float layers says so (`racer models info`: which)
+        "int8 with a float head": " (float head)",
+        "int8 with a float head and first layer": " (float ends)",
+        "int8 with float first and dense layers": " (float dense)",
+    }
+    fmt += short.get(d.get("recipe") or "", "")
     bits = [
-        f"{d['quantization'] or '?':<7}",
+        f"{fmt:<7}",
         f"{_size(d['size_bytes']):>9}",
         f"{d['action_space']}({d['n_actions']})",
         f"{d['control_rate_hz']:g} Hz",
@@ -227,7 +234,13 @@ def _info(model: InstalledModel) -> str:
     src = d["source"] or {}
     lines = [
         f"{model.name}" + ("  (active)" if model.is_active else ""),
-        f"  format       {d['quantization'] or '?'}, {_size(d['size_bytes'])}, "
+        f"  format       {d['quantization'] or '?'}"
+        + (
+            f" ({d['recipe']}: {', '.join(d['float_ops'])} in float32)"
+            if d.get("float_ops")
+            else ""
+        )
+        + f", {_size(d['size_bytes'])}, "
         f"{d['action_space']}({d['n_actions']}), {d['control_rate_hz']:g} Hz",
         f"  from         {src.get('run', '?')} checkpoint {src.get('iteration', '?')} "
         f"({src.get('network', '?')}; tracks {', '.join(map(str, src.get('tracks', [])))})",

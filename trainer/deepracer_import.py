@@ -126,6 +126,7 @@ def import_model(
         tflite_outputs,
         tflite_policy_fn,
     )
+    from trainer.quantize import float_ends
     from vehicle.errors import MetadataError
     from vehicle.inference import Policy
     from vehicle.metadata import ModelMetadata, parse_metadata
@@ -202,7 +203,11 @@ def import_model(
     for fmt in IMPORT_FORMATS:
         t0 = time.perf_counter()
         stage(f"converting to TFLite {fmt}, parity against the original graph", None)
-        models[fmt] = convert(graph, fmt, representative if fmt == "int8" else None)
+        models[fmt] = (
+            convert(graph, fmt, representative, float_ends=float_ends(kind))
+            if fmt == "int8"
+            else convert(graph, fmt)
+        )
         policies[fmt] = Policy.from_bytes(models[fmt], metadata)
         report = compare(reference, tflite_outputs(policies[fmt], held_out), kind)
         formats[fmt] = {

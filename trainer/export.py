@@ -6,7 +6,12 @@
    lose their weights): float32; float16 weights; or full-integer int8 whose input is
    uint8 taking raw 0-255 pixels (the model's own Rescaling layer is quantized with the
    rest; `quantization_info` checks the pixels stay exact and every kernel is quantized
-   per output channel) and whose output is float32 (dequantized inside the model);
+   per output channel) and whose output is float32 (dequantized inside the model). For a
+   discrete policy the int8 model keeps its two ends in float32 ("int8 with a float head
+   and first layer": the pixel scaling, pooling and first convolution, and the logits layer
+   with its softmax; `trainer.quantize.float_ends`), selected with TFLite's selective
+   quantization (`int8_float_ends`), its last hidden layer equalized first
+   (`trainer.quantize.equalize_head`); `quantization_info` names the float ops;
 3. float16/float32: measures agreement on held-out simulator frames
    (`trainer.parity.simulator_frames`) with the car's interpreter
    (`vehicle.inference.Policy`) and drives a few laps with both models through
@@ -19,8 +24,10 @@
    The int8 model must agree on `min_agreement` (99.5 %) of the frames both models visit
    and keep lap parity (`trainer.parity.judge_laps`: as many laps, mean lap time within
    2 %). When post-training quantization misses either, a short distillation of the
-   rounded network toward the float policy (`trainer.quantize.distill`) is tried once;
-   every attempt's figures go into the manifest. Random-pose agreement on the held-out
+   rounded network toward the float policy (`trainer.quantize.distill`) is tried once,
+   then, for a discrete policy, the last hidden dense layer kept in float32 too ("int8
+   with float first and dense layers", about 3x the bytes); every attempt's figures go
+   into the manifest. Random-pose agreement on the held-out
    frames is measured too, for information;
 5. refuses a model that fails (the message names both figures) unless `allow_parity_loss`,
    and otherwise writes the bundle (`vehicle.models.bundle.write_bundle`), signed if a key
@@ -33,6 +40,7 @@ import contextlib
 import hashlib
 import io
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,9 +156,18 @@ class ExportResult:
         }
 
 
-def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> bytes:
+def convert(
+    model: Any,
+    fmt: str,
+    representative: np.ndarray | None = None,
+    *,
+    float_ends: bool = False,
+    float_tail: int = 1,
+) -> bytes:
     """Keras policy (or an imported DeepRacer graph's `GraphPolicy`) -> TFLite bytes in
-    `fmt` (see the module docstring)."""
+    `fmt` (see the module docstring). int8 with `float_ends` (`trainer.quantize.float_ends`
+    says when): the ops up to the first layer with weights and from the last `float_tail`
+    ones on stay float32, the rest is int8 as usual (`int8_float_ends`)."""
     import tensorflow as tf
 
     if fmt not in FORMATS:
@@ -180,6 +197,8 @@ def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> b
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = dataset
+        if float_ends:
+            return int8_float_ends(converter, dataset, float_tail)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.float32
@@ -191,12 +210,82 @@ def convert(model: Any, fmt: str, representative: np.ndarray | None = None) -> b
         raise ExportError(f"TFLite conversion to {fmt} failed: {exc}") from exc
 
 
+_WEIGHTED_OPS = ("FULLY_CONNECTED", "CONV_2D", "DEPTHWISE_CONV_2D", "BATCH_MATMUL")
+
+
+def float_end_ops(model_bytes: bytes, tail: int = 1) -> list[tuple[str, str]]:
+    """(op name, output tensor name) of a TFLite model's two ends: from the input, every op
+    up to and including the first one with weights (`_WEIGHTED_OPS`; the input's CAST
+    aside); and walking back from the output, every op up to and including the `tail`-th
+    one with weights (1: the head)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=model_bytes)
+    names = {t["index"]: t["name"] for t in interp.get_tensor_details()}
+    ops = interp._get_ops_details()
+    first: list[tuple[str, str]] = []
+    for op in ops:  # a chain: the execution order from the input
+        if op["op_name"] != "CAST":
+            first.append((op["op_name"], names[op["outputs"][0]]))
+        if op["op_name"] in _WEIGHTED_OPS:
+            break
+    producer = {o: op for op in ops for o in op["outputs"]}
+    head: list[tuple[str, str]] = []
+    tensor = interp.get_output_details()[0]["index"]
+    while tensor in producer:
+        op = producer[tensor]
+        head.append((op["op_name"], names[tensor]))
+        tail -= op["op_name"] in _WEIGHTED_OPS
+        if tail == 0:
+            return first + head[::-1]
+        tensor = next(i for i in op["inputs"] if i >= 0)
+    raise ExportError(
+        "int8 with float ends: no layer with weights found before the model's output "
+        f"(walked {[name for name, _ in head]}); export --format float16 instead"
+    )
+
+
+def int8_float_ends(converter: Any, dataset: Callable[[], Any], tail: int = 1) -> bytes:
+    """int8 whose two ends (`float_end_ops`) stay float32: TFLite's selective quantization
+    (`tf.lite.experimental.QuantizationDebugger`, the ends' output tensors denylisted). The
+    uint8 input stays uint8 (the model's own input type), the output is float32."""
+    import tensorflow as tf
+
+    chatter = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(chatter), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the debugger's interpreter is deprecated
+            debugger = tf.lite.experimental.QuantizationDebugger(
+                converter=converter, debug_dataset=dataset
+            )
+            denied = [tensor for _, tensor in float_end_ops(debugger.calibrated_model, tail)]
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+                denylisted_nodes=denied
+            )
+            model_bytes = bytes(debugger.get_nondebug_quantized_model())
+    except ExportError:
+        raise
+    except Exception as exc:  # the converter raises many types; name the step
+        raise ExportError(f"TFLite conversion to int8 with float ends failed: {exc}") from exc
+    info = quantization_info(model_bytes, "int8")
+    if info["input"]["dtype"] != "uint8" or info["output"]["dtype"] != "float32":
+        raise ExportError(
+            f"int8 with float ends came out with a {info['input']['dtype']} input and a "
+            f"{info['output']['dtype']} output, not uint8 and float32: the TensorFlow converter "
+            "changed (report it); use --format float16 meanwhile"
+        )
+    return model_bytes
+
+
 def quantization_info(model_bytes: bytes, fmt: str) -> dict[str, Any]:
     """The input/output tensor types and quantization parameters of a TFLite model, and for
-    int8 the checks export relies on: every weight kernel quantized per output channel
+    int8 the checks export relies on: every int8 weight kernel quantized per output channel
     (`per_channel_kernels` of `kernels`), and the pixels exact on the int8 grid
     (`pixels_exact`: every int8 tensor of the input's shape has zero point -128 and scale 1
-    or 1/255, so each 0-255 value and its /255 scaling are represented without rounding)."""
+    or 1/255, so each 0-255 value and its /255 scaling are represented without rounding);
+    `float_ops`, the ops computing in float32 (an int8 model's float ends), and `recipe`,
+    what the int8 model is in words ("full-integer int8", "int8 with a float head and
+    first layer")."""
     from ai_edge_litert.interpreter import Interpreter
 
     interp = Interpreter(model_content=model_bytes)
@@ -212,9 +301,24 @@ def quantization_info(model_bytes: bytes, fmt: str) -> dict[str, Any]:
             "zero_point": int(zero),
         }
 
-    ops = sorted({op["op_name"] for op in interp._get_ops_details()})
+    details = interp._get_ops_details()
+    ops = sorted({op["op_name"] for op in details})
     info: dict[str, Any] = {"format": fmt, "input": q(inp), "output": q(out), "ops": ops}
     if fmt == "int8":
+        dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interp.get_tensor_details()}
+        float_ops = [
+            op["op_name"]
+            for op in details
+            if op["op_name"] not in ("CAST", "QUANTIZE", "DEQUANTIZE")
+            and any(dtypes[o] == np.float32 for o in op["outputs"])
+        ]
+        weighted = [op for op in float_ops if op in _WEIGHTED_OPS]
+        info["float_ops"] = float_ops
+        info["recipe"] = {
+            0: "full-integer int8",
+            1: "int8 with a float head",
+            2: "int8 with a float head and first layer",
+        }.get(len(weighted), "int8 with float first and dense layers")
         kernels = per_channel = 0
         pixels_exact = True
         in_shape = [int(d) for d in inp["shape"]]
@@ -472,7 +576,13 @@ def _judge_int8(
         tflite_outputs,
         tflite_policy_fn,
     )
-    from trainer.quantize import distill, on_policy_frames, recording
+    from trainer.quantize import (
+        distill,
+        equalize_head,
+        float_ends,
+        on_policy_frames,
+        recording,
+    )
     from vehicle.inference import Policy
 
     kind = metadata.action_space.kind
@@ -512,24 +622,42 @@ def _judge_int8(
 
     attempts: list[dict[str, Any]] = []
     best: tuple[bytes, dict[str, Any], Any] | None = None
+    ends = float_ends(kind)
+    # smallest first: the hidden dense layer in float (its weights too) comes last
     methods = ["post-training"] + (["distillation"] if config.distill else [])
+    methods += ["float dense layers"] if ends else []
+    base, equalized = model, None
+    if ends:  # the same function, its last hidden layer's units spread over the int8 grid
+        base, equalized = equalize_head(model, representative)
     for method in methods:
         t0 = time.perf_counter()
-        source_model, how = model, {"method": method}
+        how: dict[str, Any] = {"method": method}
+        source_model = base
         if method == "distillation":
             advance = stage(
                 "distilling the rounded network toward the float policy", config.distill_steps
             )
             source_model, how = distill(
-                model,
+                base,
                 representative,
                 kind,
                 steps=config.distill_steps,
                 seed=config.seed,
+                float_ends=ends,
                 on_progress=advance,
             )
+        tail = 2 if method == "float dense layers" else 1  # the hidden dense layer too
+        if method == "float dense layers":
+            source_model = model  # nothing to equalize: the hidden layer is float
+        how = {
+            **how,
+            "float_ends": ends,
+            "equalized": equalized if source_model is not model else None,
+        }
         stage(f"converting to TFLite int8 ({method})", None)
-        model_bytes = convert(source_model, "int8", representative)
+        model_bytes = convert(
+            source_model, "int8", representative, float_ends=ends, float_tail=tail
+        )
         tflite = Policy.from_bytes(model_bytes, metadata)
         seen: list[np.ndarray] = []
         report = drive(tflite_policy_fn(tflite, kind), f"int8 model ({method})", seen)
@@ -610,7 +738,7 @@ def refusal_message(attempts: list[dict[str, Any]], min_agreement: float) -> str
         + ("ok" if lp["passed"] else "FAILED")
         + ")"
     )
-    tried = " and ".join(t["method"] for t in attempts)
+    tried = ", ".join(t["method"] for t in attempts)
     return (
         f"int8 model refused after {tried}: {agree}; {laps}; nothing written. Try more "
         "--representative-frames or --distill-steps, --format float16, or pass "

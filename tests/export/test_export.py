@@ -91,18 +91,24 @@ def test_int8_export_end_to_end(run_dir, tmp_path, capsys):
     data = json.loads(captured.out)
     assert data["agreement"] >= 0.95 and data["passed"] is True
     assert data["size_bytes"] == len(read_bundle(out).model_bytes)
-    # full-integer int8 is about a quarter of float32
+    # int8 with float ends is about a quarter of float32
     assert 0.2 < data["size_bytes"] / data["float32_size_bytes"] < 0.35
     q = data["quantization"]
     assert q["input"]["dtype"] == "uint8" and q["input"]["shape"] == [1, 120, 160, 1]
     assert q["output"]["dtype"] == "float32"
     assert "FULLY_CONNECTED" in q["ops"] and "CONV_2D" in q["ops"]
-    assert q["kernels"] == q["per_channel_kernels"] == 5 and q["pixels_exact"] is True
+    # discrete: the pixels, pooling, first convolution and the head in float32; the two
+    # other convolutions and the hidden dense layer int8, per channel
+    assert q["recipe"] == "int8 with a float head and first layer"
+    assert q["float_ops"] == ["MUL", "AVERAGE_POOL_2D", "CONV_2D", "FULLY_CONNECTED", "SOFTMAX"]
+    assert q["kernels"] == q["per_channel_kernels"] == 3 and q["pixels_exact"] is True
     par = data["parity"]
     # agreement on the frames both models visited in their 10 laps; random poses beside
     assert par["frames_source"].startswith("on-policy") and par["frames"] >= 10
     assert par["held_out"]["frames"] == 200 and par["representative_frames"] == 200
     assert par["randomize"] == "standard" and par["method"] == "post-training"
+    assert par["attempts"][0]["float_ends"] is True
+    assert par["attempts"][0]["equalized"]["layer"] == "pi_dense4"
     for model in ("float", "tflite", "control"):
         lap = data["laps"][model]
         assert lap["trials"] == 10 and 0.0 <= lap["completion_pct"] <= 100.0
@@ -126,9 +132,11 @@ def test_int8_export_end_to_end(run_dir, tmp_path, capsys):
     listed = capsys.readouterr().out
     assert f"agreement {100 * data['agreement']:.2f}% on-policy" in listed
     assert f"laps {lp['tflite_laps']}/{lp['float_laps']} of float's" in listed
+    assert "int8 (float ends)" in listed
     assert racer(["models", "--store", str(store.root), "info", data["name"]]) == 0
     info = capsys.readouterr().out
     assert "on-policy frames" in info and "lap parity   ok" in info and "laps control" in info
+    assert "int8 (int8 with a float head and first layer: MUL, AVERAGE_POOL_2D" in info
 
 
 @pytest.mark.slow
@@ -182,14 +190,19 @@ def test_broken_int8_is_refused_with_both_figures_and_writes_nothing(
     assert len(err) == 1, captured.err
     assert "on-policy agreement" in err[0] and "(needs 99.5%: FAILED)" in err[0]
     assert "lap parity" in err[0] and "nothing written" in err[0]
-    assert "post-training and distillation" in err[0]
+    assert "post-training, distillation, float dense layers" in err[0]
     assert "agreement" in captured.out  # the figures are printed
     assert not out.exists() and not list(tmp_path.iterdir())
     # --allow-parity-loss writes it, flagged as not passed, with every attempt's figures.
     assert racer([*args, "--allow-parity-loss"]) == 0
     manifest = read_bundle(out).manifest["parity"]
     assert manifest["passed"] is False
-    assert [a["method"] for a in manifest["attempts"]] == ["post-training", "distillation"]
+    methods = [a["method"] for a in manifest["attempts"]]
+    assert methods == ["post-training", "distillation", "float dense layers"]
+    assert manifest["attempts"][2]["equalized"] is None
+    assert read_bundle(out).manifest["quantization"]["recipe"] == (
+        "int8 with float first and dense layers"
+    )
 
 
 def test_judge_laps_leaves_out_laps_the_float_control_does_not_share():
@@ -283,11 +296,71 @@ def test_every_format_runs_in_each_car_runtime(run_dir, backend):
     model, meta, _ = load_keras_policy(run_dir, "best")
     frames = np.random.default_rng(0).integers(0, 256, (32, 120, 160, 1), dtype=np.uint8)
     ref = keras_outputs(model, frames)
-    for fmt, tol in (("float32", 1e-4), ("float16", 0.02), ("int8", 0.1)):
-        policy = Policy.from_bytes(convert(model, fmt, frames), meta, backend=backend)
+    for fmt, ends, tol in (
+        ("float32", False, 1e-4),
+        ("float16", False, 0.02),
+        ("int8", False, 0.1),
+        ("int8", True, 0.1),
+    ):
+        model_bytes = convert(model, fmt, frames, float_ends=ends)
+        policy = Policy.from_bytes(model_bytes, meta, backend=backend)
         assert policy.backend == backend
         out = np.stack([policy.infer(f) for f in frames])
-        assert np.abs(out - ref).max() < tol, (fmt, np.abs(out - ref).max())
+        assert np.abs(out - ref).max() < tol, (fmt, ends, np.abs(out - ref).max())
+
+
+def test_near_ties_survive_int8_with_float_ends(run_dir):
+    """The measured failure of discrete policies: two actions nearly tied on many frames (a
+    trained policy choosing between neighbouring steering angles) while the others' logits
+    sit far below. Full-integer int8 rounds the logits to one grid sized by that whole
+    range and flips the near-ties; the export's recipe for discrete policies (float ends,
+    the hidden layer equalized) keeps the decisions the on-policy rule asks for."""
+    import keras
+
+    from trainer.checkpoint import load_keras_policy
+    from trainer.export import convert, quantization_info
+    from trainer.parity import MIN_ON_POLICY_AGREEMENT, keras_outputs
+    from trainer.quantize import equalize_head, float_ends
+    from vehicle.inference import Policy
+
+    model, meta, _ = load_keras_policy(run_dir, "best")
+    rng = np.random.default_rng(1)
+    frames = np.clip(
+        128 + np.cumsum(rng.integers(-12, 13, (300, 120, 160, 1)), axis=2), 0, 255
+    ).astype(np.uint8)
+    calibration, test = frames[:100], frames[100:]
+    hidden = keras.Model(model.inputs, model.layers[-3].output)
+    h_cal, h_test = (hidden.predict(f, verbose=0) for f in (calibration, test))
+    head = model.layers[-2]
+    units, n = head.kernel.shape
+    common = np.random.default_rng(0).normal(size=units)
+    # the gap follows what varies most between frames, as a trained policy's choices do
+    apart = np.linalg.svd(h_cal - h_cal.mean(0), full_matrices=False)[2][0]
+    p = h_test @ apart
+    c = 0.18 / (p.max() - p.min())
+    kernel = np.zeros((units, n))
+    kernel[:, 0] = common * 10.0 / np.std(h_cal @ common)  # logits spread over about +-30
+    kernel[:, 1] = kernel[:, 0] + c * apart  # action 1 wins by 0.02-0.2 on every frame
+    bias = np.full(n, -80.0)  # the other actions far below
+    bias[0] = -float(np.mean(h_cal @ kernel[:, 0]))
+    bias[1] = bias[0] + 0.02 - c * p.min()
+    head.kernel.assign(kernel.astype(np.float32))
+    head.bias.assign(bias.astype(np.float32))
+    ref = keras_outputs(model, test)
+
+    def agreement(model_bytes: bytes) -> float:
+        policy = Policy.from_bytes(model_bytes, meta)
+        out = np.stack([policy.infer(f) for f in test])
+        return compare(ref, out, "discrete").agreement
+
+    assert float_ends(meta.action_space.kind)
+    full_integer = convert(model, "int8", calibration)
+    assert quantization_info(full_integer, "int8")["recipe"] == "full-integer int8"
+    assert agreement(full_integer) < 0.95
+    equalized, _ = equalize_head(model, calibration)
+    assert np.abs(keras_outputs(equalized, test) - ref).max() < 1e-4  # the same function
+    ends = convert(equalized, "int8", calibration, float_ends=True)
+    assert agreement(ends) >= MIN_ON_POLICY_AGREEMENT
 
 
 def test_rounded_forward_is_what_tflite_computes_and_distillation_lowers_its_loss(run_dir):
@@ -308,12 +381,14 @@ def test_rounded_forward_is_what_tflite_computes_and_distillation_lowers_its_los
         128 + np.cumsum(rng.integers(-12, 13, (96, 120, 160, 1)), axis=2), 0, 255
     ).astype(np.uint8)
     ranges = [(tf.constant(lo), tf.constant(hi)) for lo, hi in activation_ranges(model, frames)]
-    simulated = tf.nn.softmax(_rounded_forward(_chain(model), ranges)(frames)).numpy()
-    int8 = Policy.from_bytes(convert(model, "int8", frames), meta)
-    real = np.stack([int8.infer(f) for f in frames])
-    assert np.abs(simulated - real).mean() < 0.01
-    assert np.mean(simulated.argmax(1) == real.argmax(1)) >= 0.9
-    assert np.mean(keras_outputs(model, frames).argmax(1) == real.argmax(1)) >= 0.9
-    student, figures = distill(model, frames, "discrete", steps=20)
+    for ends in (False, True):  # full-integer, and with the float ends of discrete policies
+        forward = _rounded_forward(_chain(model), ranges, float_ends=ends)
+        simulated = tf.nn.softmax(forward(frames)).numpy()
+        int8 = Policy.from_bytes(convert(model, "int8", frames, float_ends=ends), meta)
+        real = np.stack([int8.infer(f) for f in frames])
+        assert np.abs(simulated - real).mean() < 0.01
+        assert np.mean(simulated.argmax(1) == real.argmax(1)) >= 0.9
+        assert np.mean(keras_outputs(model, frames).argmax(1) == real.argmax(1)) >= 0.9
+    student, figures = distill(model, frames, "discrete", steps=20, float_ends=True)
     assert figures["rounded_loss_after"] <= figures["rounded_loss_before"]
     assert len(student.get_weights()) == len(model.get_weights())

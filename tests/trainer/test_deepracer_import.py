@@ -52,9 +52,13 @@ def test_sample_model_imports_with_parity_against_its_graph(imported):
     f16, i8 = data["formats"]["float16"]["parity"], data["formats"]["int8"]["parity"]
     assert f16["frames"] == i8["frames"] == 300
     assert f16["agreement"] >= 0.995 and f16["max_abs_error"] < 0.01
-    # post-training int8 of this model measures 98.4-99.0 %; the decisive frames agree
-    assert i8["agreement"] >= 0.97 and i8["decisive_agreement"] >= 0.99
-    assert data["formats"]["int8"]["quantization"]["input"]["dtype"] == "uint8"
+    # int8 with float ends measures 99.55 % of 2,000 frames (full-integer int8: 98.60 %);
+    # on 300 frames a near-tie or two may differ; the decisive frames agree
+    assert i8["agreement"] >= 0.99 and i8["decisive_agreement"] >= 0.995
+    quant = data["formats"]["int8"]["quantization"]
+    assert quant["input"]["dtype"] == "uint8" and quant["output"]["dtype"] == "float32"
+    assert quant["recipe"] == "int8 with a float head and first layer"
+    assert quant["float_ops"][-2:] == ["FULLY_CONNECTED", "SOFTMAX"]
     assert set(data["laps"]) >= {"graph", "int8", "track"}
     bundle = read_bundle(out / "sample48-int8.tar.gz")
     assert bundle.metadata.action_space.n == 12

@@ -133,6 +133,8 @@ class InstalledModel:
             "path": str(self.path),
             "size_bytes": size,
             "quantization": self.manifest.get("quantization", {}).get("format"),
+            "recipe": self.manifest.get("quantization", {}).get("recipe"),
+            "float_ops": self.manifest.get("quantization", {}).get("float_ops"),
             "action_space": meta.action_space.kind if meta else None,
             "n_actions": meta.action_space.n if meta else None,
             "control_rate_hz": meta.control_rate_hz if meta else None,
