@@ -18,12 +18,15 @@ random-pose frames (99 % agreement) and a few laps.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
-from typing import Any
+from typing import Any, TypeVar
 
 from tools.export_options import add_parity_options, print_stages, report
+
+T = TypeVar("T")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help="simulator seed")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     return p
+
+
+def _config(cls: type[T], args: argparse.Namespace) -> T:
+    """An ExportConfig or CarExportConfig from the options named like its fields (an
+    option left out keeps the field's default)."""
+    given = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    return cls(**{name: value for name, value in given.items() if value is not None})
 
 
 def _fmt_laps(lap: dict[str, Any]) -> str:
@@ -169,23 +179,7 @@ def main(argv: list[str]) -> int:
     from tools.progress import count_bar
     from trainer.export import ExportConfig, ParityError, export_run
 
-    config = ExportConfig(
-        run=args.run,
-        checkpoint=args.checkpoint,
-        format=args.format,
-        out=args.out,
-        name=args.name,
-        sign=args.sign,
-        representative_frames=args.representative_frames,
-        parity_frames=args.parity_frames,
-        min_agreement=args.min_agreement,
-        allow_parity_loss=args.allow_parity_loss,
-        laps=args.laps,
-        distill=args.distill,
-        distill_steps=args.distill_steps,
-        seed=args.seed,
-        randomize=args.randomize,
-    )
+    config = _config(ExportConfig, args)
     console = Console(stderr=True)
     if args.parity_frames < 2000:
         print(
@@ -226,16 +220,7 @@ def _deepracer_car(args: argparse.Namespace) -> int:
             f"{' and '.join(unused)} cannot go with --deepracer-car: the AWS car's archive holds "
             "no signature and takes its name from the file; drop them (or name it with --out)"
         )
-    config = CarExportConfig(
-        run=args.run,
-        checkpoint=args.checkpoint,
-        out=args.out,
-        parity_frames=args.parity_frames,
-        allow_parity_loss=args.allow_parity_loss,
-        seed=args.seed,
-        randomize=args.randomize,
-    )
-
+    config = _config(CarExportConfig, args)
     data = export_car(config, stage=print_stages("racer export")).to_json()
     if args.json:
         print(json.dumps(data, indent=2, default=str))

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trainer.errors import DeepRacerModelError
-from trainer.export import Stage, silent_stage
+from trainer.export import Stage, load_run_to_export, silent_stage
 
 CAR_MIN_AGREEMENT = 0.995
 """OpenVINO-converted graph vs the Keras policy: the least action agreement accepted."""
@@ -82,31 +82,25 @@ def export_car(
     stage: Stage = silent_stage,
 ) -> CarExportResult:
     """Export a run for the AWS DeepRacer car (see the module docstring)."""
-    import json
-
-    from trainer.checkpoint import RunDir, load_keras_policy
-    from trainer.config import config_from_json
     from trainer.deepracer_archive import CAR_GRAPH_MEMBER, write_car_archive
     from trainer.deepracer_graph import graph_from_keras, openvino_outputs, session_outputs
-    from trainer.evaluate import env_kwargs_for
     from trainer.parity import compare, keras_outputs, simulator_frames
 
     if config.parity_frames < 100:
         raise DeepRacerModelError(f"--parity-frames {config.parity_frames} must be at least 100")
+    if not 0.0 <= config.min_agreement <= 1.0:
+        raise DeepRacerModelError(
+            f"--min-agreement {config.min_agreement} must be between 0 and 1 "
+            f"(default {CAR_MIN_AGREEMENT})"
+        )
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    run = RunDir(config.run)
-    model, metadata, info = load_keras_policy(config.run, config.checkpoint)
-    train_cfg = config_from_json(
-        json.loads(run.config.read_text(encoding="utf-8")), str(run.config)
-    )
-    iteration = int(info.get("iteration", 0))
-    randomize = config.randomize or train_cfg.randomize
-    tracks = list(train_cfg.track)
+    run = load_run_to_export(config.run, config.checkpoint, config.randomize)
+    model, metadata = run.model, run.metadata
     out = (
         Path(config.out)
         if config.out
-        else run.path / "export" / f"{run.path.resolve().name}-{iteration}-deepracer.tar.gz"
+        else run.path / "export" / f"{run.path.resolve().name}-{run.iteration}-deepracer.tar.gz"
     )
     sensor = metadata.sensor[0]
     kind = metadata.action_space.kind
@@ -118,7 +112,7 @@ def export_car(
     frames = simulator_frames(
         model,
         metadata,
-        env_kwargs_for(tracks if len(tracks) > 1 else tracks[0], metadata, randomize),
+        run.frame_env_kwargs(),
         config.parity_frames,
         seed=config.seed * 2 + 2,
         on_progress=advance,
@@ -140,15 +134,7 @@ def export_car(
     v1_report = compare(reference, session_outputs(graph_bytes, frames, sensor), kind).to_json()
     timings["tf_compat_v1"] = time.perf_counter() - t0
 
-    source = {
-        "run": str(run.path.resolve()),
-        "checkpoint": config.checkpoint,
-        "iteration": iteration,
-        "tracks": tracks,
-        "randomize": randomize,
-        "network": metadata.neural_network,
-        "graph_member": CAR_GRAPH_MEMBER,
-    }
+    source = {**run.source(), "graph_member": CAR_GRAPH_MEMBER}
     passed = ov_report["agreement"] >= config.min_agreement
     result = CarExportResult(
         archive=None,

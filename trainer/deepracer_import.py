@@ -129,7 +129,7 @@ def import_model(
     from trainer.quantize import float_ends
     from vehicle.errors import MetadataError
     from vehicle.inference import Policy
-    from vehicle.metadata import ModelMetadata, parse_metadata
+    from vehicle.metadata import parse_metadata
     from vehicle.models.bundle import check_name, write_bundle
 
     if config.representative_frames < 200:
@@ -257,17 +257,7 @@ def import_model(
         if not formats[fmt]["parity"]["passed"] and not config.allow_parity_loss:
             continue
         quant = formats[fmt]["quantization"]
-        bundle_meta = ModelMetadata(
-            action_space=metadata.action_space,
-            training_algorithm=metadata.training_algorithm,
-            neural_network=metadata.neural_network,
-            sensor=metadata.sensor,
-            version=metadata.version,
-            control_rate_hz=metadata.control_rate_hz,
-            input_shape=metadata.input_shape,
-            preprocessing_version=metadata.preprocessing_version,
-            extra={**metadata.extra, "quantization": quant},
-        )
+        bundle_meta = metadata.with_extra(quantization=quant)
         parity = {
             **formats[fmt]["parity"],
             "laps": laps if fmt == "int8" else {},

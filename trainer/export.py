@@ -54,6 +54,7 @@ from trainer.parity import STEER_TOLERANCE_DEG as STEER_TOL_DEG
 from vehicle.metadata import ModelMetadata
 
 FORMATS = ("int8", "float16", "float32")
+"""TFLite formats `racer export` writes."""
 
 Stage = Callable[[str, int | None], Callable[[int], None]]
 """`stage(description, total)`, called as each step starts; returns a callback that
@@ -69,10 +70,63 @@ def _ignore_progress(_n: int) -> None:
     pass
 
 
-"""TFLite formats `racer export` writes."""
 CALIBRATION_SEED_OFFSET = 1000
 """int8 calibration laps use seeds from `seed + CALIBRATION_SEED_OFFSET`, the judging laps
 `seed`: disjoint episodes."""
+
+
+@dataclass
+class RunToExport:
+    """A run's checkpoint loaded for export (`racer export`, `--deepracer-car`): the float
+    Keras policy, its metadata, and what the run trained on."""
+
+    path: Path
+    reward_file: Path
+    checkpoint: str
+    iteration: int
+    model: Any
+    metadata: ModelMetadata
+    tracks: list[str]
+    randomize: str
+    """The randomization asked for, else the run's own."""
+
+    def frame_env_kwargs(self) -> dict[str, Any]:
+        """Simulator arguments for held-out frames: every track the run trained on."""
+        from trainer.evaluate import env_kwargs_for
+
+        track = self.tracks if len(self.tracks) > 1 else self.tracks[0]
+        return env_kwargs_for(track, self.metadata, self.randomize)
+
+    def source(self) -> dict[str, Any]:
+        """Where the exported model came from (the manifest's and result's `source`)."""
+        return {
+            "run": str(self.path.resolve()),
+            "checkpoint": self.checkpoint,
+            "iteration": self.iteration,
+            "tracks": self.tracks,
+            "randomize": self.randomize,
+            "network": self.metadata.neural_network,
+        }
+
+
+def load_run_to_export(run_dir: str, checkpoint: str, randomize: str | None) -> RunToExport:
+    """Load `checkpoint` ('best', 'last' or an iteration) of a `racer train` run."""
+    from trainer.checkpoint import RunDir, load_keras_policy
+    from trainer.config import load_train_config
+
+    run = RunDir(run_dir)
+    model, metadata, info = load_keras_policy(run_dir, checkpoint)
+    train_cfg = load_train_config(run.config)
+    return RunToExport(
+        path=run.path,
+        reward_file=run.reward_file,
+        checkpoint=checkpoint,
+        iteration=int(info.get("iteration", 0)),
+        model=model,
+        metadata=metadata,
+        tracks=list(train_cfg.track),
+        randomize=randomize or train_cfg.randomize,
+    )
 
 
 @dataclass(frozen=True)
@@ -354,9 +408,6 @@ def _file_sha256(path: Path) -> str | None:
 def export_run(config: ExportConfig, *, stage: Stage = silent_stage) -> ExportResult:
     """Export a run (see the module docstring). `stage(description, total)` is called at
     each step and returns a callback advancing that step's progress (for progress bars)."""
-    from trainer.checkpoint import RunDir, load_keras_policy
-    from trainer.config import config_from_json
-    from trainer.evaluate import env_kwargs_for
     from trainer.parity import (
         MIN_ON_POLICY_AGREEMENT,
         compare,
@@ -395,19 +446,13 @@ def export_run(config: ExportConfig, *, stage: Stage = silent_stage) -> ExportRe
         raise ExportError(f"--distill-steps {config.distill_steps} must be at least 1")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    run = RunDir(config.run)
-    model, metadata, info = load_keras_policy(config.run, config.checkpoint)
-    train_cfg = config_from_json(
-        __import__("json").loads(run.config.read_text(encoding="utf-8")), str(run.config)
-    )
-    iteration = int(info.get("iteration", 0))
-    randomize = config.randomize or train_cfg.randomize
-    tracks = list(train_cfg.track)
-    name = check_name(config.name or f"{run.path.resolve().name}-{iteration}-{config.format}")
+    run = load_run_to_export(config.run, config.checkpoint, config.randomize)
+    model, metadata, tracks, randomize = run.model, run.metadata, run.tracks, run.randomize
+    name = check_name(config.name or f"{run.path.resolve().name}-{run.iteration}-{config.format}")
     out = Path(config.out) if config.out else run.path / "export" / f"{name}.tar.gz"
     kind = metadata.action_space.kind
     tolerance = continuous_tolerance(metadata.action_space) if kind == "continuous" else (0.0, 0.0)
-    frame_kwargs = env_kwargs_for(tracks if len(tracks) > 1 else tracks[0], metadata, randomize)
+    frame_kwargs = run.frame_env_kwargs()
     timings["load"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -482,14 +527,9 @@ def export_run(config: ExportConfig, *, stage: Stage = silent_stage) -> ExportRe
             "use --format float16 meanwhile"
         )
     source = {
-        "run": str(run.path.resolve()),
-        "checkpoint": config.checkpoint,
-        "iteration": iteration,
-        "tracks": tracks,
-        "randomize": randomize,
+        **run.source(),
         "reward_sha256": _file_sha256(run.reward_file),
         "reward_file": run.reward_file.name if run.reward_file.exists() else None,
-        "network": metadata.neural_network,
     }
     result = ExportResult(
         bundle_path=None,
@@ -764,17 +804,7 @@ def _write(
         from vehicle.models.signing import load_signing_key
 
         signing_key = load_signing_key(config.sign)
-    bundle_meta = ModelMetadata(
-        action_space=metadata.action_space,
-        training_algorithm=metadata.training_algorithm,
-        neural_network=metadata.neural_network,
-        sensor=metadata.sensor,
-        version=metadata.version,
-        control_rate_hz=metadata.control_rate_hz,
-        input_shape=metadata.input_shape,
-        preprocessing_version=metadata.preprocessing_version,
-        extra={**metadata.extra, "quantization": quant},
-    )
+    bundle_meta = metadata.with_extra(quantization=quant)
     write_bundle(
         out,
         name=name,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +184,10 @@ class ModelMetadata:
     """Version of `vehicle.observation.preprocess` the model was trained with."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Further openracer fields (quantization parameters, provenance), kept as written."""
+
+    def with_extra(self, **fields: Any) -> ModelMetadata:
+        """A copy with `fields` added to `extra` (e.g. an exported model's quantization)."""
+        return replace(self, extra={**self.extra, **fields})
 
     def to_json(self) -> dict[str, Any]:
         """The dict to write as `model_metadata.json` (DeepRacer keys + an `openracer` key)."""

@@ -100,6 +100,21 @@ def test_a_converter_that_disagrees_is_refused_and_nothing_written(
     )
     assert not archive.exists() and not list(tmp_path.iterdir())
 
+    # --min-agreement is the car export's threshold too: at 0 the same graph is written
+    code = racer(["export", str(run_dir), "--deepracer-car", "--out", str(archive),
+                  "--parity-frames", "100", "--min-agreement", "0", "--json"])  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0 and data["passed"] and data["openvino"]["agreement"] < 0.995
+    assert archive.exists()
+
+
+def test_min_agreement_outside_0_to_1_is_refused_with_deepracer_car(run_dir, tmp_path, capsys):
+    code = racer(["export", str(run_dir), "--deepracer-car", "--min-agreement", "1.5",
+                  "--out", str(tmp_path / "a.tar.gz")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and "--min-agreement 1.5 must be between 0 and 1" in err
+    assert not list(tmp_path.iterdir())
+
 
 def test_import_writes_what_passes_and_refuses_a_broken_int8(
     run_dir, tmp_path, monkeypatch, capsys
