@@ -16,7 +16,7 @@ hfov_deg=120)` to train for such a lens.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -59,6 +59,10 @@ class CameraConfig:
             raise SimConfigError(f"CameraConfig.height_m {self.height_m} is outside 0.02-2 m")
         if not -30.0 <= self.pitch_deg <= 80.0:
             raise SimConfigError(f"CameraConfig.pitch_deg {self.pitch_deg} is outside -30..80 deg")
+
+    def resized(self, width_px: int, height_px: int) -> CameraConfig:
+        """The same lens and mounting rendering `width_px` x `height_px` (a display view)."""
+        return replace(self, width_px=width_px, height_px=height_px)
 
     @property
     def focal_px(self) -> float:

@@ -391,17 +391,7 @@ class RaceEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array":
             return None
-        cam = self.world.camera
-        big = CameraConfig(
-            model=cam.model,
-            width_px=320,
-            height_px=240,
-            hfov_deg=cam.hfov_deg,
-            height_m=cam.height_m,
-            forward_m=cam.forward_m,
-            pitch_deg=cam.pitch_deg,
-            max_ground_distance_m=cam.max_ground_distance_m,
-        )
+        big = self.world.camera.resized(320, 240)
         return cv2.cvtColor(self.world.render(color=True, camera=big), cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:

@@ -158,7 +158,6 @@ def _video(args: argparse.Namespace) -> dict[str, Any]:
     import imageio.v2 as imageio
     from rich.progress import Progress
 
-    from sim2real.camera import CameraConfig
     from sim2real.pure_pursuit import PurePursuit, PurePursuitConfig
 
     env = _env(args, args.randomize)
@@ -176,17 +175,7 @@ def _video(args: argparse.Namespace) -> dict[str, Any]:
         if args.max_frames > 0:
             limit = min(limit, args.max_frames)
         while laps < args.laps and steps < limit:
-            cam = world.camera
-            big = CameraConfig(
-                model=cam.model,
-                width_px=320,
-                height_px=240,
-                hfov_deg=cam.hfov_deg,
-                height_m=cam.height_m,
-                forward_m=cam.forward_m,
-                pitch_deg=cam.pitch_deg,
-                max_ground_distance_m=cam.max_ground_distance_m,
-            )
+            big = world.camera.resized(320, 240)
             fpv = cv2.resize(
                 world.render(color=True, camera=big), FPV_SIZE, interpolation=cv2.INTER_LINEAR
             )
