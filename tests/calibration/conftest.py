@@ -1,4 +1,5 @@
-"""Shared pieces of the calibrator tests: a fake camera and an app factory."""
+"""Shared pieces of the calibrator tests: a fake camera and an app factory (the Pilot
+helpers are in tests/pilot.py)."""
 
 from __future__ import annotations
 
@@ -48,54 +49,3 @@ def make_app(path: Path, link: FakeLink | None = None, **kwargs: object) -> Cali
 @pytest.fixture
 def link() -> FakeLink:
     return FakeLink()
-
-
-def run_async(fn):  # type: ignore[no-untyped-def]
-    """Run an async test function with asyncio (no async pytest plugin is installed)."""
-    import asyncio
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    """Pause until `condition()` holds (the app runs threads, so "idle" is not enough)."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s: {condition}")
-        await pilot.pause(0.02)
-
-
-async def goto(pilot, key: str, screen_type: type) -> None:  # type: ignore[no-untyped-def]
-    """Press a screen key and wait until that screen shows."""
-    await pilot.press(key)
-    await until(pilot, lambda: isinstance(pilot.app.screen, screen_type))
-
-
-async def hold_key(pilot, key: str, seconds: float, interval_s: float = 0.04, until=None) -> None:  # type: ignore[no-untyped-def]
-    """A key held down: the terminal's auto-repeat sends it every `interval_s`, whether or
-    not the app is idle (Pilot's `press` waits for idle between keys, which a busy app
-    with a simulated board in the same process may never be). With `until`, held until
-    that condition holds (released then), failing if it has not after `seconds`: what a
-    key does takes longer on a loaded machine, so the test waits on the effect, not a
-    fixed time."""
-    import asyncio
-    import time
-
-    from textual import events
-
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if until is not None and until():
-            return
-        pilot.app.post_message(events.Key(key, key if len(key) == 1 else None))
-        await asyncio.sleep(interval_s)
-    if until is not None and not until():
-        raise AssertionError(f"{key!r} held {seconds} s and still not: {until}")

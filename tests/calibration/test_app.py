@@ -21,8 +21,9 @@ from calibration.screens.speed import SpeedScreen
 from calibration.screens.steering import SteeringScreen
 from calibration.screens.throttle import ThrottleScreen
 from calibration.store import CalibrationStore
-from tests.calibration.conftest import goto, make_app, run_async, until
+from tests.calibration.conftest import make_app
 from tests.calibration.fakes import FakeLink
+from tests.pilot import goto, run_async, until
 from tests.screen_text import screen_text
 
 pytestmark = pytest.mark.slow  # each test runs the app for a few seconds

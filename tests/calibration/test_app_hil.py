@@ -13,7 +13,8 @@ from calibration.screens.base import ConfirmScreen
 from calibration.screens.steering import SteeringScreen
 from calibration.screens.throttle import ThrottleScreen
 from sim2real.hil.board import SimulatedFirmware
-from tests.calibration.conftest import goto, hold_key, make_app, run_async, until
+from tests.calibration.conftest import make_app
+from tests.pilot import goto, hold_key, run_async, until
 from vehicle.link import Link, LinkConfig
 
 pytestmark = pytest.mark.slow

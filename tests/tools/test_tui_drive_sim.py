@@ -6,12 +6,9 @@ from the simulator's pure-pursuit expert (tests/vehicle/expert_model.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ pytest.importorskip("tensorflow")
 pytest.importorskip("sim2real.world")
 
 from sim2real.hil.session import HILConfig  # noqa: E402
+from tests.pilot import WAIT_S, run_async, until  # noqa: E402
 from tests.screen_text import screen_text as text  # noqa: E402
 from tests.tools.tui_terminal import ROOT, Terminal  # noqa: E402
 from tests.vehicle.expert_model import build_expert_model  # noqa: E402
@@ -29,31 +27,12 @@ from vehicle.inference import Policy  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-WAIT_S = 60.0
-"""Generous: the machine running these may be loaded; nothing here measures time."""
-
 
 @pytest.fixture(scope="module")
 def expert(tmp_path_factory):
     tfl, meta, acc = build_expert_model(tmp_path_factory.mktemp("expert"))
     assert acc > 0.8
     return tfl, meta
-
-
-def run_async(fn):  # type: ignore[no-untyped-def]
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-async def until(pilot, condition, timeout_s: float = WAIT_S) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        await pilot.pause(0.05)
 
 
 @run_async

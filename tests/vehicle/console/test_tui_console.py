@@ -4,14 +4,13 @@ and snapshots of its screens at 80x24 and 120x40."""
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from tests.pilot import run_async, until
 from tests.screen_text import screen_text as text
 from tests.vehicle.console.console_parts import FakeModel, FakeStore, Rig, SyntheticCamera
 from vehicle.camera import Frame
@@ -22,25 +21,6 @@ from vehicle.link import Telemetry
 from vehicle.pulses import PulseCalibration
 
 pytestmark = pytest.mark.slow  # each test runs the console and the simulated board
-
-
-def run_async(fn):  # type: ignore[no-untyped-def]
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        return asyncio.run(fn(*args, **kwargs))
-
-    return wrapper
-
-
-async def until(pilot, condition, timeout_s: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            # The screen says why (a drive that ended at once logs its stop reason).
-            raise AssertionError(
-                f"condition not met within {timeout_s} s; screen:\n{text(pilot.app)}"
-            )
-        await pilot.pause(0.02)
 
 
 def _eventually_disarmed(rig: Rig, timeout_s: float = 20.0) -> None:
