@@ -10,7 +10,11 @@ Owns the port, a reader thread (frames in: telemetry, acks, version), a keeper t
         link.neutral(); link.disarm()
 
 Liveness: the keeper sends HEARTBEAT at `heartbeat_hz`; the firmware answers each with
-TELEMETRY. If no valid frame arrives for `timeout_s`, every call raises `LinkTimeout`;
+TELEMETRY. If a heartbeat goes unanswered for `timeout_s` (no valid frame arrives after
+it, and none is waiting unread), every call raises `LinkTimeout`. Silence is counted from
+the first heartbeat sent after the last frame, not from the last frame: a host held back
+by its own busy machine (its keeper sent nothing, or its reader has not read the answer
+yet) is not a silent motor controller; the drive loop's deadline misses show that;
 if the port itself fails (cable pulled, device gone) every call raises `LinkError` until
 the reader has reconnected. If the reader thread itself fails on a frame (a payload it
 cannot decode, a host bug), it sends neutral, stops, and every later call raises
@@ -230,6 +234,8 @@ class Link:
         self._version: FirmwareInfo | None = None
         self._telemetry: Telemetry | None = None
         self._last_rx = 0.0
+        self._unanswered_since: float | None = None
+        """When the first heartbeat after the last frame received was sent (None: none since)."""
         self._port_error: BaseException | None = None
         self._reader_error: BaseException | None = None
         self._closed = False
@@ -305,6 +311,7 @@ class Link:
             self._parser.reset()
             self._port_error = None
             self._last_rx = time.monotonic()
+            self._unanswered_since = None
 
     # -- state -------------------------------------------------------------------------
 
@@ -320,9 +327,35 @@ class Link:
             return "failed"
         if self._port_error is not None:
             return "lost"
-        if time.monotonic() - self._last_rx > self.config.timeout_s:
+        if self._silence_s() > self.config.timeout_s:
             return "timeout"
         return "up"
+
+    def _silence_s(self) -> float:
+        """How long the motor controller has left a heartbeat unanswered: 0 when it has
+        answered every one, or when its answer is waiting unread in the port."""
+        since = self._unanswered_since
+        if since is None:
+            if self._keeper_alive():
+                return 0.0
+            since = self._last_rx  # no keeper sends heartbeats: any quiet counts
+        silence = time.monotonic() - since
+        if silence > self.config.timeout_s and self._input_waiting():
+            return 0.0
+        return silence
+
+    def _keeper_alive(self) -> bool:
+        """The keeper thread runs (or the link is not open yet)."""
+        keeper = next((t for t in self._threads if t.name == "link-keeper"), None)
+        return keeper is None or keeper.is_alive()
+
+    def _input_waiting(self) -> bool:
+        """Bytes from the controller wait in the port that the reader has not read yet."""
+        ser = self._ser
+        try:
+            return ser is not None and int(ser.in_waiting) > 0
+        except Exception:
+            return False
 
     @property
     def _broken(self) -> bool:
@@ -350,12 +383,14 @@ class Link:
                 f"serial link {self.config.port} lost: {err}; check the cable to the motor "
                 "controller"
             ) from err
-        age = time.monotonic() - self._last_rx
-        if age > self.config.timeout_s:
+        silence = self._silence_s()
+        if silence > self.config.timeout_s:
+            last = time.monotonic() - self._last_rx
             raise LinkTimeout(
-                f"motor controller on {self.config.port} silent for {age * 1000:.0f} ms "
-                f"(limit {self.config.timeout_s * 1000:.0f} ms); is the firmware running and "
-                "the baud rate right?"
+                f"motor controller on {self.config.port} silent for {silence * 1000:.0f} ms "
+                f"(limit {self.config.timeout_s * 1000:.0f} ms; heartbeats unanswered, last "
+                f"frame {last * 1000:.0f} ms ago); is the firmware running and the baud rate "
+                "right?"
             )
 
     @property
@@ -566,6 +601,7 @@ class Link:
     def _on_frame(self, parser: P.Parser, msg_id: int) -> None:
         now = time.monotonic()
         self._last_rx = now
+        self._unanswered_since = None
         self.stats.frames_ok += 1
         frame = parser.frame
         with self._cond:
@@ -636,6 +672,8 @@ class Link:
                 if self._ser is not None and self._port_error is None:
                     if now >= next_hb:
                         next_hb = now + hb_period
+                        if self._unanswered_since is None:  # before the write: its answer clears it
+                            self._unanswered_since = now
                         self._write_frame(lambda s: self._enc.frame(P.MSG_HEARTBEAT, s, 0))
                     if now >= next_cmd:
                         next_cmd = now + cmd_period

@@ -84,32 +84,54 @@ def test_refused_arm_is_an_error(sim):
         assert link.telemetry().state == "disarmed"
 
 
+def _hold_one_command(link: Link, sim: SimulatedFirmware) -> tuple[float, int] | None:
+    """Arm, send one command, wait for the firmware's failsafe: how long the throttle was
+    held and how many repeats the keeper sent. None when the firmware tripped while the
+    command was still fresh and the keeper was repeating it: this process (the keeper and
+    the firmware are its threads) was held back longer than the failsafe timeout, and the
+    firmware rightly went to neutral; such a trial says nothing about the keeper."""
+    link.arm(PulseCalibration())
+    sent0 = link.stats.commands_sent
+    log0 = len(sim.board.pulse_log)
+    t_cmd = time.monotonic()
+    link.command(1450, 1380)
+    assert _wait(lambda: link.telemetry().state == "failsafe", 30.0)
+    assert sim.board.throttle_pin.duty_ns == 1446_000
+    throttle = [(t, us) for t, which, us in sim.board.pulse_log[log0:] if which == "throttle"]
+    t_on = next(t for t, us in throttle if us == 1380)
+    t_off = next(t for t, us in throttle if us == 1446 and t > t_on)
+    repeats = link.stats.commands_sent - sent0 - 1
+    if t_off < t_cmd + link.config.command_ttl_s and repeats >= 5:
+        return None
+    return t_off - t_on, repeats
+
+
 def test_commands_repeat_while_fresh_then_stop_and_firmware_fails_safe(sim):
     """One command with a 3 s TTL against a 1 s firmware failsafe: the keeper's repeats
     hold the throttle for the TTL (without them the firmware would trip 1 s after the
     command), then stop, and the firmware fails safe on its own. (The car's 100 ms
     failsafe would ask this test process's threads to run every 100 ms on a loaded
     machine; the firmware's own timing is tested on its simulated clock in
-    test_firmware.py.)"""
+    test_firmware.py.) A trial in which the machine held this process back for longer
+    than the failsafe is tried again, up to three times."""
     cfg = LinkConfig(
         port=sim.port, timeout_s=SIM_SILENCE_S, command_ttl_s=3.0, failsafe_timeout_ms=1000
     )
     with Link(cfg) as link:
-        link.arm(PulseCalibration())
-        sent0 = link.stats.commands_sent
-        link.command(1450, 1380)
-        assert _wait(lambda: link.telemetry().state == "failsafe", 30.0)
-        assert sim.board.throttle_pin.duty_ns == 1446_000
-        throttle = [(t, us) for t, which, us in sim.board.pulse_log if which == "throttle"]
-        t_on = next(t for t, us in throttle if us == 1380)
-        t_off = next(t for t, us in throttle if us == 1446 and t > t_on)
-        held_s = t_off - t_on
+        for _ in range(3):
+            failsafes0 = link.telemetry().failsafes
+            held = _hold_one_command(link, sim)
+            if held is not None:
+                break
+        else:
+            pytest.fail("in 3 trials this process was held back > 1 s while repeating")
+        held_s, repeats = held
         assert held_s >= 2.5, f"throttle held {held_s * 1000:.0f} ms: commands not repeated"
-        repeats = link.stats.commands_sent - sent0 - 1
         assert 5 <= repeats <= 3.0 * cfg.command_repeat_hz + 2, repeats
-        time.sleep(0.2)  # stale: nothing more is sent
-        assert link.stats.commands_sent - sent0 - 1 == repeats
-        assert link.telemetry().failsafes == 1
+        sent = link.stats.commands_sent
+        time.sleep(0.2)  # stale since the TTL ended: nothing more is sent
+        assert link.stats.commands_sent == sent
+        assert link.telemetry().failsafes == failsafes0 + 1
 
 
 def test_a_reader_failure_goes_neutral_and_the_next_call_raises_it(sim, monkeypatch):
@@ -414,6 +436,34 @@ def test_a_link_closed_while_reconnecting_closes_the_port_it_reopened():
     assert len(closed) == 1 and link._ser is None
 
 
+def test_a_host_that_asked_nothing_is_not_told_the_firmware_is_silent(sim, monkeypatch):
+    """Silence is a heartbeat left unanswered, not time since the last frame: a host held
+    back by its busy machine (its keeper sent no heartbeat, or the answer waits unread in
+    the port) is not a silent motor controller. A keeper that died counts all quiet."""
+    cfg = LinkConfig(port=sim.port, timeout_s=0.3, heartbeat_hz=0.001)  # one heartbeat
+    with Link(cfg) as link:
+        assert _wait(lambda: link._unanswered_since is None, 5.0)  # the first one answered
+        time.sleep(0.5)  # quiet, as nothing was asked
+        assert link.state == "up"
+        link.check()
+
+        link._unanswered_since = time.monotonic() - 1.0  # asked, and no answer for 1 s
+        assert link.state == "timeout"
+        with pytest.raises(LinkTimeout, match="heartbeats unanswered"):
+            link.check()
+
+        monkeypatch.setattr(Link, "_input_waiting", lambda self: True)  # answered, unread
+        assert link.state == "up"
+        monkeypatch.undo()
+
+        link._unanswered_since = None
+        link._closed = True  # the keeper ends; the quiet since the last frame counts
+        for t in link._threads:
+            t.join(timeout=5)
+        link._closed = False  # open again for the check (and for close() at the end)
+        assert link.state == "timeout"
+
+
 def test_disarm_is_sent_after_a_quiet_moment(sim):
     """The firmware was quiet for longer than the silence limit (a stalled machine) when
     the drive ended: the DISARM still goes out, and the firmware's ACK ends the quiet."""
@@ -422,7 +472,7 @@ def test_disarm_is_sent_after_a_quiet_moment(sim):
     with Link(cfg) as link:
         link.arm(PulseCalibration(), timeout_ms=2000)  # its ACK follows that telemetry
         assert sim.controller.state == P.STATE_ARMED
-        link._last_rx = time.monotonic() - 2 * SIM_SILENCE_S  # quiet for too long
+        link._unanswered_since = time.monotonic() - 2 * SIM_SILENCE_S  # quiet for too long
         assert link.state == "timeout"
         link.disarm()
         assert sim.controller.state == P.STATE_DISARMED
