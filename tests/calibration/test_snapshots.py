@@ -21,7 +21,8 @@ from calibration.model import (
     SteeringCalibration,
     make_channel,
 )
-from tests.calibration.conftest import make_app, until
+from tests.calibration.conftest import make_app
+from tests.pilot import until
 
 pytestmark = pytest.mark.slow  # each snapshot starts the app
 
