@@ -3,9 +3,9 @@
 Each failure raises `TrackValidationError` with a one-line message naming the source (file
 or track name), the offending value and the fix. Checks, in order: shape and dtype, finite
 values, size (rows, coordinate range), enough points, repeated points, closure, length and
-extent, a width the car fits in, inner border inside the outer one, no self-intersecting
-centre line, no border crossing the other border or the centre line, no border crossing
-itself.
+extent, a width the car fits in, no self-intersecting centre line, no border crossing the
+other border or the centre line, no border crossing itself, and last the inner border inside
+the outer one (by area, which means something only for loops that do not cross themselves).
 
 Size limits come from DeepRacer's real routes (shared/data/deepracer-tracks: 22-203 rows,
 centre lines 5.7-33.3 m long, within 11 m of the origin, 0.61-1.19 m wide) and the 1/18
@@ -184,7 +184,15 @@ def check_polylines(
             "is needed for the car to drive it; coordinates are metres: rescale a file in "
             "another unit"
         )
+    _check_no_crossing(center, center, closed, source, "the centre line crosses itself")
+    _check_no_crossing(inner, outer, closed, source, "the inner border crosses the outer border")
+    _check_no_crossing(inner, center, closed, source, "the inner border crosses the centre line")
+    _check_no_crossing(outer, center, closed, source, "the outer border crosses the centre line")
+    _check_no_crossing(inner, inner, closed, source, "the inner border crosses itself")
+    _check_no_crossing(outer, outer, closed, source, "the outer border crosses itself")
     if closed:
+        # Only after the crossing checks: a border that crosses itself (a figure eight)
+        # encloses no meaningful area, and its two borders tie to rounding error.
         a_in, a_out = abs(signed_area(inner)), abs(signed_area(outer))
         if a_in >= a_out:
             raise TrackValidationError(
@@ -192,12 +200,6 @@ def check_polylines(
                 f"the outer border (columns 4-5, {a_out:.3f} m^2); the borders are swapped, "
                 "exchange columns 2-3 with 4-5"
             )
-    _check_no_crossing(center, center, closed, source, "the centre line crosses itself")
-    _check_no_crossing(inner, outer, closed, source, "the inner border crosses the outer border")
-    _check_no_crossing(inner, center, closed, source, "the inner border crosses the centre line")
-    _check_no_crossing(outer, center, closed, source, "the outer border crosses the centre line")
-    _check_no_crossing(inner, inner, closed, source, "the inner border crosses itself")
-    _check_no_crossing(outer, outer, closed, source, "the outer border crosses itself")
 
 
 def signed_area(poly: np.ndarray) -> float:
