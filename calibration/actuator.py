@@ -143,6 +143,8 @@ class _State:
     hold_us: int | None = None
     hold_until: float = 0.0
     run_until: float = 0.0
+    run_s: float | None = None
+    """A timed run's length while it waits for its first command; its clock starts then."""
     run_id: int = 0
     dropouts: int = 0
     rearm: bool = True
@@ -200,16 +202,19 @@ class Actuator:
             s = self._s
             s.hold_us = max(PULSE_MIN_US, min(PULSE_MAX_US, int(throttle_us)))
             s.hold_until = self._clock() + self.config.deadman_s
-            s.run_until = 0.0
+            s.run_until, s.run_s = 0.0, None
 
     def run_for(self, throttle_us: int, duration_s: float) -> int:
         """Drive the ESC at `throttle_us` for `duration_s` (the speed test), then neutral.
-        Returns the run's id (see `ActuatorStatus.run_id`)."""
+        Returns the run's id (see `ActuatorStatus.run_id`). The run's `duration_s` counts
+        from the tick that sends its first command, not from this call: on a machine that
+        holds the worker thread back, a run timed from the request would be cut short (or
+        never sent) while the speed test records the full duration."""
         duration_s = min(float(duration_s), self.config.max_run_s)
         with self._lock:
             s = self._s
             s.hold_us = max(PULSE_MIN_US, min(PULSE_MAX_US, int(throttle_us)))
-            s.run_until = self._clock() + duration_s
+            s.run_s, s.run_until = duration_s, 0.0
             s.hold_until = 0.0
             s.run_id += 1
             return s.run_id
@@ -227,7 +232,7 @@ class Actuator:
 
     def _stop_locked(self) -> None:
         s = self._s
-        s.hold_us, s.hold_until, s.run_until = None, 0.0, 0.0
+        s.hold_us, s.hold_until, s.run_until, s.run_s = None, 0.0, 0.0, None
 
     # ---- worker thread --------------------------------------------------------------
 
@@ -239,12 +244,16 @@ class Actuator:
             throttle = s.neutral_us
             remaining = None
             if s.hold_us is not None and s.lost is None:
+                if s.run_s is not None:  # a timed run's first command: its clock starts
+                    s.run_until, s.run_s = now + s.run_s, None
                 if now < s.run_until:
                     throttle, remaining = s.hold_us, s.run_until - now
                 elif now < s.hold_until:
                     throttle = s.hold_us
                 else:
                     s.hold_us = None
+            elif s.run_s is not None:
+                remaining = s.run_s  # waiting for the link to come back: not started, not over
             return s.steer_us, throttle, remaining, s.run_id
 
     def tick(self) -> ActuatorStatus:

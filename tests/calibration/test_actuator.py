@@ -67,6 +67,37 @@ def test_timed_run_ends_by_itself_and_stop_cancels_it() -> None:
     assert act.tick().throttle_us == NEUTRAL
 
 
+def test_a_timed_run_counts_from_its_first_command_not_from_the_request() -> None:
+    # the worker thread held back 0.7 s (a busy machine) must not shorten a 0.5 s run: the
+    # speed test records the duration it asked for
+    act, link, clock = _make()
+    act.tick()
+    act.run_for(1380, 0.5)
+    clock.advance(0.7)
+    s = act.tick()
+    assert s.throttle_us == 1380 and s.run_remaining_s == 0.5
+    assert link.last_command() == (CENTRE, 1380)
+    clock.advance(0.45)
+    assert act.tick().throttle_us == 1380
+    clock.advance(0.06)
+    s = act.tick()
+    assert s.throttle_us == NEUTRAL and s.run_remaining_s is None
+
+
+def test_a_timed_run_waits_for_a_lost_link_without_ending() -> None:
+    act, link, clock = _make()
+    act.tick()
+    link.fail = True
+    assert act.tick().link_state == "lost"
+    act.run_for(1380, 0.5)  # asked for while the link is down
+    link.fail = False
+    s = act.tick()  # this tick finds the link back: neutral, the run still to come
+    assert s.throttle_us == NEUTRAL and s.run_remaining_s == 0.5 and s.link_state == "ok"
+    clock.advance(1.0)
+    s = act.tick()
+    assert s.throttle_us == 1380 and s.run_remaining_s == 0.5
+
+
 def test_neutral_centres_steering_and_set_neutral_rearms() -> None:
     act, link, _ = _make()
     act.steer(1600)
