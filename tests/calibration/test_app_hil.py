@@ -52,8 +52,8 @@ async def test_keys_move_the_simulated_car(tmp_path: Path, car) -> None:  # type
         # held until the car is moving (1 s on an idle machine), at most 15 s
         await hold_key(pilot, "w", 15.0, until=lambda: sim.physics.speed_mps > 0.3)
         # released: the firmware outputs neutral again and the car slows to a stop
-        await until(pilot, lambda: link.telemetry().throttle_us == 1446, timeout_s=2.0)
-        await until(pilot, lambda: sim.physics.speed_mps < 0.05, timeout_s=5.0)
+        await until(pilot, lambda: link.telemetry().throttle_us == 1446)
+        await until(pilot, lambda: sim.physics.speed_mps < 0.05)
     assert sim.controller.state == 0  # quitting disarmed the firmware
 
 
